@@ -1,0 +1,42 @@
+"""WebSocket server and client, and EventSource server, for anyio (trio or asyncio).
+
+The Python counterpart of Node's faye-websocket::
+
+    from faye_websocket import WebSocket
+"""
+
+from __future__ import annotations
+
+from ._core.deflate import PerMessageDeflate as PerMessageDeflate
+from ._core.websocket import ReadyState as ReadyState
+from ._emitter import Event as Event
+from ._websocket import WebSocket as WebSocket
+from .exceptions import ConnectionClosed as ConnectionClosed
+from .exceptions import ConnectionClosedError as ConnectionClosedError
+from .exceptions import ConnectionClosedOK as ConnectionClosedOK
+from .exceptions import FayeWebSocketError as FayeWebSocketError
+from .exceptions import HandshakeError as HandshakeError
+from .exceptions import ProtocolError as ProtocolError
+from .exceptions import ProxyError as ProxyError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "Event",
+    "FayeWebSocketError",
+    "HandshakeError",
+    "PerMessageDeflate",
+    "ProtocolError",
+    "ProxyError",
+    "ReadyState",
+    "WebSocket",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("faye_websocket._"):
+        _obj.__module__ = "faye_websocket"
+del _name, _obj

@@ -1,0 +1,287 @@
+"""permessage-deflate (RFC 7692): negotiation and a per-connection codec.
+
+:class:`PerMessageDeflate` is the user-facing configuration (one instance may
+serve many connections). Negotiation turns it into :class:`DeflateParams`,
+and :class:`DeflateSession` is the per-connection codec that plugs into
+wsproto's frame protocol. It inflates with a cap, so a small compressed
+message that would grow past ``max_length`` is refused without the whole
+output ever being allocated.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from wsproto.extensions import Extension as _WsprotoExtension
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+
+__all__ = ["DeflateParams", "DeflateSession", "NegotiationError", "PerMessageDeflate"]
+
+_MAX_BITS = 15
+_MIN_BITS = 8
+# The sync-flush marker RFC 7692 section 7.2.1 strips from every message.
+_TAIL = b"\x00\x00\xff\xff"
+_NO_RSV = RsvBits(False, False, False)
+
+Params = dict[str, "str | None"]
+
+
+class NegotiationError(ValueError):
+    """A permessage-deflate offer or response breaks RFC 7692."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateParams:
+    """What one connection agreed on, from this endpoint's point of view."""
+
+    #: LZ77 window we compress with.
+    outbound_bits: int = _MAX_BITS
+    #: We reset our compressor after every message.
+    outbound_no_context_takeover: bool = False
+    #: The peer resets its compressor after every message.
+    inbound_no_context_takeover: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PerMessageDeflate:
+    """The permessage-deflate extension (RFC 7692), for ``extensions=[...]``.
+
+    Args:
+        level: zlib compression level, 0-9 or -1 for zlib's default.
+        mem_level: zlib memory level, 1-9; lower uses less memory per connection.
+        max_window_bits: largest LZ77 window (8-15) this side compresses with.
+        request_max_window_bits: ask the peer to compress with at most this window.
+        no_context_takeover: reset this side's compressor after every message
+            (less memory per idle connection, worse ratio).
+        request_no_context_takeover: ask the peer to do the same.
+    """
+
+    level: int = zlib.Z_DEFAULT_COMPRESSION
+    mem_level: int = 8
+    max_window_bits: int | None = None
+    request_max_window_bits: int | None = None
+    no_context_takeover: bool = False
+    request_no_context_takeover: bool = False
+
+    name = "permessage-deflate"
+
+    def __post_init__(self) -> None:
+        if not -1 <= self.level <= 9:
+            raise ValueError(f"level must be -1 to 9, not {self.level!r}")
+        if not 1 <= self.mem_level <= 9:
+            raise ValueError(f"mem_level must be 1 to 9, not {self.mem_level!r}")
+        for option in ("max_window_bits", "request_max_window_bits"):
+            bits = getattr(self, option)
+            if bits is not None and not _MIN_BITS <= bits <= _MAX_BITS:
+                raise ValueError(f"{option} must be 8 to 15, not {bits!r}")
+
+    # -- server side -------------------------------------------------------
+
+    def accept(self, offer: Params) -> tuple[Params, DeflateParams]:
+        """Answer one client offer (RFC 7692 section 7.1).
+
+        Returns:
+            The response parameters and the agreed settings.
+
+        Raises:
+            NegotiationError: the offer is invalid; try the next one.
+        """
+        _validate(offer, client_side_offer=True)
+        response: Params = {}
+
+        # 7.1.1.1: the client may forbid our context takeover.
+        outbound_reset = self.no_context_takeover or "server_no_context_takeover" in offer
+        if outbound_reset:
+            response["server_no_context_takeover"] = None
+        # 7.1.1.2: we may ask the client to reset its context.
+        inbound_reset = self.request_no_context_takeover or "client_no_context_takeover" in offer
+        if inbound_reset:
+            response["client_no_context_takeover"] = None
+
+        # 7.1.2.1: the client may cap our window; we answer with what we use.
+        own_bits = min(self.max_window_bits or _MAX_BITS, _bits(offer, "server_max_window_bits"))
+        if "server_max_window_bits" in offer:
+            # Only echoed when asked for: Firefox fails the connection on an
+            # unsolicited server_max_window_bits (as the reference notes).
+            response["server_max_window_bits"] = str(own_bits)
+
+        # 7.1.2.2: we may cap the client's window, but only if it said it can.
+        if "client_max_window_bits" in offer:
+            peer_bits = min(self.request_max_window_bits or _MAX_BITS,
+                            _bits(offer, "client_max_window_bits"))
+            if self.request_max_window_bits is not None or offer["client_max_window_bits"]:
+                response["client_max_window_bits"] = str(peer_bits)
+
+        return response, DeflateParams(own_bits, outbound_reset, inbound_reset)
+
+    # -- client side -------------------------------------------------------
+
+    def offer(self) -> Params:
+        """The parameters a client offers (RFC 7692 section 7.1)."""
+        params: Params = {}
+        if self.no_context_takeover:
+            params["client_no_context_takeover"] = None
+        if self.request_no_context_takeover:
+            params["server_no_context_takeover"] = None
+        # We can always honour a cap on our own window, so say so.
+        params["client_max_window_bits"] = (
+            str(self.max_window_bits) if self.max_window_bits is not None else None
+        )
+        if self.request_max_window_bits is not None:
+            params["server_max_window_bits"] = str(self.request_max_window_bits)
+        return params
+
+    def activate(self, response: Params) -> DeflateParams:
+        """Check the server's response to :meth:`offer`.
+
+        Raises:
+            NegotiationError: the response breaks what we asked for.
+        """
+        _validate(response, client_side_offer=False)
+        if self.request_no_context_takeover and "server_no_context_takeover" not in response:
+            raise NegotiationError("server did not accept server_no_context_takeover")
+        if self.request_max_window_bits is not None:
+            if "server_max_window_bits" not in response:
+                raise NegotiationError("server did not accept server_max_window_bits")
+            if _bits(response, "server_max_window_bits") > self.request_max_window_bits:
+                raise NegotiationError("server_max_window_bits above the requested value")
+        own_bits = min(self.max_window_bits or _MAX_BITS, _bits(response, "client_max_window_bits"))
+        outbound_reset = self.no_context_takeover or "client_no_context_takeover" in response
+        inbound_reset = "server_no_context_takeover" in response
+        return DeflateParams(own_bits, outbound_reset, inbound_reset)
+
+    def session(self, params: DeflateParams, *, max_length: int) -> DeflateSession:
+        """A codec for one connection."""
+        return DeflateSession(self, params, max_length=max_length)
+
+
+def format_params(name: str, params: Params) -> str:
+    """Render one ``Sec-WebSocket-Extensions`` element."""
+    parts = [name]
+    parts.extend(key if value is None else f"{key}={value}" for key, value in params.items())
+    return "; ".join(parts)
+
+
+_KNOWN = ("server_no_context_takeover", "client_no_context_takeover",
+          "server_max_window_bits", "client_max_window_bits")
+
+
+def _validate(params: Params, *, client_side_offer: bool) -> None:
+    for key, value in params.items():
+        if key not in _KNOWN:
+            raise NegotiationError(f"unknown permessage-deflate parameter {key!r}")
+        if key.endswith("no_context_takeover") and value is not None:
+            raise NegotiationError(f"{key} takes no value")
+        if key.endswith("max_window_bits"):
+            # A bare client_max_window_bits is allowed only in an offer.
+            if value is None and (key == "server_max_window_bits" or not client_side_offer):
+                raise NegotiationError(f"{key} needs a value")
+            if value is not None and not (
+                value.isdigit() and _MIN_BITS <= int(value) <= _MAX_BITS and value[0] != "0"
+            ):
+                raise NegotiationError(f"invalid {key} value {value!r}")
+
+
+def _bits(params: Params, key: str) -> int:
+    value = params.get(key)
+    return int(value) if value else _MAX_BITS
+
+
+class DeflateSession(_WsprotoExtension):
+    """The per-connection codec, driven by wsproto's frame protocol.
+
+    Inbound, it inflates frame by frame and counts the inflated size of the
+    message; outbound, it compresses each message into a single frame unless
+    :attr:`skip_next` is set (the ``compress=False`` option of ``send``).
+    """
+
+    name = "permessage-deflate"
+
+    def __init__(self, config: PerMessageDeflate, params: DeflateParams, *,
+                 max_length: int) -> None:
+        self._config = config
+        self._params = params
+        self._max_length = max_length
+        # zlib refuses an 8-bit window for raw deflate streams; 9 is the
+        # smallest it builds, and inflaters cope (the reference does the same).
+        self._outbound_wbits = -max(params.outbound_bits, 9)
+        self._compressor: zlib._Compress | None = None
+        self._decompressor: zlib._Decompress | None = None
+        self._inbound_compressed = False
+        self._inflated = 0
+        #: Set by the core to send the next message uncompressed.
+        self.skip_next = False
+
+    def enabled(self) -> bool:
+        return True
+
+    def offer(self) -> bool | str:  # negotiation happens outside wsproto
+        return False
+
+    # -- inbound -----------------------------------------------------------
+
+    def frame_inbound_header(self, proto: FrameDecoder | FrameProtocol, opcode: Opcode,
+                             rsv: RsvBits, payload_length: int) -> CloseReason | RsvBits:
+        if opcode.iscontrol():
+            return _NO_RSV  # RSV1 on a control frame is a protocol error
+        if opcode is Opcode.CONTINUATION:
+            if rsv.rsv1:  # RFC 7692 section 6.1: only the first frame may set it
+                return CloseReason.PROTOCOL_ERROR
+            return _NO_RSV
+        self._inbound_compressed = rsv.rsv1
+        self._inflated = 0
+        return RsvBits(True, False, False)
+
+    def frame_inbound_payload_data(self, proto: FrameDecoder | FrameProtocol,
+                                   data: bytes) -> bytes | CloseReason:
+        if not self._inbound_compressed:
+            return data
+        return self._inflate(data)
+
+    def frame_inbound_complete(self, proto: FrameDecoder | FrameProtocol,
+                               fin: bool) -> bytes | CloseReason | None:
+        if not self._inbound_compressed or not fin:
+            return None
+        tail = self._inflate(_TAIL)
+        self._inbound_compressed = False
+        if self._params.inbound_no_context_takeover:
+            self._decompressor = None  # the peer starts afresh; free the window
+        return tail
+
+    def _inflate(self, data: bytes) -> bytes | CloseReason:
+        if self._decompressor is None:
+            self._decompressor = zlib.decompressobj(-_MAX_BITS)
+        room = self._max_length - self._inflated
+        try:
+            # Ask for one byte more than fits: getting it proves the message
+            # is too large without inflating the rest.
+            out = self._decompressor.decompress(data, room + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        if len(out) > room:
+            return CloseReason.MESSAGE_TOO_BIG
+        self._inflated += len(out)
+        return out
+
+    # -- outbound ----------------------------------------------------------
+
+    def frame_outbound(self, proto: FrameDecoder | FrameProtocol, opcode: Opcode,
+                       rsv: RsvBits, data: bytes, fin: bool) -> tuple[RsvBits, bytes]:
+        if opcode.iscontrol():
+            return rsv, data
+        if self.skip_next:
+            if fin:
+                self.skip_next = False
+            return rsv, data
+        if self._compressor is None:
+            self._compressor = zlib.compressobj(
+                self._config.level, zlib.DEFLATED, self._outbound_wbits, self._config.mem_level
+            )
+        out = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+        if out.endswith(_TAIL):
+            out = out[:-4]
+        if fin and self._params.outbound_no_context_takeover:
+            self._compressor = None
+        first = opcode is not Opcode.CONTINUATION
+        return RsvBits(first, rsv.rsv2, rsv.rsv3), out

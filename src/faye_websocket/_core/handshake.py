@@ -1,0 +1,198 @@
+"""Opening handshakes: recognising upgrade requests and answering them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .deflate import DeflateSession, NegotiationError, PerMessageDeflate, format_params
+from .http import Request, header_tokens, parse_extension_header, validate_header
+
+__all__ = [
+    "Accepted",
+    "Rejected",
+    "accept_key",
+    "http_response",
+    "is_secure_request",
+    "is_websocket",
+    "normalize_headers",
+    "request_url",
+    "server_handshake",
+]
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SUPPORTED_VERSION = "13"
+
+#: Headers the handshake writes itself; user ``headers`` may not set them.
+RESERVED_HEADERS = frozenset({
+    "upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol",
+    "sec-websocket-extensions", "sec-websocket-version", "sec-websocket-key",
+    "content-length", "transfer-encoding",
+})
+
+_REASONS = {101: "Switching Protocols", 200: "OK", 400: "Bad Request", 403: "Forbidden",
+            404: "Not Found", 426: "Upgrade Required", 500: "Internal Server Error"}
+
+
+def is_websocket(request: Request) -> bool:
+    """A ``GET`` asking to upgrade to ``websocket`` (S-4)."""
+    return (
+        request.method == "GET"
+        and "upgrade" in header_tokens(request.header("connection"))
+        and (request.header("upgrade") or "").strip().lower() == "websocket"
+    )
+
+
+def is_secure_request(request: Request) -> bool:
+    """Whether proxy headers say the client used TLS (S-9)."""
+    return (
+        (request.header("https") or "").lower() == "on"
+        or (request.header("x-forwarded-ssl") or "").lower() == "on"
+        or (request.header("x-forwarded-scheme") or "").lower() == "https"
+        or (request.header("x-forwarded-proto") or "").lower() == "https"
+    )
+
+
+def request_url(request: Request, *, secure: bool, websocket: bool = True) -> str:
+    """``ws:``/``wss:`` (or ``http:``/``https:``) + ``//`` + Host + target."""
+    secure = secure or is_secure_request(request)
+    scheme = ("wss" if secure else "ws") if websocket else ("https" if secure else "http")
+    return f"{scheme}://{request.header('host') or ''}{request.target}"
+
+
+def accept_key(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key`` (RFC 6455 section 4.2.2)."""
+    digest = hashlib.sha1(key.encode("ascii") + _GUID).digest()  # noqa: S324 (the RFC's hash)
+    return base64.b64encode(digest).decode("ascii")
+
+
+def normalize_headers(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+    *,
+    reserved: frozenset[str] = RESERVED_HEADERS,
+) -> list[tuple[str, str]]:
+    """Validate user-supplied extra headers.
+
+    Raises:
+        ValueError: a name or value would break the message, or the header
+            belongs to the protocol (the reference ignores such headers
+            silently; we refuse them).
+    """
+    if headers is None:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: list[tuple[str, str]] = []
+    for name, value in items:
+        name, value = name.strip(), str(value).strip()
+        validate_header(name, value)
+        if name.lower() in reserved:
+            raise ValueError(f"header {name!r} is set by the protocol and cannot be overridden")
+        out.append((name, value))
+    return out
+
+
+def http_response(status: int, headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
+                  *, reason: str | None = None) -> bytes:
+    """Serialise an HTTP/1.1 response head (and body)."""
+    lines = [f"HTTP/1.1 {status} {reason or _REASONS.get(status, '')}"]
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The handshake succeeded: write :attr:`response` and start framing."""
+
+    response: bytes
+    protocol: str
+    extensions: str
+    sessions: list[DeflateSession] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The handshake failed: write :attr:`response` and close."""
+
+    response: bytes
+    status: int
+    reason: str
+
+
+def _reject(status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> Rejected:
+    body = reason.encode("utf-8")
+    head = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+            ("Connection", "close"), *headers]
+    return Rejected(http_response(status, head, body), status, reason)
+
+
+def server_handshake(
+    request: Request,
+    *,
+    protocols: Sequence[str] = (),
+    extensions: Sequence[PerMessageDeflate] = (),
+    headers: Sequence[tuple[str, str]] = (),
+    max_length: int = 2**26 - 1,
+) -> Accepted | Rejected:
+    """Answer a hybi-13 opening handshake (RFC 6455 section 4.2)."""
+    if not is_websocket(request):
+        return _reject(400, "Not a WebSocket handshake request: expected a GET with "
+                            "'Connection: Upgrade' and 'Upgrade: websocket'")
+    version = request.header("sec-websocket-version")
+    if version is None:
+        return _reject(400, "Missing Sec-WebSocket-Version header")
+    if version.strip() != SUPPORTED_VERSION:
+        return _reject(426, f"Unsupported WebSocket version: {version.strip()}",
+                       [("Sec-WebSocket-Version", SUPPORTED_VERSION)])
+    key = (request.header("sec-websocket-key") or "").strip()
+    try:
+        valid_key = len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        valid_key = False
+    if not valid_key:
+        return _reject(400, "Missing or invalid Sec-WebSocket-Key header")
+
+    # S-11: the client's order decides; the first protocol we support wins.
+    offered = [p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",")]
+    protocol = next((p for p in offered if p and p in protocols), "")
+
+    try:
+        accepted, sessions = _negotiate(request.header("sec-websocket-extensions"),
+                                        extensions, max_length)
+    except ValueError as exc:
+        return _reject(400, str(exc))
+
+    head = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(key))]
+    if protocol:
+        head.append(("Sec-WebSocket-Protocol", protocol))
+    if accepted:
+        head.append(("Sec-WebSocket-Extensions", accepted))
+    head.extend(headers)
+    return Accepted(http_response(101, head), protocol, accepted, sessions)
+
+
+def _negotiate(header: str | None, extensions: Sequence[PerMessageDeflate],
+               max_length: int) -> tuple[str, list[DeflateSession]]:
+    if not header or not extensions:
+        return "", []
+    offers = parse_extension_header(header)
+    responses: list[str] = []
+    sessions: list[DeflateSession] = []
+    # S-42: extensions are asked in registration order; each takes the first
+    # of its offers it can accept (RFC 7692 section 5: invalid ones are skipped).
+    for extension in extensions:
+        for name, params in offers:
+            if name != extension.name or params is None:
+                continue
+            try:
+                response, agreed = extension.accept(params)
+            except NegotiationError:
+                continue
+            responses.append(format_params(extension.name, response))
+            sessions.append(extension.session(agreed, max_length=max_length))
+            break
+    return ", ".join(responses), sessions

@@ -1,0 +1,190 @@
+"""HTTP request model and header grammar shared by the WebSocket and
+EventSource handshakes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import h11
+
+__all__ = ["Request", "header_tokens", "parse_extension_header", "validate_header"]
+
+#: RFC 7230 section 3.2.6 ``tchar``.
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A parsed HTTP request head (and, for plain requests, its body).
+
+    Header names are lower-case; values keep their case. Repeated headers are
+    kept in order.
+    """
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...] = ()
+    http_version: str = "1.1"
+    body: bytes = field(default=b"", repr=False)
+
+    @classmethod
+    def from_h11(cls, request: h11.Request, body: bytes = b"") -> Request:
+        """Build a :class:`Request` from an :class:`h11.Request`."""
+        return cls(
+            method=request.method.decode("ascii"),
+            target=request.target.decode("latin-1"),
+            headers=tuple(
+                (name.decode("latin-1").lower(), value.decode("latin-1"))
+                for name, value in request.headers
+            ),
+            http_version=request.http_version.decode("ascii"),
+            body=body,
+        )
+
+    @classmethod
+    def build(
+        cls,
+        method: str,
+        target: str,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Request:
+        """Build a request by hand (tests, adapters for other servers)."""
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        return cls(method, target, tuple((k.lower(), v) for k, v in items), body=body)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The value of header ``name``; repeated headers are joined with ``", "``."""
+        name = name.lower()
+        values = [v for k, v in self.headers if k == name]
+        if not values:
+            return default
+        return ", ".join(values)
+
+    @property
+    def path(self) -> str:
+        """The target without its query string."""
+        return self.target.partition("?")[0]
+
+
+def coerce_request(request: Request | h11.Request) -> Request:
+    """Accept either our :class:`Request` or an :class:`h11.Request`."""
+    if isinstance(request, Request):
+        return request
+    return Request.from_h11(request)
+
+
+def header_tokens(value: str | None) -> list[str]:
+    """Split a comma-separated header into lower-case tokens (``Connection``)."""
+    if not value:
+        return []
+    return [token.strip().lower() for token in value.split(",") if token.strip()]
+
+
+def validate_header(name: str, value: str) -> None:
+    """Reject header names and values that would break the message framing.
+
+    Raises:
+        ValueError: the name is not a token, or the value holds CR, LF or NUL.
+    """
+    if not name or not set(name) <= _TCHAR:
+        raise ValueError(f"invalid header name: {name!r}")
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"invalid value for header {name!r}: it contains a line break or NUL")
+
+
+def parse_extension_header(value: str) -> list[tuple[str, dict[str, str | None] | None]]:
+    """Parse ``Sec-WebSocket-Extensions`` (RFC 6455 section 9.1).
+
+    Returns one ``(name, params)`` pair per offer, in order. A parameter
+    without a value maps to ``None``; quoted strings are unquoted. An offer
+    that repeats a parameter is invalid (RFC 7692 section 5) and comes back
+    with ``params`` set to ``None``, so the caller can skip it.
+
+    Written as a single left-to-right scan so that hostile input costs linear
+    time (a regex here was CVE-2020-7662 in the Node ecosystem).
+
+    Raises:
+        ValueError: the header does not follow the grammar.
+    """
+    parser = _Scanner(value)
+    offers: list[tuple[str, dict[str, str | None] | None]] = []
+    while True:
+        parser.skip_space()
+        if parser.at_end():
+            break
+        if parser.peek() == ",":  # empty list elements are allowed (RFC 7230 7)
+            parser.advance()
+            continue
+        name = parser.token()
+        params: dict[str, str | None] = {}
+        duplicated = False
+        parser.skip_space()
+        while parser.peek() == ";":
+            parser.advance()
+            parser.skip_space()
+            key = parser.token().lower()
+            parser.skip_space()
+            param: str | None = None
+            if parser.peek() == "=":
+                parser.advance()
+                parser.skip_space()
+                param = parser.quoted() if parser.peek() == '"' else parser.token()
+                parser.skip_space()
+            duplicated = duplicated or key in params
+            params[key] = param
+        offers.append((name.lower(), None if duplicated else params))
+        if parser.at_end():
+            break
+        if parser.peek() != ",":
+            raise ValueError(f"invalid Sec-WebSocket-Extensions header: {value!r}")
+        parser.advance()
+    return offers
+
+
+class _Scanner:
+    __slots__ = ("_pos", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._pos = 0
+
+    def at_end(self) -> bool:
+        return self._pos >= len(self._text)
+
+    def peek(self) -> str:
+        return self._text[self._pos] if self._pos < len(self._text) else ""
+
+    def advance(self) -> None:
+        self._pos += 1
+
+    def skip_space(self) -> None:
+        while self.peek() in (" ", "\t") and not self.at_end():
+            self._pos += 1
+
+    def token(self) -> str:
+        start = self._pos
+        while not self.at_end() and self._text[self._pos] in _TCHAR:
+            self._pos += 1
+        if start == self._pos:
+            raise ValueError(f"expected a token at offset {start} in {self._text!r}")
+        return self._text[start : self._pos]
+
+    def quoted(self) -> str:
+        self._pos += 1  # opening quote
+        out: list[str] = []
+        while not self.at_end():
+            char = self._text[self._pos]
+            self._pos += 1
+            if char == '"':
+                return "".join(out)
+            if char == "\\":
+                if self.at_end():
+                    break
+                char = self._text[self._pos]
+                self._pos += 1
+            out.append(char)
+        raise ValueError(f"unterminated quoted string in {self._text!r}")

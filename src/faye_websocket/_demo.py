@@ -1,0 +1,68 @@
+"""The demo and echo servers behind ``python -m faye_websocket``."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+
+import anyio.abc
+
+from ._core.deflate import PerMessageDeflate
+from ._core.http import Request
+from ._emitter import Event
+from ._runtime.server import Response, Server
+from ._websocket import WebSocket
+
+__all__ = ["demo_server", "echo_server"]
+
+ECHO_MAX_LENGTH = 16 * 2**20
+
+
+def _log(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def _echo(ws: WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def demo_server(*, interval: float = 2.0) -> Server:
+    """The reference's ``examples/server.js``: echo over WebSocket, a page at ``/``."""
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        if not WebSocket.is_websocket(request):
+            return
+        ws = WebSocket(request, stream, body, ["irc", "xmpp"],
+                       extensions=[PerMessageDeflate()], ping=15)
+
+        def on_close(event: Event) -> None:
+            _log(f"close {event.code} {event.reason}")
+
+        ws.on("close", on_close)
+        async with ws:
+            _log(f"open {ws.url} {ws.version} {ws.protocol}")
+            await _echo(ws)
+
+    async def on_request(request: Request, response: Response) -> None:
+        if request.method in ("GET", "HEAD") and request.path == "/":
+            page = resources.files("faye_websocket").joinpath("demo.html").read_bytes()
+            response.write_head(200, {"Content-Type": "text/html; charset=utf-8"})
+            await response.end(page)
+            return
+        response.write_head(404, {"Content-Type": "text/plain; charset=utf-8"})
+        await response.end("Not found\n")
+
+    return Server(on_request=on_request, on_upgrade=on_upgrade)
+
+
+def echo_server() -> Server:
+    """A bare echo server (deflate on, 16 MiB messages) for conformance runs."""
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        async with WebSocket(request, stream, body, extensions=[PerMessageDeflate()],
+                             max_length=ECHO_MAX_LENGTH) as ws:
+            await _echo(ws)
+
+    return Server(on_upgrade=on_upgrade)

@@ -1,0 +1,147 @@
+"""The faye/DOM-style event API: ``on``/``off``, ``onopen``... and event objects."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar, overload
+
+__all__ = ["Event", "EventEmitter", "Listener"]
+
+logger = logging.getLogger("faye_websocket")
+
+#: A listener takes the event; it may be a plain or an async function.
+Listener = Callable[["Event"], "Awaitable[object] | object"]
+_L = TypeVar("_L", bound=Listener)
+
+
+class Event:
+    """An event passed to listeners, shaped like faye's (and the DOM's).
+
+    Attributes:
+        type: ``"open"``, ``"message"``, ``"error"`` or ``"close"``.
+        target: the object that fired it.
+        data: the message (``str`` or ``bytes``) for ``message`` events.
+        code: the close code for ``close`` events.
+        reason: the close reason for ``close`` events.
+        message: the error text for ``error`` events.
+    """
+
+    CAPTURING_PHASE: ClassVar[int] = 1
+    AT_TARGET: ClassVar[int] = 2
+    BUBBLING_PHASE: ClassVar[int] = 3
+
+    __slots__ = ("code", "data", "message", "reason", "target", "type")
+
+    def __init__(self, type: str, target: object = None, *, data: str | bytes | None = None,
+                 code: int | None = None, reason: str = "", message: str = "") -> None:
+        self.type = type
+        self.target = target
+        self.data = data
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+    @property
+    def current_target(self) -> object:
+        return self.target
+
+    event_phase = AT_TARGET
+    bubbles = False
+    cancelable = False
+
+    def stop_propagation(self) -> None:
+        """No-op, as in faye: events never propagate."""
+
+    def prevent_default(self) -> None:
+        """No-op, as in faye: events have no default action."""
+
+    def __repr__(self) -> str:
+        fields = {"data": self.data, "code": self.code, "reason": self.reason,
+                  "message": self.message}
+        shown = ", ".join(f"{k}={v!r}" for k, v in fields.items() if v not in (None, ""))
+        return f"Event({self.type!r}{', ' if shown else ''}{shown})"
+
+
+class EventEmitter:
+    """Listener registry with faye's event names and ``on<type>`` properties."""
+
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("open", "message", "error", "close")
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[Listener]] = {t: [] for t in self.EVENT_TYPES}
+        self._handlers: dict[str, Listener | None] = dict.fromkeys(self.EVENT_TYPES)
+
+    def _check_type(self, type: str) -> None:
+        if type not in self._listeners:
+            raise ValueError(f"unknown event {type!r}; expected one of {self.EVENT_TYPES}")
+
+    @overload
+    def on(self, type: str) -> Callable[[_L], _L]: ...
+    @overload
+    def on(self, type: str, listener: _L) -> _L: ...
+
+    def on(self, type: str, listener: _L | None = None) -> _L | Callable[[_L], _L]:
+        """Add a listener for ``type``; usable as a decorator: ``@ws.on("message")``."""
+        self._check_type(type)
+        if listener is None:
+            def decorate(fn: _L) -> _L:
+                self._listeners[type].append(fn)
+                return fn
+            return decorate
+        self._listeners[type].append(listener)
+        return listener
+
+    def off(self, type: str, listener: Listener | None = None) -> None:
+        """Remove one listener, or all listeners of ``type`` when none is given."""
+        self._check_type(type)
+        if listener is None:
+            self._listeners[type].clear()
+        elif listener in self._listeners[type]:
+            self._listeners[type].remove(listener)
+
+    add_event_listener = on
+    remove_event_listener = off
+
+    def listener_count(self, type: str) -> int:
+        """Listeners registered for ``type``, the ``on<type>`` property included."""
+        self._check_type(type)
+        return len(self._listeners[type]) + (self._handlers[type] is not None)
+
+    async def _emit(self, event: Event) -> None:
+        """Call every listener in order; async ones are awaited.
+
+        A listener that raises is logged and does not stop the others or the
+        connection (the reference's driver recovers the same way).
+        """
+        handler = self._handlers[event.type]
+        listeners = [*self._listeners[event.type], *([handler] if handler else [])]
+        for listener in listeners:
+            try:
+                result = listener(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("%s listener %r raised", event.type, listener)
+
+    def _get_handler(self, type: str) -> Listener | None:
+        return self._handlers[type]
+
+    def _set_handler(self, type: str, listener: Listener | None) -> None:
+        self._handlers[type] = listener
+
+    onopen = property(lambda self: self._get_handler("open"),
+                      lambda self, fn: self._set_handler("open", fn),
+                      doc="Listener for ``open`` events (or ``None``).")
+    onmessage = property(lambda self: self._get_handler("message"),
+                         lambda self, fn: self._set_handler("message", fn),
+                         doc="Listener for ``message`` events (or ``None``).")
+    onerror = property(lambda self: self._get_handler("error"),
+                       lambda self, fn: self._set_handler("error", fn),
+                       doc="Listener for ``error`` events (or ``None``).")
+    onclose = property(lambda self: self._get_handler("close"),
+                       lambda self, fn: self._set_handler("close", fn),
+                       doc="Listener for ``close`` events (or ``None``).")
+
+

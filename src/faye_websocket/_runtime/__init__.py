@@ -1,0 +1,1 @@
+"""The anyio runtime: tasks, timers and streams around the sans-IO core."""

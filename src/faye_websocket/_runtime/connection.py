@@ -1,0 +1,544 @@
+"""The connection runtime shared by the server-side WebSocket and the client.
+
+One anyio task group per connection, entered by the public object's
+``async with`` (or a task group the caller passes in), holds:
+
+* the reader task, which feeds the core, delivers messages and answers
+  pings; it is the only task that ends a connection, so the ``close`` event
+  fires exactly once and always after the last message;
+* the writer task, which flushes frames queued by the ``*_nowait`` methods;
+* the keep-alive task (``ping=``) and the closing-handshake timer.
+
+Background tasks never raise: the reader records how the connection ended
+and user calls raise :class:`~faye_websocket.exceptions.ConnectionClosed`
+from it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._core.websocket import (
+    CloseReceived,
+    Failed,
+    MessageReceived,
+    PongReceived,
+    ReadyState,
+    WebSocketProtocol,
+)
+from .._emitter import Event, EventEmitter, logger
+from ..exceptions import ConnectionClosed, ConnectionClosedError, connection_closed
+
+if TYPE_CHECKING:
+    from .._core.websocket import Event as CoreEvent
+
+__all__ = ["Connection", "Message"]
+
+Message = str | bytes
+#: Errors that mean the transport is gone.
+_TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream,
+                     OSError, ssl.SSLError)
+_MAX_CONTROL_PAYLOAD = 125
+
+
+@dataclass(eq=False, slots=True)
+class _PendingPing:
+    payload: bytes
+    sent_at: float
+    callback: Callable[[], object] | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
+    answered: bool = False
+
+
+def validate_close(code: int, reason: str) -> None:
+    """The codes a user may send: 1000, 1001 and 3000-4999, as browsers allow
+    (plus 1001, which servers need to shut down cleanly).
+
+    Raises:
+        ValueError: another code, or a reason over 123 UTF-8 bytes.
+    """
+    if code not in (1000, 1001) and not 3000 <= code <= 4999:
+        raise ValueError(f"invalid close code {code!r}: use 1000, 1001 or 3000-4999")
+    if len(reason.encode("utf-8")) > 123:
+        raise ValueError("close reason is longer than 123 bytes of UTF-8")
+
+
+class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
+    """Runtime and public API common to server and client WebSockets."""
+
+    CONNECTING = ReadyState.CONNECTING
+    OPEN = ReadyState.OPEN
+    CLOSING = ReadyState.CLOSING
+    CLOSED = ReadyState.CLOSED
+
+    def __init__(
+        self,
+        *,
+        ping: float | None = None,
+        ping_timeout: float | None = None,
+        close_timeout: float = 30,
+        max_queue: int = 16,
+        write_limit: int = 65536,
+    ) -> None:
+        EventEmitter.__init__(self)
+        if ping is not None and ping < 0:
+            raise ValueError("ping must be a number of seconds >= 0, or None")
+        if close_timeout < 0:
+            raise ValueError("close_timeout must be >= 0")
+        self._ping_interval = ping or None
+        self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
+        self._write_limit = write_limit
+        self._queue_in: MemoryObjectSendStream[Message]
+        self._queue_out: MemoryObjectReceiveStream[Message]
+        self._queue_in, self._queue_out = anyio.create_memory_object_stream[Message](max_queue)
+        #: Handshake results, set by subclasses before :meth:`_running`.
+        self.url = ""
+        self.protocol = ""
+        self.extensions = ""
+        self.version = "hybi-13"
+        #: Round-trip time of the last answered ping, in seconds.
+        self.latency: float | None = None
+        self._stream: anyio.abc.AnyByteStream | None = None
+        self._core: WebSocketProtocol | None = None
+        self._initial = b""
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._send_lock = anyio.Lock()
+        self._wakeup = anyio.Event()
+        self._closed = anyio.Event()
+        self._finished = False
+        self._broken = False
+        self._close_timer_started = False
+        self._read_scope = anyio.CancelScope()
+        self._in_flight = 0
+        self._pings: list[_PendingPing] = []
+        self._final_code = 1006
+        self._final_reason = ""
+
+    # -- attributes -------------------------------------------------------
+
+    @property
+    def ready_state(self) -> ReadyState:
+        """CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3)."""
+        if self._finished:
+            return ReadyState.CLOSED
+        if self._core is None:
+            return ReadyState.CONNECTING
+        return ReadyState.OPEN if self._core.state is ReadyState.OPEN else ReadyState.CLOSING
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued for the peer and not yet written to the transport."""
+        return (self._core.pending if self._core else 0) + self._in_flight
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the ``close`` event has fired."""
+        return self._final_code if self._finished else None
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._final_reason if self._finished else None
+
+    # -- lifecycle --------------------------------------------------------
+
+    @asynccontextmanager
+    async def _running(self, stream: anyio.abc.AnyByteStream, core: WebSocketProtocol,
+                       initial: bytes = b"") -> AsyncIterator[None]:
+        """Run the connection's tasks around the caller's block."""
+        async with anyio.create_task_group() as tg:
+            self._attach(tg, stream, core, initial)
+            await self._emit(Event("open", self))
+            try:
+                yield
+            except BaseException as exc:
+                with anyio.CancelScope(shield=True):
+                    cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
+                    await self._abandon(1001 if cancelled else 1011)
+                raise
+            else:
+                # Leaving the block: nobody reads the queue any more, so let
+                # the reader discard what arrives while the handshake runs.
+                self._queue_out.close()
+                await self.close()
+            finally:
+                tg.cancel_scope.cancel()
+
+    def _attach(self, tg: anyio.abc.TaskGroup, stream: anyio.abc.AnyByteStream,
+                core: WebSocketProtocol, initial: bytes) -> None:
+        """Start the background tasks in ``tg`` (the explicit-task-group form)."""
+        self._tg, self._stream, self._core, self._initial = tg, stream, core, initial
+        tg.start_soon(self._read_loop)
+        tg.start_soon(self._write_loop)
+        if self._ping_interval:
+            tg.start_soon(self._keepalive, self._ping_interval)
+
+    async def _abandon(self, code: int) -> None:
+        """The caller's block failed or was cancelled: say goodbye, quickly."""
+        if self._finished or self._core is None:
+            return
+        self._queue_out.close()
+        if self._core.state is ReadyState.OPEN:
+            self._core.send_close(code, "going away" if code == 1001 else "internal error")
+            with anyio.move_on_after(min(1.0, self._close_timeout)):
+                await self._flush()
+        await self._abort()
+        await self._finish()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed and the ``close`` event has fired."""
+        await self._closed.wait()
+
+    # -- sending ----------------------------------------------------------
+
+    def _check_open(self) -> WebSocketProtocol:
+        if self._core is None:
+            raise RuntimeError("the WebSocket is not open yet; use it inside 'async with'")
+        if self._broken or self._core.state is not ReadyState.OPEN or self._finished:
+            raise self._closed_error()
+        return self._core
+
+    def _closed_error(self) -> ConnectionClosed:
+        if self._finished:
+            return connection_closed(self._final_code, self._final_reason)
+        if self._broken:
+            return ConnectionClosedError(1006, "connection lost")
+        core = self._core
+        code = core.close_code if core and core.close_code is not None else 1000
+        return connection_closed(code, core.close_reason if core else "")
+
+    async def send(self, item: Message, *, compress: bool = True) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary.
+
+        Waits while the transport does not take more data (backpressure).
+
+        Args:
+            item: the message.
+            compress: ``False`` sends this message uncompressed even when
+                permessage-deflate is active.
+
+        Raises:
+            TypeError: ``item`` is neither ``str`` nor bytes-like.
+            ConnectionClosed: the connection is closing or closed.
+        """
+        _check_message(item)
+        core = self._check_open()
+        core.send_message(item, compress=compress)
+        await self._flush()
+        if self._broken:
+            raise self._closed_error()
+
+    def send_nowait(self, item: Message, *, compress: bool = True) -> None:
+        """Queue a message for the writer task without waiting.
+
+        Raises:
+            TypeError: ``item`` is neither ``str`` nor bytes-like.
+            anyio.WouldBlock: more than ``write_limit`` bytes are already queued.
+            ConnectionClosed: the connection is closing or closed.
+        """
+        _check_message(item)
+        core = self._check_open()
+        if self.buffered_amount >= self._write_limit:
+            raise anyio.WouldBlock
+        core.send_message(item, compress=compress)
+        self._wakeup.set()
+
+    async def ping(self, payload: str | bytes = b"") -> float:
+        """Ping the peer and wait for the matching pong.
+
+        Returns:
+            The round-trip time in seconds (also stored as :attr:`latency`).
+
+        Raises:
+            ConnectionClosed: the connection closed before the pong arrived.
+        """
+        pending = self._queue_ping(payload, None)
+        await self._flush()
+        await pending.done.wait()
+        if not pending.answered:
+            raise self._closed_error()
+        assert self.latency is not None
+        return self.latency
+
+    def ping_nowait(self, payload: str | bytes = b"",
+                    callback: Callable[[], object] | None = None) -> None:
+        """Queue a ping; ``callback`` (sync or async) runs when its pong arrives."""
+        self._queue_ping(payload, callback)
+        self._wakeup.set()
+
+    def _queue_ping(self, payload: str | bytes,
+                    callback: Callable[[], object] | None) -> _PendingPing:
+        raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+        if len(raw) > _MAX_CONTROL_PAYLOAD:
+            raise ValueError("ping payload is longer than 125 bytes")
+        core = self._check_open()
+        core.send_ping(raw)
+        pending = _PendingPing(raw, anyio.current_time(), callback)
+        self._pings.append(pending)
+        return pending
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Run the closing handshake and wait until the connection is closed.
+
+        If the peer does not answer within ``close_timeout`` seconds, the
+        transport is aborted and ``close`` fires with 1006.
+
+        Raises:
+            ValueError: ``code`` is not 1000, 1001 or 3000-4999, or ``reason``
+                is over 123 bytes.
+        """
+        self.close_nowait(code, reason)
+        if self._core is not None:
+            await self.wait_closed()
+
+    def close_nowait(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake without waiting for it to finish."""
+        validate_close(code, reason)
+        core = self._core
+        if core is None or self._finished:
+            return
+        core.send_close(code, reason)
+        self._start_close_timer()
+        self._wakeup.set()
+
+    async def aclose(self) -> None:
+        """Close with 1000 (the anyio ``AsyncResource`` contract)."""
+        await self.close()
+
+    async def send_eof(self) -> None:
+        """Start the closing handshake; messages still arriving are delivered."""
+        self.close_nowait()
+
+    async def receive(self) -> Message:
+        """The next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            ConnectionClosedOK: the connection closed normally (an
+                ``anyio.EndOfStream``, so ``async for`` just stops).
+            ConnectionClosedError: it closed with an error or was lost.
+        """
+        try:
+            return await self._queue_out.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            await self._closed.wait()
+            raise self._closed_error() from None
+
+    def receive_nowait(self) -> Message:
+        """The next queued message, or ``anyio.WouldBlock`` if none is queued."""
+        try:
+            return self._queue_out.receive_nowait()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise self._closed_error() from None
+
+    # -- background tasks -------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        stream, core = self._stream, self._core
+        assert stream is not None and core is not None
+        with self._read_scope:
+            try:
+                if self._initial:
+                    await self._process(core, self._initial)
+                    self._initial = b""
+                while not (core.state is ReadyState.CLOSED or core.failed):
+                    data = await stream.receive()
+                    await self._process(core, data)
+            except _TRANSPORT_ERRORS:
+                pass
+        if core.failed:
+            await self._linger(stream, core)
+        elif core.state is ReadyState.CLOSED and core.client:
+            await self._await_eof(stream)
+        core.receive_eof()  # no-op unless the transport dropped first
+        await self._close_transport(stream)
+        await self._finish()
+
+    async def _process(self, core: WebSocketProtocol, data: bytes) -> None:
+        core.receive_data(data)
+        for event in core.events_received():
+            await self._handle(event)
+        if core.pending:
+            await self._flush()
+
+    async def _handle(self, event: CoreEvent) -> None:
+        if isinstance(event, MessageReceived):
+            if self.listener_count("message"):
+                await self._emit(Event("message", self, data=event.data))
+            else:
+                try:
+                    await self._queue_in.send(event.data)
+                except anyio.BrokenResourceError:
+                    pass  # the reader side is gone: nobody will read it
+        elif isinstance(event, PongReceived):
+            await self._on_pong(event.payload)
+        elif isinstance(event, Failed):
+            await self._emit(Event("error", self, message=event.reason))
+        elif isinstance(event, CloseReceived) and self._core and not self._close_timer_started:
+            self._start_close_timer()  # bound the rest of the handshake too
+
+    async def _on_pong(self, payload: bytes) -> None:
+        # A pong answers the ping with the same payload and, as in RFC 6455
+        # section 5.5.3, every ping sent before it.
+        for index, pending in enumerate(self._pings):
+            if pending.payload == payload:
+                break
+        else:
+            return  # unsolicited pong
+        answered, self._pings = self._pings[: index + 1], self._pings[index + 1 :]
+        self.latency = anyio.current_time() - answered[-1].sent_at
+        for pending in answered:
+            pending.answered = True
+            pending.done.set()
+            if pending.callback is not None:
+                await self._emit_callback(pending.callback)
+
+    async def _emit_callback(self, callback: Callable[[], object]) -> None:
+        try:
+            result = callback()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("ping callback %r raised", callback)
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Write everything the core has queued; never raises transport errors."""
+        core, stream = self._core, self._stream
+        assert core is not None and stream is not None
+        async with self._send_lock:
+            while not self._broken and (data := core.data_to_send()):
+                self._in_flight = len(data)
+                try:
+                    await stream.send(data)
+                except _TRANSPORT_ERRORS:
+                    self._broken = True
+                    await self._abort()
+                except BaseException:
+                    # Cancelled mid-write: the peer may hold half a frame, so
+                    # the connection cannot go on (h11's send_failed rule).
+                    self._broken = True
+                    with anyio.CancelScope(shield=True):
+                        await self._abort()
+                    raise
+                finally:
+                    self._in_flight = 0
+
+    async def _keepalive(self, interval: float) -> None:
+        timeout = self._ping_timeout if self._ping_timeout is not None else interval
+        count = 0
+        while True:
+            await anyio.sleep(interval)
+            if self.ready_state is not ReadyState.OPEN:
+                return
+            count += 1
+            pending = self._queue_ping(str(count), None)
+            self._wakeup.set()
+            if math.isinf(timeout):
+                continue
+            with anyio.move_on_after(timeout):
+                await pending.done.wait()
+            if not pending.answered and self.ready_state is ReadyState.OPEN:
+                await self._fail(1011, "keepalive ping timeout")
+                return
+
+    async def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection from our side and drop the transport."""
+        core = self._core
+        assert core is not None
+        core.fail(code, reason)
+        await self._emit(Event("error", self, message=reason))
+        with anyio.move_on_after(min(1.0, self._close_timeout)):
+            await self._flush()
+        await self._abort()
+
+    def _start_close_timer(self) -> None:
+        if not self._close_timer_started and self._tg is not None:
+            self._close_timer_started = True
+            self._tg.start_soon(self._close_timer)
+
+    async def _close_timer(self) -> None:
+        await anyio.sleep(self._close_timeout)
+        if not self._finished:
+            await self._abort()
+
+    async def _abort(self) -> None:
+        """Drop the transport now; the reader then ends the connection."""
+        self._read_scope.cancel()
+        if self._stream is not None:
+            await anyio.aclose_forcefully(self._stream)
+
+    async def _linger(self, stream: anyio.abc.AnyByteStream, core: WebSocketProtocol) -> None:
+        """After failing: send our Close, half-close, and drain until the peer
+        hangs up, so our Close is not lost to a TCP reset (RFC 6455 section
+        7.1.1 lets the peer answer before the transport goes)."""
+        with anyio.move_on_after(self._close_timeout):
+            await self._flush()
+            if self._broken:
+                return
+            try:
+                await stream.send_eof()
+            except (NotImplementedError, *_TRANSPORT_ERRORS):
+                pass
+            try:
+                while await stream.receive():
+                    pass
+            except _TRANSPORT_ERRORS:
+                pass
+
+    async def _await_eof(self, stream: anyio.abc.AnyByteStream) -> None:
+        """The client waits for the server to close TCP (RFC 6455 section 7.1.1)."""
+        with anyio.move_on_after(self._close_timeout):
+            try:
+                while await stream.receive():
+                    pass
+            except _TRANSPORT_ERRORS:
+                pass
+
+    async def _close_transport(self, stream: anyio.abc.AnyByteStream) -> None:
+        with anyio.move_on_after(1, shield=True) as scope:
+            try:
+                await stream.aclose()
+            except _TRANSPORT_ERRORS:
+                pass
+        if scope.cancelled_caught:
+            await anyio.aclose_forcefully(stream)
+
+    async def _finish(self) -> None:
+        """Record the ending, wake every waiter and fire ``close`` (once)."""
+        if self._finished:
+            return
+        core = self._core
+        if core is not None:
+            core.receive_eof()
+            assert core.close_code is not None
+            self._final_code, self._final_reason = core.close_code, core.close_reason
+        self._finished = True
+        self._queue_in.close()
+        for pending in self._pings:
+            pending.done.set()
+        self._pings = []
+        try:
+            await self._emit(Event("close", self, code=self._final_code,
+                                   reason=self._final_reason))
+        finally:
+            self._closed.set()
+
+
+def _check_message(item: object) -> None:
+    if not isinstance(item, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"a message is str (text) or bytes-like (binary), not {type(item).__name__}")

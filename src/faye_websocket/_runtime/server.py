@@ -1,0 +1,377 @@
+"""The HTTP/1.1 helper: a small h11 server with an ``upgrade`` hook.
+
+Python has no ``http.createServer()`` with an ``upgrade`` event, so this
+plays that role (S-2): plain requests go to ``on_request(request,
+response)``, upgrade requests to ``on_upgrade(request, stream, body)``,
+where ``body`` holds the bytes the client sent past the request head.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+import anyio.abc
+import h11
+from anyio.streams.tls import TLSListener
+
+from .._core.handshake import http_response
+from .._core.http import Request, header_tokens, validate_header
+from ..exceptions import HandshakeError
+
+if TYPE_CHECKING:
+    from .._websocket import WebSocket
+
+__all__ = ["Response", "Server", "track"]
+
+logger = logging.getLogger("faye_websocket.http")
+
+RequestHandler = Callable[[Request, "Response"], Awaitable[None]]
+UpgradeHandler = Callable[[Request, anyio.abc.ByteStream, bytes], Awaitable[None]]
+_TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream,
+                     OSError, ssl.SSLError)
+
+
+class _Closable(Protocol):
+    def close_nowait(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class _Registry:
+    """WebSockets opened under one server, so shutdown can close them with 1001."""
+
+    def __init__(self) -> None:
+        self.sockets: set[_Closable] = set()
+        self.shutdown_code: tuple[int, str] | None = None
+
+
+_registry: ContextVar[_Registry | None] = ContextVar("faye_websocket_server", default=None)
+
+
+@contextmanager
+def track(websocket: WebSocket) -> Iterator[None]:
+    """Register an open WebSocket with the server whose handler runs it."""
+    registry = _registry.get()
+    if registry is None:
+        yield
+        return
+    registry.sockets.add(websocket)
+    try:
+        if registry.shutdown_code is not None:
+            websocket.close_nowait(*registry.shutdown_code)
+        yield
+    finally:
+        registry.sockets.discard(websocket)
+
+
+class Response:
+    """The response to a plain request, written through h11.
+
+    Like Node's ``http.ServerResponse``: :meth:`write_head` records the
+    status and headers, the first :meth:`write` (or :meth:`end`) sends them.
+    Without a ``Content-Length``, HTTP/1.1 bodies are chunked.
+    """
+
+    def __init__(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
+                 request: Request) -> None:
+        self._conn = conn
+        #: The underlying connection (an EventSource watches it for EOF).
+        self.stream = stream
+        self._request = request
+        self.status_code = 200
+        self._headers: list[tuple[str, str]] = []
+        self.headers_sent = False
+        self.finished = False
+
+    def write_head(self, status: int,
+                   headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
+        """Set the status and headers (sent with the first write)."""
+        if self.headers_sent:
+            raise RuntimeError("headers already sent")
+        items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+        self._headers = []
+        for name, value in items:
+            validate_header(name, str(value))
+            self._headers.append((name, str(value)))
+        self.status_code = status
+
+    async def _send(self, event: h11._events.Event) -> None:
+        data = self._conn.send(event)
+        if data:
+            await self.stream.send(data)
+
+    async def _send_head(self, length: int | None) -> None:
+        if self.headers_sent:
+            return
+        headers = self._headers
+        names = {name.lower() for name, _ in headers}
+        if length is not None and not names & {"content-length", "transfer-encoding"}:
+            headers = [*headers, ("Content-Length", str(length))]
+        self.headers_sent = True
+        await self._send(h11.Response(status_code=self.status_code, headers=headers,
+                                      reason=_phrase(self.status_code)))
+
+    async def write(self, data: bytes | str) -> None:
+        """Send part of the body."""
+        if self.finished:
+            raise RuntimeError("response already ended")
+        await self._send_head(None)
+        if data and self._request.method != "HEAD":
+            await self._send(h11.Data(data=data.encode() if isinstance(data, str) else data))
+
+    async def end(self, data: bytes | str = b"") -> None:
+        """Send the rest of the body and finish the response."""
+        if self.finished:
+            return
+        raw = data.encode() if isinstance(data, str) else data
+        await self._send_head(len(raw))
+        if raw and self._request.method != "HEAD":
+            await self._send(h11.Data(data=raw))
+        self.finished = True
+        await self._send(h11.EndOfMessage())
+
+
+class _ConnectionSlot:
+    __slots__ = ("first", "idle", "scope")
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
+        self.idle = True
+        self.first = True
+
+
+class Server:
+    """An HTTP/1.1 server that hands WebSocket upgrades to your code.
+
+    Args:
+        on_request: ``async (request, response)`` for plain requests
+            (default: 404).
+        on_upgrade: ``async (request, stream, body)`` for requests with an
+            ``Upgrade`` header (default: treated as plain requests).
+        request_timeout: seconds a client may take to send a request head.
+        keep_alive_timeout: seconds an idle keep-alive connection is kept.
+        max_head_size: largest request head, in bytes (larger: 431).
+        max_body_size: largest plain request body, in bytes (larger: 413).
+        shutdown_timeout: seconds :meth:`shutdown` waits for open
+            connections to finish before cancelling them.
+    """
+
+    def __init__(
+        self,
+        on_request: RequestHandler | None = None,
+        on_upgrade: UpgradeHandler | None = None,
+        *,
+        request_timeout: float = 10,
+        keep_alive_timeout: float = 5,
+        max_head_size: int = 16384,
+        max_body_size: int = 1 << 20,
+        shutdown_timeout: float = 5,
+    ) -> None:
+        self.on_request = on_request
+        self.on_upgrade = on_upgrade
+        self.request_timeout = request_timeout
+        self.keep_alive_timeout = keep_alive_timeout
+        self.max_head_size = max_head_size
+        self.max_body_size = max_body_size
+        self.shutdown_timeout = shutdown_timeout
+        self._registry = _Registry()
+        self._slots: set[_ConnectionSlot] = set()
+        self._accept_scope: anyio.CancelScope | None = None
+        self._all_done = anyio.Event()
+        self._shutting_down = False
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
+                    ssl_context: ssl.SSLContext | None = None,
+                    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen on ``host:port`` until :meth:`shutdown` or cancellation.
+
+        With ``await task_group.start(server.serve, ...)`` the call returns
+        the bound port once the server is listening.
+        """
+        listener: anyio.abc.Listener[anyio.abc.ByteStream]
+        tcp = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        bound = tcp.extra(anyio.abc.SocketAttribute.local_port)
+        listener = tcp
+        if ssl_context is not None:
+            listener = TLSListener(tcp, ssl_context, standard_compatible=False,
+                                   handshake_timeout=self.request_timeout)
+        await self.serve_listener(listener, task_status=task_status, port=bound)
+
+    async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.ByteStream], *,
+                             task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+                             port: int = 0) -> None:
+        """Serve connections from any anyio listener."""
+        async with listener, anyio.create_task_group() as tg:
+            with anyio.CancelScope() as self._accept_scope:
+                task_status.started(port)
+                await listener.serve(self.handle_connection, task_group=tg)
+
+    async def shutdown(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Stop accepting, close open WebSockets with ``code``, and wait (at most
+        ``shutdown_timeout`` seconds) for connections to finish."""
+        self._shutting_down = True
+        self._registry.shutdown_code = (code, reason)
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        for socket in list(self._registry.sockets):
+            socket.close_nowait(code, reason)
+        for slot in list(self._slots):
+            if slot.idle:
+                slot.scope.cancel()
+        if self._slots:
+            with anyio.move_on_after(self.shutdown_timeout):
+                await self._all_done.wait()
+        for slot in list(self._slots):
+            slot.scope.cancel()
+
+    async def handle_connection(self, stream: anyio.abc.ByteStream) -> None:
+        """Serve one accepted connection (requests, then maybe an upgrade)."""
+        _registry.set(self._registry)
+        with anyio.CancelScope() as scope:
+            slot = _ConnectionSlot(scope)
+            self._slots.add(slot)
+            try:
+                await self._serve_http(stream, slot)
+            except _TRANSPORT_ERRORS:
+                pass
+            except HandshakeError as exc:
+                logger.debug("%s", exc)
+            except Exception:
+                logger.exception("error while serving a connection")
+            finally:
+                self._slots.discard(slot)
+                if self._shutting_down and not self._slots:
+                    self._all_done.set()
+                with anyio.CancelScope(shield=True):
+                    await anyio.aclose_forcefully(stream)
+
+    async def _serve_http(self, stream: anyio.abc.ByteStream, slot: _ConnectionSlot) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        while not self._shutting_down or not slot.idle:
+            slot.idle = True
+            try:
+                event = await self._next_request(conn, stream, slot)
+            except h11.RemoteProtocolError as exc:
+                await self._bad_request(stream, exc.error_status_hint, str(exc))
+                return
+            if event is None:
+                return
+            slot.idle = False
+            request = Request.from_h11(event)
+            if self.on_upgrade is not None and _is_upgrade(request):
+                await self._upgrade(conn, stream, request)
+                return
+            try:
+                body = await self._read_body(conn, stream)
+            except h11.RemoteProtocolError as exc:
+                await self._bad_request(stream, exc.error_status_hint, str(exc))
+                return
+            if body is None:
+                await self._bad_request(stream, 413, "request body too large")
+                return
+            request = Request.from_h11(event, body)
+            response = Response(conn, stream, request)
+            try:
+                if self.on_request is None:
+                    response.write_head(404, {"Content-Type": "text/plain"})
+                    await response.end("Not found\n")
+                else:
+                    await self.on_request(request, response)
+            except _TRANSPORT_ERRORS:
+                return
+            except Exception:
+                logger.exception("on_request handler raised")
+                if response.headers_sent:
+                    return
+                response = Response(conn, stream, request)
+                response.write_head(500, {"Content-Type": "text/plain", "Connection": "close"})
+                await response.end("Internal Server Error\n")
+                return
+            if not response.finished:
+                await response.end()
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+
+    async def _next_request(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
+                            slot: _ConnectionSlot) -> h11.Request | None:
+        # The first request must arrive within request_timeout (a slowloris
+        # client is dropped); a kept-alive connection may then idle for
+        # keep_alive_timeout before its next one.
+        timeout = self.request_timeout if slot.first else self.keep_alive_timeout
+        slot.first = False
+        with anyio.move_on_after(timeout):
+            while True:
+                event = conn.next_event()
+                if isinstance(event, h11.Request):
+                    return event
+                if event is h11.NEED_DATA:
+                    try:
+                        data = await stream.receive()
+                    except _TRANSPORT_ERRORS:
+                        return None
+                    conn.receive_data(data)
+                    slot.idle = False
+                    continue
+                return None  # ConnectionClosed or PAUSED
+        return None
+
+    async def _read_body(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        with anyio.fail_after(self.request_timeout):
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await stream.receive())
+                elif isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > self.max_body_size:
+                        return None
+                    chunks.append(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    return b"".join(chunks)
+                else:
+                    raise h11.RemoteProtocolError("unexpected end of request")
+
+    async def _upgrade(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
+                       request: Request) -> None:
+        assert self.on_upgrade is not None
+        # Let h11 consume the (normally empty) body; it then pauses, and
+        # every byte after the head is the new protocol's.
+        with anyio.fail_after(self.request_timeout):
+            while conn.their_state is not h11.MIGHT_SWITCH_PROTOCOL:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await stream.receive())
+                elif isinstance(event, h11.ConnectionClosed):
+                    return
+        body, _closed = conn.trailing_data
+        await self.on_upgrade(request, stream, bytes(body))
+
+    async def _bad_request(self, stream: anyio.abc.ByteStream, status: int, reason: str) -> None:
+        body = f"{reason}\n".encode()
+        head = [("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))), ("Connection", "close")]
+        with anyio.move_on_after(self.request_timeout):
+            try:
+                await stream.send(http_response(status, head, body))
+            except _TRANSPORT_ERRORS:
+                pass
+
+
+def _phrase(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def _is_upgrade(request: Request) -> bool:
+    return "upgrade" in header_tokens(request.header("connection")) and \
+        bool(request.header("upgrade"))

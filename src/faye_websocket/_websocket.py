@@ -1,0 +1,143 @@
+"""The public server-side :class:`WebSocket`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSAttribute
+
+from ._core.deflate import PerMessageDeflate
+from ._core.handshake import Rejected, is_websocket, normalize_headers, request_url, \
+    server_handshake
+from ._core.http import Request, coerce_request
+from ._core.websocket import WebSocketProtocol
+from ._emitter import Event
+from ._runtime import server as _server
+from ._runtime.connection import Connection
+from .exceptions import HandshakeError
+
+if TYPE_CHECKING:
+    import h11
+
+__all__ = ["WebSocket"]
+
+DEFAULT_MAX_LENGTH = 2**26 - 1
+
+
+class WebSocket(anyio.AsyncContextManagerMixin, Connection):
+    """A server-side WebSocket taking over a connection an HTTP server handed off.
+
+    Mirrors faye's ``new WebSocket(request, socket, body, protocols, options)``::
+
+        async with WebSocket(request, stream, body, ["irc", "xmpp"]) as ws:
+            async for message in ws:
+                await ws.send(message)
+
+    Entering the block answers the opening handshake and starts the
+    connection's tasks; leaving it runs the closing handshake. A failed
+    handshake is answered with HTTP 400 (426 for an unsupported version),
+    fires ``error`` and ``close`` (1002), and raises :class:`HandshakeError`.
+
+    Args:
+        request: the upgrade request (:class:`faye_websocket.http.Request`
+            or :class:`h11.Request`).
+        stream: the connection, an anyio byte stream.
+        body: bytes the HTTP server read past the request head.
+        protocols: subprotocols this server speaks; the first one in the
+            client's list that is also here is chosen.
+        extensions: e.g. ``[PerMessageDeflate()]``.
+        headers: extra headers for the handshake response.
+        max_length: largest message accepted, in bytes, on the wire and after
+            decompression; a larger one closes the connection with 1009.
+        ping: seconds between keep-alive pings (``None`` or 0: off).
+        ping_timeout: seconds to wait for a keep-alive pong before closing
+            with 1011 (default: the ping interval; ``math.inf``: never).
+        close_timeout: seconds the closing handshake may take before the
+            transport is aborted and ``close`` fires with 1006.
+        max_queue: received messages held for :meth:`receive`; while the
+            queue is full the socket is not read (backpressure).
+        write_limit: bytes queued by :meth:`send_nowait` before it raises
+            :class:`anyio.WouldBlock`.
+    """
+
+    def __init__(
+        self,
+        request: Request | h11.Request,
+        stream: anyio.abc.AnyByteStream,
+        body: bytes = b"",
+        protocols: Sequence[str] | str | None = None,
+        *,
+        extensions: Sequence[PerMessageDeflate] = (),
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        ping: float | None = None,
+        ping_timeout: float | None = None,
+        close_timeout: float = 30,
+        max_queue: int = 16,
+        write_limit: int = 65536,
+    ) -> None:
+        super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
+                         max_queue=max_queue, write_limit=write_limit)
+        self.request = coerce_request(request)
+        self._transport = stream
+        self._body = bytes(body)
+        if isinstance(protocols, str):  # S-11: a comma-separated string works too
+            protocols = [p.strip() for p in protocols.split(",") if p.strip()]
+        self._protocols = list(protocols or [])
+        names = [ext.name for ext in extensions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"extension registered twice: {names}")
+        self._extension_configs = list(extensions)
+        self._extra_headers = normalize_headers(headers)
+        if max_length < 0:
+            raise ValueError("max_length must be >= 0")
+        self.max_length = max_length
+        secure = stream.extra(TLSAttribute.ssl_object, None) is not None
+        self.url = request_url(self.request, secure=secure)
+
+    @staticmethod
+    def is_websocket(request: Request | h11.Request) -> bool:
+        """Whether ``request`` asks to upgrade to WebSocket (any version)."""
+        return is_websocket(coerce_request(request))
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncIterator[WebSocket]:
+        result = server_handshake(self.request, protocols=self._protocols,
+                                  extensions=self._extension_configs,
+                                  headers=self._extra_headers, max_length=self.max_length)
+        if isinstance(result, Rejected):
+            await self._reject(result)
+            raise HandshakeError(f"Error during WebSocket handshake: {result.reason}",
+                                 status_code=result.status)
+        try:
+            await self._transport.send(result.response)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(self._transport)
+            raise
+        self.protocol = result.protocol
+        self.extensions = result.extensions
+        core = WebSocketProtocol(client=False, extensions=result.sessions,
+                                 max_length=self.max_length)
+        with _server.track(self):
+            async with self._running(self._transport, core, self._body):
+                yield self
+
+    async def _reject(self, result: Rejected) -> None:
+        with anyio.move_on_after(self._close_timeout, shield=True):
+            try:
+                await self._transport.send(result.response)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass
+        await anyio.aclose_forcefully(self._transport)
+        message = f"Error during WebSocket handshake: {result.reason}"
+        self._finished = True
+        self._final_code, self._final_reason = 1002, message
+        self._queue_in.close()
+        await self._emit(Event("error", self, message=message))
+        await self._emit(Event("close", self, code=1002, reason=message))
+        self._closed.set()

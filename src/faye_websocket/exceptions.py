@@ -1,0 +1,100 @@
+"""Exceptions raised by faye_websocket.
+
+::
+
+    FayeWebSocketError
+    ├── HandshakeError          status_code, headers, body
+    │   └── ProxyError          (a refused HTTP CONNECT)
+    ├── ProtocolError           close_code
+    └── ConnectionClosed        code, reason
+        ├── ConnectionClosedOK      (also anyio.EndOfStream)
+        └── ConnectionClosedError   (also anyio.BrokenResourceError)
+
+``ConnectionClosedOK`` is raised when the connection closed with 1000 or
+1001; as an :class:`anyio.EndOfStream` it ends ``async for`` loops quietly.
+``ConnectionClosedError`` covers every other ending (1006 when the peer
+vanished, 1002/1007/1009 when a side broke the protocol); as an
+:class:`anyio.BrokenResourceError` it follows anyio's stream contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+
+__all__ = [
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "FayeWebSocketError",
+    "HandshakeError",
+    "ProtocolError",
+    "ProxyError",
+]
+
+
+class FayeWebSocketError(Exception):
+    """Root of every exception this package raises."""
+
+
+class HandshakeError(FayeWebSocketError):
+    """The opening handshake failed.
+
+    Attributes:
+        status_code: the HTTP status of the response involved (0 if none).
+        headers: its headers, as ``(name, value)`` pairs.
+        body: its body, if any was read.
+    """
+
+    def __init__(self, message: str, *, status_code: int = 0,
+                 headers: Sequence[tuple[str, str]] = (), body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.headers = list(headers)
+        self.body = body
+
+
+class ProxyError(HandshakeError):
+    """An HTTP proxy refused the CONNECT request."""
+
+
+class ProtocolError(FayeWebSocketError):
+    """A peer broke the WebSocket protocol.
+
+    Attributes:
+        close_code: the close code sent because of it (1002, 1007, 1009...).
+    """
+
+    def __init__(self, message: str, close_code: int = 1002) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+
+
+class ConnectionClosed(FayeWebSocketError):
+    """The connection is closed (or closing) and cannot carry this call.
+
+    Attributes:
+        code: the close code (1006 when no Close frame was received).
+        reason: the close reason.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
+        self.code = code
+        self.reason = reason
+
+
+class ConnectionClosedOK(ConnectionClosed, anyio.EndOfStream):
+    """The connection closed normally (1000 or 1001)."""
+
+
+class ConnectionClosedError(ConnectionClosed, anyio.BrokenResourceError):
+    """The connection closed abnormally or with an error code."""
+
+
+def connection_closed(code: int, reason: str = "") -> ConnectionClosed:
+    """The right subclass for a close code."""
+    if code in (1000, 1001):
+        return ConnectionClosedOK(code, reason)
+    return ConnectionClosedError(code, reason)

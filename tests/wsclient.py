@@ -1,0 +1,104 @@
+"""An independent WebSocket client for tests: wsproto's own state machine
+over an anyio stream, so our server is checked against a third party."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Message,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.extensions import PerMessageDeflate
+
+
+@dataclass
+class RawClient:
+    stream: anyio.abc.ByteStream
+    ws: WSConnection
+    accepted: AcceptConnection | None = None
+    rejected: RejectConnection | None = None
+    reject_body: bytes = b""
+    pending: list[Event] = field(default_factory=list)
+    closed: CloseConnection | None = None
+
+    async def send_event(self, event: Event) -> None:
+        await self.stream.send(self.ws.send(event))
+
+    async def send(self, data: str | bytes) -> None:
+        await self.send_event(Message(data=data))  # type: ignore[arg-type]
+
+    async def next_event(self) -> Event | None:
+        while not self.pending:
+            try:
+                data = await self.stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return None
+            self.ws.receive_data(data)
+            self.pending.extend(self.ws.events())
+        return self.pending.pop(0)
+
+    async def receive(self) -> str | bytes:
+        """The next whole message (ping events are answered)."""
+        parts: list[str | bytes] = []
+        while True:
+            event = await self.next_event()
+            if event is None:
+                raise anyio.EndOfStream
+            if isinstance(event, Ping):
+                await self.send_event(event.response())
+            elif isinstance(event, (TextMessage, BytesMessage)):
+                parts.append(event.data)
+                if event.message_finished:
+                    return "".join(parts) if isinstance(parts[0], str) else b"".join(parts)  # type: ignore[arg-type]
+            elif isinstance(event, CloseConnection):
+                self.closed = event
+                raise anyio.EndOfStream
+            elif isinstance(event, Pong):
+                continue
+
+    async def close(self, code: int = 1000, reason: str = "") -> CloseConnection | None:
+        await self.send_event(CloseConnection(code=code, reason=reason))
+        while True:
+            event = await self.next_event()
+            if event is None or isinstance(event, CloseConnection):
+                if isinstance(event, CloseConnection):
+                    self.closed = event
+                return self.closed
+
+
+async def raw_connect(stream: anyio.abc.ByteStream, path: str = "/", *,
+                      subprotocols: list[str] | None = None, deflate: bool = False,
+                      extra_headers: list[tuple[bytes, bytes]] | None = None,
+                      host: str = "localhost") -> RawClient:
+    ws = WSConnection(ConnectionType.CLIENT)
+    client = RawClient(stream, ws)
+    await stream.send(ws.send(Request(
+        host=host, target=path, subprotocols=subprotocols or [],
+        extensions=[PerMessageDeflate()] if deflate else [],
+        extra_headers=extra_headers or [])))
+    while True:
+        event = await client.next_event()
+        if isinstance(event, AcceptConnection):
+            client.accepted = event
+            return client
+        if isinstance(event, RejectConnection):
+            client.rejected = event
+        elif isinstance(event, RejectData):
+            client.reject_body += event.data
+            if event.body_finished:
+                return client
+        elif event is None:
+            return client

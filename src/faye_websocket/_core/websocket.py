@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from wsproto.extensions import Extension as _WsprotoExtension
 from wsproto.frame_protocol import (
     CloseReason,
+    Frame,
     FrameDecoder,
     FrameProtocol,
     Opcode,
@@ -80,7 +81,13 @@ class CloseReceived:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """The peer broke the protocol; a Close frame with ``code`` is queued."""
+    """The peer broke the protocol; further input is ignored.
+
+    Call :meth:`WebSocketProtocol.fail` with the same code and reason to
+    queue the Close frame. The runtime first lets the application answer the
+    messages delivered before the error, so that their replies precede the
+    Close on the wire (as a peer processing frames one by one would see).
+    """
 
     code: int
     reason: str
@@ -123,6 +130,35 @@ class _LengthGuard(_WsprotoExtension):
         return _NO_RSV
 
 
+#: Registered codes wsproto does not know (IANA "WebSocket Close Code Number
+#: Registry": 1014 Bad Gateway); accepted like 1012 and 1013.
+_EXTRA_CODES = frozenset({1014})
+
+#: Reasons sent when an extension hook reports a code (wsproto's own text
+#: for these is "error in extension").
+_REASONS = {
+    CloseReason.MESSAGE_TOO_BIG: "message too large",
+    CloseReason.INVALID_FRAME_PAYLOAD_DATA: "invalid compressed data",
+    CloseReason.PROTOCOL_ERROR: "reserved bit set on a continuation frame",
+}
+
+
+class _FrameProtocol(FrameProtocol):
+    def _process_close(self, frame: Frame) -> Frame:
+        data = frame.payload
+        if isinstance(data, (bytes, bytearray)) and len(data) >= 2 and \
+                int.from_bytes(data[:2], "big") in _EXTRA_CODES:
+            try:
+                reason = bytes(data[2:]).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ParseFailed(f"invalid UTF-8 in close reason: {exc}",
+                                  CloseReason.INVALID_FRAME_PAYLOAD_DATA) from exc
+            code = int.from_bytes(data[:2], "big")
+            return Frame(frame.opcode, (code, reason), frame.frame_finished,
+                         frame.message_finished)
+        return super()._process_close(frame)
+
+
 class WebSocketProtocol:
     """Sans-IO hybi-13 connection: feed bytes, read events, collect output.
 
@@ -144,8 +180,9 @@ class WebSocketProtocol:
         self.close_code: int | None = None
         self.close_reason = ""
         self._deflate = extensions[0] if extensions else None
-        self._proto = FrameProtocol(client, [_LengthGuard(max_length), *extensions])
+        self._proto = _FrameProtocol(client, [_LengthGuard(max_length), *extensions])
         self._failed = False
+        self._input_closed = False
         self._close_sent = False
         self._out = bytearray()
         self._events: list[Event] = []
@@ -156,7 +193,7 @@ class WebSocketProtocol:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the transport."""
-        if self.state is ReadyState.CLOSED or self._failed:
+        if self.state is ReadyState.CLOSED or self._input_closed:
             return  # nothing after the closing handshake or a failure matters
         self._proto.receive_bytes(data)
         try:
@@ -186,7 +223,12 @@ class WebSocketProtocol:
                     self._on_close(*frame.payload)
                     break
         except ParseFailed as exc:
-            self._fail(int(exc.code), str(exc))
+            reason = str(exc)
+            if reason == "error in extension":
+                reason = _REASONS.get(exc.code, reason)
+                if exc.code == CloseReason.MESSAGE_TOO_BIG:
+                    reason = f"message larger than {self.max_length} bytes"
+            self._fail(int(exc.code), reason)
 
     def receive_eof(self) -> None:
         """The transport reached end of file (or broke)."""
@@ -214,20 +256,21 @@ class WebSocketProtocol:
         self._events.append(CloseReceived(int(code), reason))
 
     def _fail(self, code: int, reason: str) -> None:
-        # RFC 6455 section 7.1.7, "Fail the WebSocket Connection".
-        reason = _truncate(reason)
-        self._queue_close(code, reason)
-        self._failed = True
+        self._input_closed = True
         self._parts = []
-        if self.state is not ReadyState.CLOSED:
-            self.state = ReadyState.CLOSING
-        self.close_code, self.close_reason = code, reason
-        self._events.append(Failed(code, reason))
+        self._events.append(Failed(code, _truncate(reason)))
 
     def fail(self, code: int, reason: str) -> None:
-        """Fail the connection from the runtime (e.g. a keep-alive timeout)."""
-        if self.state in (ReadyState.OPEN, ReadyState.CLOSING) and not self._failed:
-            self._fail(code, reason)
+        """Fail the connection (RFC 6455 section 7.1.7): queue a Close with
+        ``code`` and ignore all further input."""
+        if self.state is ReadyState.CLOSED or self._failed:
+            return
+        reason = _truncate(reason)
+        self._input_closed = True
+        self._queue_close(code, reason)
+        self._failed = True
+        self.state = ReadyState.CLOSING
+        self.close_code, self.close_reason = code, reason
 
     # -- output --------------------------------------------------------------
 

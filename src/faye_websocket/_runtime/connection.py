@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._core.websocket import (
@@ -383,8 +384,21 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._on_pong(event.payload)
         elif isinstance(event, Failed):
             await self._emit(Event("error", self, message=event.reason))
+            await self._let_application_answer()
+            assert self._core is not None
+            self._core.fail(event.code, event.reason)
         elif isinstance(event, CloseReceived) and self._core and not self._close_timer_started:
             self._start_close_timer()  # bound the rest of the handshake too
+
+    async def _let_application_answer(self) -> None:
+        """Before failing, let the application take the messages that came
+        before the bad frame, so replies it sends at once go out before our
+        Close (what a peer handling one frame at a time would produce)."""
+        with anyio.move_on_after(min(1.0, self._close_timeout)):
+            while self._queue_in.statistics().current_buffer_used:
+                await anyio.sleep(0.001)
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()
 
     async def _on_pong(self, payload: bytes) -> None:
         # A pong answers the ping with the same payload and, as in RFC 6455

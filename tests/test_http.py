@@ -1,0 +1,601 @@
+"""The HTTP helper, ``faye_websocket.http.Server``, over real loopback sockets.
+
+The client side speaks HTTP with h11 (or plain bytes where the request has
+to be malformed), so the server is checked against an independent parser.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import anyio
+import anyio.abc
+import h11
+import pytest
+from wsproto.events import CloseConnection
+
+from faye_websocket import WebSocket
+from faye_websocket.http import Request, Response, Server
+
+from .conftest import running
+from .wsclient import raw_connect
+
+pytestmark = pytest.mark.anyio
+
+#: Absolute bound on every test's I/O.
+TIMEOUT = 5
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+async def connect(port: int, ssl_context: ssl.SSLContext | None = None,
+                  ) -> anyio.abc.ByteStream:
+    if ssl_context is None:
+        return await anyio.connect_tcp("127.0.0.1", port)
+    return await anyio.connect_tcp("127.0.0.1", port, tls=True, ssl_context=ssl_context,
+                                   tls_hostname="localhost")
+
+
+class HTTPClient:
+    """An h11 client connection over an anyio stream."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self.conn = h11.Connection(h11.CLIENT)
+
+    async def request(self, method: str, target: str,
+                      headers: list[tuple[str, str]] | None = None,
+                      body: bytes = b"") -> tuple[h11.Response, bytes]:
+        """Send one request and read the whole response."""
+        head = [("Host", "localhost"), *(headers or [])]
+        if body:
+            head.append(("Content-Length", str(len(body))))
+        data = self.conn.send(h11.Request(method=method, target=target, headers=head)) or b""
+        if body:
+            data += self.conn.send(h11.Data(data=body)) or b""
+        data += self.conn.send(h11.EndOfMessage()) or b""
+        await self.stream.send(data)
+        return await self.response()
+
+    async def response(self) -> tuple[h11.Response, bytes]:
+        response: h11.Response | None = None
+        chunks: list[bytes] = []
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    data = await self.stream.receive()
+                except anyio.EndOfStream:
+                    data = b""
+                self.conn.receive_data(data)
+            elif isinstance(event, h11.Response):
+                response = event
+            elif isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                assert response is not None
+                return response, b"".join(chunks)
+            else:
+                raise AssertionError(f"unexpected h11 event {event!r}")
+
+
+def header(response: h11.Response, name: str) -> str | None:
+    values = [v.decode("latin-1") for k, v in response.headers
+              if k.decode("latin-1").lower() == name.lower()]
+    return ", ".join(values) if values else None
+
+
+async def read_to_eof(stream: anyio.abc.ByteStream) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunks.append(await stream.receive())
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            return b"".join(chunks)
+
+
+def status_of(raw: bytes) -> int:
+    """The status code of a raw response (``HTTP/1.1 NNN ...``)."""
+    assert raw.startswith(b"HTTP/1.1 "), raw[:80]
+    return int(raw[9:12])
+
+
+async def hello(request: Request, response: Response) -> None:
+    response.write_head(200, {"Content-Type": "text/plain"})
+    await response.end(f"hello {request.method} {request.path}")
+
+
+async def assert_still_serving(port: int) -> None:
+    """A fresh, well-formed request on a new connection gets its answer."""
+    async with await connect(port) as stream:
+        response, body = await HTTPClient(stream).request("GET", "/after")
+    assert response.status_code == 200
+    assert body == b"hello GET /after"
+
+
+# -- plain requests ----------------------------------------------------------
+
+
+async def test_get_answered_by_on_request() -> None:
+    seen: list[Request] = []
+
+    async def on_request(request: Request, response: Response) -> None:
+        seen.append(request)
+        response.write_head(200, {"Content-Type": "text/plain; charset=utf-8",
+                                  "X-Answer": "42"})
+        await response.end("héllo")
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request)) as port, \
+                await connect(port) as stream:
+            response, body = await HTTPClient(stream).request(
+                "GET", "/some/path?x=1", [("X-Custom", "Value")])
+
+    assert response.status_code == 200
+    assert response.reason == b"OK"
+    assert header(response, "content-type") == "text/plain; charset=utf-8"
+    assert header(response, "x-answer") == "42"
+    assert body == "héllo".encode()
+    assert header(response, "content-length") == str(len(body))
+    assert header(response, "transfer-encoding") is None
+    [request] = seen
+    assert request.method == "GET"
+    assert request.target == "/some/path?x=1"
+    assert request.path == "/some/path"
+    assert request.header("x-custom") == "Value"
+    assert request.header("host") == "localhost"
+
+
+async def test_chunked_body_from_write_then_end() -> None:
+    async def on_request(request: Request, response: Response) -> None:
+        response.write_head(200, {"Content-Type": "text/plain"})
+        await response.write(b"hello ")
+        await response.write("wor")
+        await response.end(b"ld")
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request)) as port, \
+                await connect(port) as stream:
+            client = HTTPClient(stream)
+            response, body = await client.request("GET", "/")
+            # The chunked framing ended the message, so the connection is
+            # still usable for a second request.
+            client.conn.start_next_cycle()
+            response2, body2 = await client.request("GET", "/")
+
+    assert response.status_code == 200
+    assert header(response, "transfer-encoding") == "chunked"
+    assert header(response, "content-length") is None
+    assert body == b"hello world"
+    assert (response2.status_code, body2) == (200, b"hello world")
+
+
+async def test_keep_alive_serves_two_requests_on_one_connection() -> None:
+    streams: list[object] = []
+
+    async def on_request(request: Request, response: Response) -> None:
+        streams.append(response.stream)
+        response.write_head(200, {"Content-Type": "application/octet-stream"})
+        await response.end(request.method.encode() + b":" + request.body)
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request)) as port, \
+                await connect(port) as stream:
+            client = HTTPClient(stream)
+            first, body1 = await client.request("GET", "/one")
+            assert client.conn.our_state is h11.DONE
+            client.conn.start_next_cycle()
+            second, body2 = await client.request("POST", "/two", body=b"payload")
+
+    assert (first.status_code, body1) == (200, b"GET:")
+    assert (second.status_code, body2) == (200, b"POST:payload")
+    assert header(first, "connection") != "close"
+    assert len(streams) == 2
+    assert streams[0] is streams[1]
+
+
+async def test_head_request_has_length_but_no_body() -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello)) as port, \
+                await connect(port) as stream:
+            client = HTTPClient(stream)
+            response, body = await client.request("HEAD", "/x")
+            client.conn.start_next_cycle()
+            after, after_body = await client.request("GET", "/x")
+
+    assert response.status_code == 200
+    assert body == b""
+    assert header(response, "content-length") == str(len(b"hello HEAD /x"))
+    assert (after.status_code, after_body) == (200, b"hello GET /x")
+
+
+async def test_client_connection_close_ends_the_connection() -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello)) as port, \
+                await connect(port) as stream:
+            client = HTTPClient(stream)
+            response, body = await client.request("GET", "/", [("Connection", "close")])
+            assert (response.status_code, body) == (200, b"hello GET /")
+            assert await read_to_eof(stream) == b""
+
+
+async def test_no_on_request_gives_404() -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server()) as port, await connect(port) as stream:
+            client = HTTPClient(stream)
+            response, body = await client.request("GET", "/anything")
+            client.conn.start_next_cycle()
+            again, _ = await client.request("GET", "/else")
+
+    assert response.status_code == 404
+    assert body
+    assert header(response, "content-length") == str(len(body))
+    assert again.status_code == 404
+
+
+async def test_upgrade_without_on_upgrade_is_a_plain_request() -> None:
+    seen: list[Request] = []
+
+    async def on_request(request: Request, response: Response) -> None:
+        seen.append(request)
+        await hello(request, response)
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request)) as port, \
+                await connect(port) as stream:
+            response, body = await HTTPClient(stream).request(
+                "GET", "/up", [("Connection", "Upgrade"), ("Upgrade", "foo")])
+
+    assert (response.status_code, body) == (200, b"hello GET /up")
+    assert seen[0].header("upgrade") == "foo"
+
+
+# -- errors ------------------------------------------------------------------
+
+
+async def test_malformed_request_line_gets_400_and_server_keeps_serving() -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello)) as port:
+            async with await connect(port) as stream:
+                await stream.send(b"THIS IS NOT HTTP\r\n\r\n")
+                raw = await read_to_eof(stream)
+            assert status_of(raw) == 400
+            await assert_still_serving(port)
+
+
+async def test_malformed_header_gets_400() -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello)) as port:
+            async with await connect(port) as stream:
+                await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+                raw = await read_to_eof(stream)
+            assert status_of(raw) == 400
+            await assert_still_serving(port)
+
+
+async def test_handler_that_raises_gets_500_and_server_keeps_serving(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def on_request(request: Request, response: Response) -> None:
+        if request.path == "/boom":
+            raise RuntimeError("handler failure")
+        await hello(request, response)
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request)) as port:
+            async with await connect(port) as stream:
+                response, body = await HTTPClient(stream).request("GET", "/boom")
+            assert response.status_code == 500
+            assert b"handler failure" not in body  # no traceback leaks to the client
+            await assert_still_serving(port)
+
+    assert any(r.exc_info is not None and isinstance(r.exc_info[1], RuntimeError)
+               for r in caplog.records)
+
+
+async def test_invalid_response_header_from_handler_gets_500() -> None:
+    async def on_request(request: Request, response: Response) -> None:
+        response.write_head(200, {"X-Injected": "a\r\nSet-Cookie: evil=1"})
+        await response.end("unreachable")
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request)) as port, \
+                await connect(port) as stream:
+            response, _ = await HTTPClient(stream).request("GET", "/")
+
+    assert response.status_code == 500
+    assert header(response, "set-cookie") is None
+
+
+async def test_oversized_incomplete_head_gets_431() -> None:
+    # Header lines past max_head_size and never the blank line: the server
+    # must stop buffering and refuse rather than wait for the end of the head.
+    start = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Filler: " + b"a" * 100 + b"\r\n" * 1
+    partial = start + (b"X-More: " + b"b" * 100 + b"\r\n") * 20
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello, max_head_size=1024)) as port:
+            async with await connect(port) as stream:
+                await stream.send(partial)
+                raw = await read_to_eof(stream)
+            assert status_of(raw) in (431, 400)
+            await assert_still_serving(port)
+
+
+async def test_oversized_complete_head_gets_431() -> None:
+    # The whole (too large) head in one write: it must be refused even
+    # though the parser could complete it from a single read.
+    big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 4000 + b"\r\n\r\n"
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello, max_head_size=1024)) as port:
+            async with await connect(port) as stream:
+                await stream.send(big)
+                raw = await read_to_eof(stream)
+            assert status_of(raw) in (431, 400)
+            await assert_still_serving(port)
+
+
+async def test_body_over_max_body_size_gets_413() -> None:
+    called = False
+
+    async def on_request(request: Request, response: Response) -> None:
+        nonlocal called
+        called = True
+        await hello(request, response)
+
+    head = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request, max_body_size=100)) as port:
+            async with await connect(port) as stream:
+                # More than the limit, far less than announced: the server has
+                # seen enough to refuse, and has read all we sent.
+                await stream.send(head + b"x" * 300)
+                raw = await read_to_eof(stream)
+            assert status_of(raw) == 413
+            assert not called
+            await assert_still_serving(port)
+
+
+async def test_chunked_body_over_max_body_size_gets_413() -> None:
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"%x\r\n%s\r\n" % (200, b"y" * 200)
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello, max_body_size=100)) as port, \
+                await connect(port) as stream:
+            await stream.send(head + chunk)
+            raw = await read_to_eof(stream)
+    assert status_of(raw) == 413
+
+
+async def test_body_within_max_body_size_reaches_handler() -> None:
+    async def on_request(request: Request, response: Response) -> None:
+        response.write_head(200, {"Content-Type": "text/plain"})
+        await response.end(str(len(request.body)))
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request, max_body_size=100)) as port, \
+                await connect(port) as stream:
+            response, body = await HTTPClient(stream).request("POST", "/", body=b"z" * 100)
+    assert (response.status_code, body) == (200, b"100")
+
+
+# -- upgrades ----------------------------------------------------------------
+
+
+async def test_upgrade_goes_to_on_upgrade_with_trailing_bytes_as_body() -> None:
+    seen: list[tuple[Request, bytes]] = []
+    plain_calls: list[Request] = []
+
+    async def on_request(request: Request, response: Response) -> None:
+        plain_calls.append(request)
+        await hello(request, response)
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        seen.append((request, body))
+        await stream.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                          b"Upgrade: echo\r\n\r\n" + b"body=" + body + b";")
+        # The stream now carries the new protocol: echo it.
+        while True:
+            try:
+                data = await stream.receive()
+            except anyio.EndOfStream:
+                return
+            await stream.send(data)
+
+    head = (b"GET /chat?room=1 HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, Upgrade\r\n"
+            b"Upgrade: echo\r\n\r\n")
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request, on_upgrade=on_upgrade)) as port, \
+                await connect(port) as stream:
+            await stream.send(head + b"EARLY-BYTES")
+            received = b""
+            expected_head_end = b"body=EARLY-BYTES;"
+            while expected_head_end not in received:
+                received += await stream.receive()
+            await stream.send(b"ping-pong")
+            echoed = received.partition(expected_head_end)[2]
+            while len(echoed) < len(b"ping-pong"):
+                echoed += await stream.receive()
+
+    assert received.startswith(b"HTTP/1.1 101 ")
+    assert echoed == b"ping-pong"
+    [(request, body)] = seen
+    assert body == b"EARLY-BYTES"
+    assert request.method == "GET"
+    assert request.target == "/chat?room=1"
+    assert request.header("upgrade") == "echo"
+    assert plain_calls == []
+
+
+async def test_websocket_through_on_upgrade() -> None:
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        async with WebSocket(request, stream, body, ["irc"]) as ws:
+            await ws.send(ws.url)
+            async for message in ws:
+                await ws.send(message)
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_upgrade=on_upgrade)) as port, \
+                await connect(port) as stream:
+            client = await raw_connect(stream, "/ws?a=b", subprotocols=["irc"])
+            assert client.accepted is not None
+            assert client.accepted.subprotocol == "irc"
+            assert await client.receive() == "ws://localhost/ws?a=b"
+            await client.send("hi")
+            assert await client.receive() == "hi"
+            closed = await client.close(1000, "bye")
+    assert closed is not None
+    assert closed.code == 1000
+
+
+# -- TLS ---------------------------------------------------------------------
+
+
+async def test_tls_plain_request(server_context: ssl.SSLContext,
+                                 client_context: ssl.SSLContext) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello), ssl_context=server_context) as port, \
+                await connect(port, client_context) as stream:
+            client = HTTPClient(stream)
+            response, body = await client.request("GET", "/secure")
+            client.conn.start_next_cycle()
+            again, body2 = await client.request("GET", "/again")
+
+    assert (response.status_code, body) == (200, b"hello GET /secure")
+    assert (again.status_code, body2) == (200, b"hello GET /again")
+
+
+async def test_tls_websocket_url_is_wss(server_context: ssl.SSLContext,
+                                        client_context: ssl.SSLContext) -> None:
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        async with WebSocket(request, stream, body) as ws:
+            await ws.send(ws.url)
+            async for message in ws:
+                await ws.send(message)
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_upgrade=on_upgrade), ssl_context=server_context) as port, \
+                await connect(port, client_context) as stream:
+            client = await raw_connect(stream, "/tls")
+            assert client.accepted is not None
+            assert await client.receive() == "wss://localhost/tls"
+            await client.send(b"\x00\xff" * 1000)
+            assert await client.receive() == b"\x00\xff" * 1000
+            closed = await client.close()
+    assert closed is not None
+    assert closed.code == 1000
+
+
+async def test_tls_garbage_handshake_does_not_stop_server(
+        server_context: ssl.SSLContext, client_context: ssl.SSLContext) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello), ssl_context=server_context) as port:
+            async with await anyio.connect_tcp("127.0.0.1", port) as raw:
+                await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP to TLS
+                await read_to_eof(raw)
+            async with await connect(port, client_context) as stream:
+                response, _ = await HTTPClient(stream).request("GET", "/")
+    assert response.status_code == 200
+
+
+# -- shutdown and timeouts ---------------------------------------------------
+
+
+async def test_shutdown_closes_open_websocket_with_1001_and_serve_returns() -> None:
+    opened = anyio.Event()
+    server_closes: list[tuple[int | None, str]] = []
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        async with WebSocket(request, stream, body) as ws:
+            ws.on("close", lambda event: server_closes.append((event.code, event.reason)))
+            opened.set()
+            async for message in ws:
+                await ws.send(message)
+
+    server = Server(on_upgrade=on_upgrade, shutdown_timeout=30)
+    served = anyio.Event()
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        await server.serve("127.0.0.1", 0, task_status=task_status)
+        served.set()
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            port: int = await tg.start(serve)
+            async with await connect(port) as stream:
+                client = await raw_connect(stream, "/")
+                assert client.accepted is not None
+                await opened.wait()
+                await client.send("before")
+                assert await client.receive() == "before"
+
+                tg.start_soon(server.shutdown)
+                event = await client.next_event()
+                assert isinstance(event, CloseConnection), event
+                assert event.code == 1001
+                await client.send_event(event.response())
+                assert await client.next_event() is None  # the server hangs up
+            await served.wait()
+
+    assert [code for code, _ in server_closes] == [1001]
+    with anyio.fail_after(TIMEOUT), pytest.raises(OSError):
+        await anyio.connect_tcp("127.0.0.1", port)
+
+
+async def test_shutdown_drops_idle_keep_alive_connections_promptly() -> None:
+    server = Server(on_request=hello, keep_alive_timeout=60, shutdown_timeout=60)
+    served = anyio.Event()
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        await server.serve("127.0.0.1", 0, task_status=task_status)
+        served.set()
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            port: int = await tg.start(serve)
+            async with await connect(port) as stream:
+                response, _ = await HTTPClient(stream).request("GET", "/")
+                assert response.status_code == 200
+                # The connection is now idle between requests.
+                await server.shutdown()
+                await served.wait()
+                assert await read_to_eof(stream) == b""
+
+
+async def test_request_timeout_drops_a_stalled_client() -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello, request_timeout=0.2)) as port:
+            async with await connect(port) as stalled:
+                await stalled.send(b"GET / HTTP/1.1\r\nHost: loc")
+                # Meanwhile other clients are served.
+                await assert_still_serving(port)
+                raw = await read_to_eof(stalled)
+            assert raw == b"" or status_of(raw) == 408
+            await assert_still_serving(port)
+
+
+async def test_keep_alive_timeout_closes_an_idle_connection() -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello, keep_alive_timeout=0.2)) as port, \
+                await connect(port) as stream:
+            response, _ = await HTTPClient(stream).request("GET", "/")
+            assert response.status_code == 200
+            assert await read_to_eof(stream) == b""
+
+
+async def test_cancelling_serve_closes_connections() -> None:
+    entered = anyio.Event()
+
+    async def on_request(request: Request, response: Response) -> None:
+        entered.set()
+        await anyio.sleep_forever()
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request)) as port:
+            stream = await connect(port)
+            await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await entered.wait()
+        # Leaving ``running`` cancelled serve(): the handler's connection
+        # is closed rather than leaked.
+        async with stream:
+            assert await read_to_eof(stream) == b""

@@ -382,7 +382,7 @@ def test_messages_after_our_close_are_still_delivered() -> None:
     assert core.state is ReadyState.CLOSING
     core.receive_data(frame(0x1, b"late") + frame(0x8, struct.pack("!H", 1000)))
     assert core.events_received() == [MessageReceived("late"), CloseReceived(1000, "")]
-    assert core.state is ReadyState.CLOSED
+    assert core.state is ReadyState.CLOSED  # type: ignore[comparison-overlap]
     assert core.data_to_send() == b"\x88\x06\x03\xe8done"  # one Close only
 
 

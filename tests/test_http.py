@@ -6,7 +6,10 @@ to be malformed), so the server is checked against an independent parser.
 
 from __future__ import annotations
 
-import ssl
+import gc
+import warnings
+import weakref
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -19,6 +22,9 @@ from faye_websocket.http import Request, Response, Server
 
 from .conftest import running
 from .wsclient import raw_connect
+
+if TYPE_CHECKING:
+    import ssl
 
 pytestmark = pytest.mark.anyio
 
@@ -89,11 +95,23 @@ def header(response: h11.Response, name: str) -> str | None:
 async def read_to_eof(stream: anyio.abc.ByteStream) -> bytes:
     """Everything the server sends until it closes the connection."""
     chunks: list[bytes] = []
-    while True:
-        try:
+    try:
+        while True:
             chunks.append(await stream.receive())
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            return b"".join(chunks)
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        pass
+    return b"".join(chunks)
+
+
+async def read_status_line(stream: anyio.abc.ByteStream) -> bytes:
+    """The response's bytes up to the end of its status line (or EOF)."""
+    raw = b""
+    try:
+        while b"\r\n" not in raw:
+            raw += await stream.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        pass
+    return raw
 
 
 def status_of(raw: bytes) -> int:
@@ -311,8 +329,7 @@ async def test_invalid_response_header_from_handler_gets_500() -> None:
 async def test_oversized_incomplete_head_gets_431() -> None:
     # Header lines past max_head_size and never the blank line: the server
     # must stop buffering and refuse rather than wait for the end of the head.
-    start = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Filler: " + b"a" * 100 + b"\r\n" * 1
-    partial = start + (b"X-More: " + b"b" * 100 + b"\r\n") * 20
+    partial = b"GET / HTTP/1.1\r\nHost: x\r\n" + (b"X-More: " + b"b" * 100 + b"\r\n") * 20
     with anyio.fail_after(TIMEOUT):
         async with running(Server(on_request=hello, max_head_size=1024)) as port:
             async with await connect(port) as stream:
@@ -330,7 +347,7 @@ async def test_oversized_complete_head_gets_431() -> None:
         async with running(Server(on_request=hello, max_head_size=1024)) as port:
             async with await connect(port) as stream:
                 await stream.send(big)
-                raw = await read_to_eof(stream)
+                raw = await read_status_line(stream)
             assert status_of(raw) in (431, 400)
             await assert_still_serving(port)
 
@@ -428,34 +445,79 @@ async def test_upgrade_goes_to_on_upgrade_with_trailing_bytes_as_body() -> None:
 
 
 async def test_websocket_through_on_upgrade() -> None:
+    done = anyio.Event()
+
     async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
         async with WebSocket(request, stream, body, ["irc"]) as ws:
             await ws.send(ws.url)
             async for message in ws:
                 await ws.send(message)
+        done.set()
 
     with anyio.fail_after(TIMEOUT):
-        async with running(Server(on_upgrade=on_upgrade)) as port, \
-                await connect(port) as stream:
-            client = await raw_connect(stream, "/ws?a=b", subprotocols=["irc"])
-            assert client.accepted is not None
-            assert client.accepted.subprotocol == "irc"
-            assert await client.receive() == "ws://localhost/ws?a=b"
-            await client.send("hi")
-            assert await client.receive() == "hi"
-            closed = await client.close(1000, "bye")
+        async with running(Server(on_upgrade=on_upgrade)) as port:
+            async with await connect(port) as stream:
+                client = await raw_connect(stream, "/ws?a=b", subprotocols=["irc"])
+                assert client.accepted is not None
+                assert client.accepted.subprotocol == "irc"
+                assert await client.receive() == "ws://localhost/ws?a=b"
+                await client.send("hi")
+                assert await client.receive() == "hi"
+                closed = await client.close(1000, "bye")
+            await done.wait()  # the handler's block ends with the connection
     assert closed is not None
     assert closed.code == 1000
 
 
+async def test_cancelling_serve_after_a_websocket_closed_leaks_nothing() -> None:
+    # A handler still inside its ``async with WebSocket`` block after the
+    # connection closed is cancelled when serve() is: every resource of the
+    # WebSocket must still be released (no ResourceWarning at collection).
+    sockets: list[WebSocket] = []
+    closed = anyio.Event()
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        async with WebSocket(request, stream, body) as ws:
+            sockets.append(ws)
+            ws.on("close", lambda event: closed.set())
+            await ws.wait_closed()
+            await anyio.sleep_forever()
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_upgrade=on_upgrade)) as port:
+            async with await connect(port) as stream:
+                client = await raw_connect(stream)
+                assert client.accepted is not None
+                await client.close()
+            await closed.wait()
+
+    ref = weakref.ref(sockets[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sockets.clear()
+        gc.collect()
+    assert ref() is None  # really collected, so a leak would have warned
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
+
+
 # -- TLS ---------------------------------------------------------------------
+
+
+async def tls_connect(port: int, client_context: ssl.SSLContext) -> anyio.abc.ByteStream:
+    """A TLS client that, like browsers, tolerates a close without close_notify.
+
+    (Whether the server sends close_notify is checked on its own below.)
+    """
+    return await anyio.connect_tcp("127.0.0.1", port, tls=True, ssl_context=client_context,
+                                   tls_hostname="localhost", tls_standard_compatible=False)
 
 
 async def test_tls_plain_request(server_context: ssl.SSLContext,
                                  client_context: ssl.SSLContext) -> None:
     with anyio.fail_after(TIMEOUT):
         async with running(Server(on_request=hello), ssl_context=server_context) as port, \
-                await connect(port, client_context) as stream:
+                await tls_connect(port, client_context) as stream:
             client = HTTPClient(stream)
             response, body = await client.request("GET", "/secure")
             client.conn.start_next_cycle()
@@ -467,23 +529,45 @@ async def test_tls_plain_request(server_context: ssl.SSLContext,
 
 async def test_tls_websocket_url_is_wss(server_context: ssl.SSLContext,
                                         client_context: ssl.SSLContext) -> None:
+    done = anyio.Event()
+
     async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
         async with WebSocket(request, stream, body) as ws:
             await ws.send(ws.url)
             async for message in ws:
                 await ws.send(message)
+        done.set()
 
     with anyio.fail_after(TIMEOUT):
-        async with running(Server(on_upgrade=on_upgrade), ssl_context=server_context) as port, \
-                await connect(port, client_context) as stream:
-            client = await raw_connect(stream, "/tls")
-            assert client.accepted is not None
-            assert await client.receive() == "wss://localhost/tls"
-            await client.send(b"\x00\xff" * 1000)
-            assert await client.receive() == b"\x00\xff" * 1000
-            closed = await client.close()
+        async with running(Server(on_upgrade=on_upgrade), ssl_context=server_context) as port:
+            async with await tls_connect(port, client_context) as stream:
+                client = await raw_connect(stream, "/tls")
+                assert client.accepted is not None
+                assert await client.receive() == "wss://localhost/tls"
+                await client.send(b"\x00\xff" * 1000)
+                assert await client.receive() == b"\x00\xff" * 1000
+                closed = await client.close()
+            await done.wait()
     assert closed is not None
     assert closed.code == 1000
+
+
+async def test_tls_server_close_sends_close_notify(server_context: ssl.SSLContext,
+                                                   client_context: ssl.SSLContext) -> None:
+    # RFC 8446 section 6.1: each party MUST send close_notify before closing
+    # its write side. A standard TLS client (anyio's default) otherwise sees
+    # a truncation (BrokenResourceError) instead of a clean end of stream.
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=hello), ssl_context=server_context) as port:
+            stream = await connect(port, client_context)
+            try:
+                client = HTTPClient(stream)
+                response, _ = await client.request("GET", "/", [("Connection", "close")])
+                assert response.status_code == 200
+                with pytest.raises(anyio.EndOfStream):
+                    await stream.receive()
+            finally:
+                await anyio.aclose_forcefully(stream)
 
 
 async def test_tls_garbage_handshake_does_not_stop_server(
@@ -493,7 +577,7 @@ async def test_tls_garbage_handshake_does_not_stop_server(
             async with await anyio.connect_tcp("127.0.0.1", port) as raw:
                 await raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP to TLS
                 await read_to_eof(raw)
-            async with await connect(port, client_context) as stream:
+            async with await tls_connect(port, client_context) as stream:
                 response, _ = await HTTPClient(stream).request("GET", "/")
     assert response.status_code == 200
 
@@ -556,10 +640,49 @@ async def test_shutdown_drops_idle_keep_alive_connections_promptly() -> None:
             async with await connect(port) as stream:
                 response, _ = await HTTPClient(stream).request("GET", "/")
                 assert response.status_code == 200
-                # The connection is now idle between requests.
+                # Let the server go back to waiting for the next request:
+                # the connection is now idle between requests.
+                await anyio.wait_all_tasks_blocked()
                 await server.shutdown()
                 await served.wait()
                 assert await read_to_eof(stream) == b""
+
+
+async def test_shutdown_lets_an_in_flight_request_finish_then_closes() -> None:
+    # shutdown() arrives while a keep-alive request is being answered: the
+    # response is completed, and then the connection is closed at once
+    # (not kept waiting for a next request until a timeout).
+    entered = anyio.Event()
+    release = anyio.Event()
+
+    async def on_request(request: Request, response: Response) -> None:
+        entered.set()
+        await release.wait()
+        await hello(request, response)
+
+    server = Server(on_request=on_request, keep_alive_timeout=60, shutdown_timeout=60)
+    served = anyio.Event()
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        await server.serve("127.0.0.1", 0, task_status=task_status)
+        served.set()
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            port: int = await tg.start(serve)
+            async with await connect(port) as stream:
+                client = HTTPClient(stream)
+                await stream.send(client.conn.send(h11.Request(
+                    method="GET", target="/slow", headers=[("Host", "localhost")])) or b"")
+                await stream.send(client.conn.send(h11.EndOfMessage()) or b"")
+                await entered.wait()
+                tg.start_soon(server.shutdown)
+                await anyio.wait_all_tasks_blocked()
+                release.set()
+                response, body = await client.response()
+                assert (response.status_code, body) == (200, b"hello GET /slow")
+                assert await read_to_eof(stream) == b""
+            await served.wait()
 
 
 async def test_request_timeout_drops_a_stalled_client() -> None:

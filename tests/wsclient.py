@@ -4,6 +4,7 @@ over an anyio stream, so our server is checked against a third party."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -26,7 +27,7 @@ from wsproto.extensions import PerMessageDeflate
 
 @dataclass
 class RawClient:
-    stream: anyio.abc.ByteStream
+    stream: anyio.abc.AnyByteStream
     ws: WSConnection
     accepted: AcceptConnection | None = None
     rejected: RejectConnection | None = None
@@ -38,7 +39,8 @@ class RawClient:
         await self.stream.send(self.ws.send(event))
 
     async def send(self, data: str | bytes) -> None:
-        await self.send_event(Message(data=data))  # type: ignore[arg-type]
+        event: Message[Any] = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
+        await self.send_event(event)
 
     async def next_event(self) -> Event | None:
         while not self.pending:
@@ -60,7 +62,8 @@ class RawClient:
             if isinstance(event, Ping):
                 await self.send_event(event.response())
             elif isinstance(event, (TextMessage, BytesMessage)):
-                parts.append(event.data)
+                parts.append(bytes(event.data) if isinstance(event, BytesMessage)
+                             else event.data)
                 if event.message_finished:
                     return "".join(parts) if isinstance(parts[0], str) else b"".join(parts)  # type: ignore[arg-type]
             elif isinstance(event, CloseConnection):
@@ -79,7 +82,7 @@ class RawClient:
                 return self.closed
 
 
-async def raw_connect(stream: anyio.abc.ByteStream, path: str = "/", *,
+async def raw_connect(stream: anyio.abc.AnyByteStream, path: str = "/", *,
                       subprotocols: list[str] | None = None, deflate: bool = False,
                       extra_headers: list[tuple[bytes, bytes]] | None = None,
                       host: str = "localhost") -> RawClient:
@@ -102,3 +105,10 @@ async def raw_connect(stream: anyio.abc.ByteStream, path: str = "/", *,
                 return client
         elif event is None:
             return client
+
+
+def client_frame(data: str | bytes) -> bytes:
+    """A masked client data frame, whatever state a connection is in."""
+    from wsproto.frame_protocol import FrameProtocol
+
+    return bytes(FrameProtocol(client=True, extensions=[]).send_data(data))

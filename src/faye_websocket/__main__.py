@@ -47,11 +47,15 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 
 async def _serve(server: Server, host: str, port: int, context: ssl.SSLContext | None) -> None:
-    async with anyio.create_task_group() as tg:
-        bound = await tg.start(functools.partial(server.serve, host, port, ssl_context=context))
-        scheme = "https" if context else "http"
-        print(f"listening on {scheme}://{host}:{bound}/", flush=True)
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # Signals are caught before the ready line, so a supervisor may send
+    # SIGTERM as soon as it reads it; Ctrl-C and SIGTERM close open sockets
+    # with 1001 and exit 0.
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as tg:
+            serve = functools.partial(server.serve, host, port, ssl_context=context)
+            bound = await tg.start(serve)
+            scheme = "https" if context else "http"
+            print(f"listening on {scheme}://{host}:{bound}/", flush=True)
             async for _signum in signals:
                 print("shutting down", flush=True)
                 await server.shutdown()

@@ -11,8 +11,13 @@ import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
 from ._core.deflate import PerMessageDeflate
-from ._core.handshake import Rejected, is_websocket, normalize_headers, request_url, \
-    server_handshake
+from ._core.handshake import (
+    Rejected,
+    is_websocket,
+    normalize_headers,
+    request_url,
+    server_handshake,
+)
 from ._core.http import Request, coerce_request
 from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
@@ -28,7 +33,7 @@ __all__ = ["WebSocket"]
 DEFAULT_MAX_LENGTH = 2**26 - 1
 
 
-class WebSocket(anyio.AsyncContextManagerMixin, Connection):
+class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
     """A server-side WebSocket taking over a connection an HTTP server handed off.
 
     Mirrors faye's ``new WebSocket(request, socket, body, protocols, options)``::
@@ -113,14 +118,14 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):
             await self._reject(result)
             raise HandshakeError(f"Error during WebSocket handshake: {result.reason}",
                                  status_code=result.status)
+        self.protocol = result.protocol
+        self.extensions = result.extensions
         try:
             await self._transport.send(result.response)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(self._transport)
             raise
-        self.protocol = result.protocol
-        self.extensions = result.extensions
         core = WebSocketProtocol(client=False, extensions=result.sessions,
                                  max_length=self.max_length)
         with _server.track(self):
@@ -137,7 +142,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):
         message = f"Error during WebSocket handshake: {result.reason}"
         self._finished = True
         self._final_code, self._final_reason = 1002, message
-        self._queue_in.close()
+        self._queue.close()
         await self._emit(Event("error", self, message=message))
         await self._emit(Event("close", self, code=1002, reason=message))
         self._closed.set()

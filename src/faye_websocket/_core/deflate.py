@@ -146,7 +146,8 @@ class PerMessageDeflate:
                 raise NegotiationError("server did not accept server_max_window_bits")
             if _bits(response, "server_max_window_bits") > self.request_max_window_bits:
                 raise NegotiationError("server_max_window_bits above the requested value")
-        own_bits = min(self.max_window_bits or _MAX_BITS, _bits(response, "client_max_window_bits"))
+        own_bits = min(self.max_window_bits or _MAX_BITS,
+                       _bits(response, "client_max_window_bits"))
         outbound_reset = self.no_context_takeover or "client_no_context_takeover" in response
         inbound_reset = "server_no_context_takeover" in response
         return DeflateParams(own_bits, outbound_reset, inbound_reset)

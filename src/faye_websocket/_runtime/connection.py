@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import math
-import ssl
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.abc
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._core.websocket import (
     CloseReceived,
@@ -39,6 +38,11 @@ from .._core.websocket import (
 )
 from .._emitter import Event, EventEmitter, logger
 from ..exceptions import ConnectionClosed, ConnectionClosedError, connection_closed
+from .queue import MessageQueue
+from .streams import TRANSPORT_ERRORS, close_stream
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from .._core.websocket import Event as CoreEvent
@@ -46,9 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "Message"]
 
 Message = str | bytes
-#: Errors that mean the transport is gone.
-_TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream,
-                     OSError, ssl.SSLError)
 _MAX_CONTROL_PAYLOAD = 125
 
 
@@ -100,9 +101,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
         self._write_limit = write_limit
-        self._queue_in: MemoryObjectSendStream[Message]
-        self._queue_out: MemoryObjectReceiveStream[Message]
-        self._queue_in, self._queue_out = anyio.create_memory_object_stream[Message](max_queue)
+        self._queue: MessageQueue[Message] = MessageQueue(max_queue)
         #: Handshake results, set by subclasses before :meth:`_running`.
         self.url = ""
         self.protocol = ""
@@ -156,24 +155,37 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     @asynccontextmanager
     async def _running(self, stream: anyio.abc.AnyByteStream, core: WebSocketProtocol,
                        initial: bytes = b"") -> AsyncIterator[None]:
-        """Run the connection's tasks around the caller's block."""
-        async with anyio.create_task_group() as tg:
-            self._attach(tg, stream, core, initial)
-            await self._emit(Event("open", self))
-            try:
-                yield
-            except BaseException as exc:
-                with anyio.CancelScope(shield=True):
-                    cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
-                    await self._abandon(1001 if cancelled else 1011)
-                raise
-            else:
-                # Leaving the block: nobody reads the queue any more, so let
-                # the reader discard what arrives while the handshake runs.
-                self._queue_out.close()
-                await self.close()
-            finally:
-                tg.cancel_scope.cancel()
+        """Run the connection's tasks around the caller's block.
+
+        Background tasks never raise, so anything the task group raises comes
+        from the caller's block; it is unwrapped from the exception group, so
+        ``async with ws:`` raises what its body raised.
+        """
+        raised: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                self._attach(tg, stream, core, initial)
+                await self._emit(Event("open", self))
+                try:
+                    yield
+                except BaseException as exc:
+                    raised = exc
+                    with anyio.CancelScope(shield=True):
+                        cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
+                        await self._abandon(1001 if cancelled else 1011)
+                    raise
+                else:
+                    # Leaving the block: nobody reads the queue any more, so
+                    # the reader drops what arrives while the handshake runs.
+                    self._queue.discard()
+                    await self.close()
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            if raised is not None and len(group.exceptions) == 1 and \
+                    group.exceptions[0] is raised:
+                raise raised from None
+            raise
 
     def _attach(self, tg: anyio.abc.TaskGroup, stream: anyio.abc.AnyByteStream,
                 core: WebSocketProtocol, initial: bytes) -> None:
@@ -188,7 +200,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         """The caller's block failed or was cancelled: say goodbye, quickly."""
         if self._finished or self._core is None:
             return
-        self._queue_out.close()
+        self._queue.discard()
         if self._core.state is ReadyState.OPEN:
             self._core.send_close(code, "going away" if code == 1001 else "internal error")
             with anyio.move_on_after(min(1.0, self._close_timeout)):
@@ -218,7 +230,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         code = core.close_code if core and core.close_code is not None else 1000
         return connection_closed(code, core.close_reason if core else "")
 
-    async def send(self, item: Message, *, compress: bool = True) -> None:
+    async def send(self, item: Message | bytearray | memoryview, *,
+                   compress: bool = True) -> None:
         """Send a message: ``str`` as text, bytes-like as binary.
 
         Waits while the transport does not take more data (backpressure).
@@ -239,7 +252,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if self._broken:
             raise self._closed_error()
 
-    def send_nowait(self, item: Message, *, compress: bool = True) -> None:
+    def send_nowait(self, item: Message | bytearray | memoryview, *,
+                    compress: bool = True) -> None:
         """Queue a message for the writer task without waiting.
 
         Raises:
@@ -329,16 +343,16 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             ConnectionClosedError: it closed with an error or was lost.
         """
         try:
-            return await self._queue_out.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return await self._queue.get()
+        except anyio.EndOfStream:
             await self._closed.wait()
             raise self._closed_error() from None
 
     def receive_nowait(self) -> Message:
         """The next queued message, or ``anyio.WouldBlock`` if none is queued."""
         try:
-            return self._queue_out.receive_nowait()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return self._queue.get_nowait()
+        except anyio.EndOfStream:
             raise self._closed_error() from None
 
     # -- background tasks -------------------------------------------------
@@ -354,14 +368,14 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 while not (core.state is ReadyState.CLOSED or core.failed):
                     data = await stream.receive()
                     await self._process(core, data)
-            except _TRANSPORT_ERRORS:
+            except TRANSPORT_ERRORS:
                 pass
         if core.failed:
             await self._linger(stream, core)
         elif core.state is ReadyState.CLOSED and core.client:
             await self._await_eof(stream)
         core.receive_eof()  # no-op unless the transport dropped first
-        await self._close_transport(stream)
+        await close_stream(stream)
         await self._finish()
 
     async def _process(self, core: WebSocketProtocol, data: bytes) -> None:
@@ -376,10 +390,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             if self.listener_count("message"):
                 await self._emit(Event("message", self, data=event.data))
             else:
-                try:
-                    await self._queue_in.send(event.data)
-                except anyio.BrokenResourceError:
-                    pass  # the reader side is gone: nobody will read it
+                await self._queue.put(event.data)
         elif isinstance(event, PongReceived):
             await self._on_pong(event.payload)
         elif isinstance(event, Failed):
@@ -395,18 +406,15 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         before the bad frame, so replies it sends at once go out before our
         Close (what a peer handling one frame at a time would produce)."""
         with anyio.move_on_after(min(1.0, self._close_timeout)):
-            while self._queue_in.statistics().current_buffer_used:
-                await anyio.sleep(0.001)
+            await self._queue.drained()
         for _ in range(3):
             await anyio.lowlevel.checkpoint()
 
     async def _on_pong(self, payload: bytes) -> None:
         # A pong answers the ping with the same payload and, as in RFC 6455
         # section 5.5.3, every ping sent before it.
-        for index, pending in enumerate(self._pings):
-            if pending.payload == payload:
-                break
-        else:
+        index = next((i for i, p in enumerate(self._pings) if p.payload == payload), None)
+        if index is None:
             return  # unsolicited pong
         answered, self._pings = self._pings[: index + 1], self._pings[index + 1 :]
         self.latency = anyio.current_time() - answered[-1].sent_at
@@ -439,7 +447,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 self._in_flight = len(data)
                 try:
                     await stream.send(data)
-                except _TRANSPORT_ERRORS:
+                except TRANSPORT_ERRORS:
                     self._broken = True
                     await self._abort()
                 except BaseException:
@@ -506,12 +514,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 return
             try:
                 await stream.send_eof()
-            except (NotImplementedError, *_TRANSPORT_ERRORS):
+            except (NotImplementedError, *TRANSPORT_ERRORS):
                 pass
             try:
                 while await stream.receive():
                     pass
-            except _TRANSPORT_ERRORS:
+            except TRANSPORT_ERRORS:
                 pass
 
     async def _await_eof(self, stream: anyio.abc.AnyByteStream) -> None:
@@ -520,17 +528,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             try:
                 while await stream.receive():
                     pass
-            except _TRANSPORT_ERRORS:
+            except TRANSPORT_ERRORS:
                 pass
-
-    async def _close_transport(self, stream: anyio.abc.AnyByteStream) -> None:
-        with anyio.move_on_after(1, shield=True) as scope:
-            try:
-                await stream.aclose()
-            except _TRANSPORT_ERRORS:
-                pass
-        if scope.cancelled_caught:
-            await anyio.aclose_forcefully(stream)
 
     async def _finish(self) -> None:
         """Record the ending, wake every waiter and fire ``close`` (once)."""
@@ -542,7 +541,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             assert core.close_code is not None
             self._final_code, self._final_reason = core.close_code, core.close_reason
         self._finished = True
-        self._queue_in.close()
+        self._queue.close()
         for pending in self._pings:
             pending.done.set()
         self._pings = []
@@ -553,6 +552,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             self._closed.set()
 
 
-def _check_message(item: object) -> None:
+def _check_message(item: object) -> None:  # annotations are not enforced at run time
     if not isinstance(item, (str, bytes, bytearray, memoryview)):
-        raise TypeError(f"a message is str (text) or bytes-like (binary), not {type(item).__name__}")
+        raise TypeError("a message is str (text) or bytes-like (binary), "
+                        f"not {type(item).__name__}")

@@ -9,11 +9,11 @@ where ``body`` holds the bytes the client sent past the request head.
 from __future__ import annotations
 
 import logging
-from http import HTTPStatus
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -24,6 +24,7 @@ from anyio.streams.tls import TLSListener
 from .._core.handshake import http_response
 from .._core.http import Request, header_tokens, validate_header
 from ..exceptions import HandshakeError
+from .streams import TRANSPORT_ERRORS, close_stream
 
 if TYPE_CHECKING:
     from .._websocket import WebSocket
@@ -34,8 +35,6 @@ logger = logging.getLogger("faye_websocket.http")
 
 RequestHandler = Callable[[Request, "Response"], Awaitable[None]]
 UpgradeHandler = Callable[[Request, anyio.abc.ByteStream, bytes], Awaitable[None]]
-_TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream,
-                     OSError, ssl.SSLError)
 
 
 class _Closable(Protocol):
@@ -198,8 +197,8 @@ class Server:
         bound = tcp.extra(anyio.abc.SocketAttribute.local_port)
         listener = tcp
         if ssl_context is not None:
-            listener = TLSListener(tcp, ssl_context, standard_compatible=False,
-                                   handshake_timeout=self.request_timeout)
+            # standard_compatible: closing sends close_notify (RFC 8446 6.1).
+            listener = TLSListener(tcp, ssl_context, handshake_timeout=self.request_timeout)
         await self.serve_listener(listener, task_status=task_status, port=bound)
 
     async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.ByteStream], *,
@@ -237,7 +236,7 @@ class Server:
             self._slots.add(slot)
             try:
                 await self._serve_http(stream, slot)
-            except _TRANSPORT_ERRORS:
+            except TRANSPORT_ERRORS:
                 pass
             except HandshakeError as exc:
                 logger.debug("%s", exc)
@@ -247,12 +246,11 @@ class Server:
                 self._slots.discard(slot)
                 if self._shutting_down and not self._slots:
                     self._all_done.set()
-                with anyio.CancelScope(shield=True):
-                    await anyio.aclose_forcefully(stream)
+                await close_stream(stream)
 
     async def _serve_http(self, stream: anyio.abc.ByteStream, slot: _ConnectionSlot) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
-        while not self._shutting_down or not slot.idle:
+        while not self._shutting_down:
             slot.idle = True
             try:
                 event = await self._next_request(conn, stream, slot)
@@ -263,6 +261,11 @@ class Server:
                 return
             slot.idle = False
             request = Request.from_h11(event)
+            if _head_size(event) > self.max_head_size:
+                # h11 bounds only heads still incomplete; a head that arrived
+                # whole in one read is measured here.
+                await self._bad_request(stream, 431, "request header fields too large")
+                return
             if self.on_upgrade is not None and _is_upgrade(request):
                 await self._upgrade(conn, stream, request)
                 return
@@ -282,7 +285,7 @@ class Server:
                     await response.end("Not found\n")
                 else:
                     await self.on_request(request, response)
-            except _TRANSPORT_ERRORS:
+            except TRANSPORT_ERRORS:
                 return
             except Exception:
                 logger.exception("on_request handler raised")
@@ -313,7 +316,7 @@ class Server:
                 if event is h11.NEED_DATA:
                     try:
                         data = await stream.receive()
-                    except _TRANSPORT_ERRORS:
+                    except TRANSPORT_ERRORS:
                         return None
                     conn.receive_data(data)
                     slot.idle = False
@@ -345,8 +348,7 @@ class Server:
         # Let h11 consume the (normally empty) body; it then pauses, and
         # every byte after the head is the new protocol's.
         with anyio.fail_after(self.request_timeout):
-            while conn.their_state is not h11.MIGHT_SWITCH_PROTOCOL:
-                event = conn.next_event()
+            while (event := conn.next_event()) is not h11.PAUSED:
                 if event is h11.NEED_DATA:
                     conn.receive_data(await stream.receive())
                 elif isinstance(event, h11.ConnectionClosed):
@@ -361,8 +363,13 @@ class Server:
         with anyio.move_on_after(self.request_timeout):
             try:
                 await stream.send(http_response(status, head, body))
-            except _TRANSPORT_ERRORS:
+            except TRANSPORT_ERRORS:
                 pass
+
+
+def _head_size(request: h11.Request) -> int:
+    size = len(request.method) + len(request.target) + 12  # request line
+    return size + sum(len(name) + len(value) + 4 for name, value in request.headers)
 
 
 def _phrase(status: int) -> bytes:

@@ -1,0 +1,52 @@
+"""Developer sessions: ``nox -s tests lint typecheck autobahn``."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = False
+
+AUTOBAHN = os.path.join(os.path.dirname(__file__), "..", "shared", "tools", "autobahn")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite on both anyio backends (the README's test command)."""
+    session.install("-e", ".[test]")
+    session.run("npm", "ci", "--prefix", "tests/interop", external=True)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "format", "--check", "src/faye_websocket/_core")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[test]", "mypy")
+    session.run("mypy")
+
+
+@nox.session
+def autobahn(session: nox.Session) -> None:
+    """Autobahn|Testsuite fuzzingclient against ``python -m faye_websocket echo``
+    on both backends (about 25 minutes each); summaries in reports/autobahn-*."""
+    session.install("-e", ".")
+    runner = os.path.abspath(os.path.join(AUTOBAHN, "run_server_suite.sh"))
+    session.run("bash", os.path.join(AUTOBAHN, "setup.sh"), external=True)
+    backends = session.posargs or ["asyncio", "trio"]
+    if "trio" in backends:
+        session.install("trio")
+    for backend in backends:
+        out = os.path.abspath(f"reports/autobahn-{backend}")
+        session.run(
+            runner, "9001", "--", "python", "-m", "faye_websocket", "echo", "--port", "9001",
+            "--backend", backend,
+            env={"AB_OUT": out, "AB_TIMEOUT": "3600"}, external=True,
+        )

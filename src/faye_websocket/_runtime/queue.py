@@ -1,0 +1,86 @@
+"""A bounded message queue between the reader task and ``receive()``."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Generic, TypeVar
+
+import anyio
+
+__all__ = ["MessageQueue"]
+
+T = TypeVar("T")
+
+
+class MessageQueue(Generic[T]):
+    """A bounded FIFO: :meth:`put` waits while it is full, which is how the
+    reader stops reading the socket (backpressure).
+
+    Unlike a memory object stream it needs no closing by its consumer: the
+    producer :meth:`close`\\ s it (consumers then drain it and get
+    ``EndOfStream``) and the consumer side may :meth:`discard` it (producers
+    then drop what they put).
+    """
+
+    __slots__ = ("_closed", "_discarding", "_items", "_maxsize", "_ready", "_space")
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError("max_queue must be at least 1")
+        self._items: deque[T] = deque()
+        self._maxsize = maxsize
+        self._closed = False
+        self._discarding = False
+        self._ready = anyio.Event()
+        self._space = anyio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def put(self, item: T) -> None:
+        while len(self._items) >= self._maxsize and not self._discarding:
+            if self._space.is_set():
+                self._space = anyio.Event()
+            await self._space.wait()
+        if not self._discarding:
+            self._items.append(item)
+            self._ready.set()
+
+    async def get(self) -> T:
+        while not self._items:
+            if self._closed:
+                raise anyio.EndOfStream
+            if self._ready.is_set():
+                self._ready = anyio.Event()
+            await self._ready.wait()
+        return self._take()
+
+    def get_nowait(self) -> T:
+        if self._items:
+            return self._take()
+        if self._closed:
+            raise anyio.EndOfStream
+        raise anyio.WouldBlock
+
+    async def drained(self) -> None:
+        """Wait until consumers have taken every queued item."""
+        while self._items:
+            if self._space.is_set():
+                self._space = anyio.Event()
+            await self._space.wait()
+
+    def _take(self) -> T:
+        item = self._items.popleft()
+        self._space.set()
+        return item
+
+    def close(self) -> None:
+        """No more items will come; consumers drain, then get ``EndOfStream``."""
+        self._closed = True
+        self._ready.set()
+
+    def discard(self) -> None:
+        """Nobody will consume any more: drop queued items and future puts."""
+        self._discarding = True
+        self._items.clear()
+        self._space.set()

@@ -1,0 +1,59 @@
+"""The public surface: what is exported, and where it says it lives."""
+
+from __future__ import annotations
+
+import faye_websocket
+import faye_websocket.exceptions
+import faye_websocket.extensions
+import faye_websocket.http
+
+
+def test_all_is_sorted_and_complete() -> None:
+    for module in (faye_websocket, faye_websocket.http, faye_websocket.exceptions,
+                   faye_websocket.extensions):
+        assert module.__all__ == sorted(module.__all__)
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+    public = {name for name in dir(faye_websocket)
+              if not name.startswith("_") and name[0].isupper()}
+    assert public <= set(faye_websocket.__all__)
+
+
+def test_public_objects_name_their_public_module() -> None:
+    assert faye_websocket.WebSocket.__module__ == "faye_websocket"
+    assert faye_websocket.PerMessageDeflate.__module__ == "faye_websocket"
+    assert faye_websocket.http.Server.__module__ == "faye_websocket.http"
+    assert faye_websocket.extensions.PerMessageDeflate is faye_websocket.PerMessageDeflate
+
+
+def test_ready_state_constants_match_the_browser_api() -> None:
+    ws = faye_websocket.WebSocket
+    assert (ws.CONNECTING, ws.OPEN, ws.CLOSING, ws.CLOSED) == (0, 1, 2, 3)
+
+
+def test_event_object_has_the_dom_shape() -> None:
+    event = faye_websocket.Event("close", None, code=1000, reason="bye")
+    assert (event.type, event.code, event.reason) == ("close", 1000, "bye")
+    assert event.event_phase == faye_websocket.Event.AT_TARGET
+    assert not event.bubbles and not event.cancelable
+    event.stop_propagation()
+    event.prevent_default()
+
+
+def test_emitter_rejects_unknown_events_and_supports_decorators() -> None:
+    import pytest
+
+    from faye_websocket._emitter import EventEmitter
+
+    emitter = EventEmitter()
+    with pytest.raises(ValueError):
+        emitter.on("nope", print)
+
+    @emitter.on("message")
+    def listener(event: faye_websocket.Event) -> None: ...
+
+    emitter.onmessage = print
+    assert emitter.listener_count("message") == 2
+    emitter.off("message", listener)
+    emitter.onmessage = None
+    assert emitter.listener_count("message") == 0

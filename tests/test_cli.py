@@ -11,7 +11,8 @@ import signal
 import subprocess
 import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -83,18 +84,19 @@ class CLI:
 
 
 @asynccontextmanager
-async def run_cli(command: str, backend: str, port: int) -> AsyncIterator[CLI]:
+async def run_cli(command: str, backend: str, port: int, *extra: str,
+                  scheme: str = "http") -> AsyncIterator[CLI]:
     """Start the command, wait for its ``listening on`` line; always kill it."""
     process = await anyio.open_process(
         [sys.executable, "-m", "faye_websocket", command, "--port", str(port),
-         "--backend", backend],
+         "--backend", backend, *extra],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         async with anyio.create_task_group() as tg:
             cli = CLI(process, port)
             tg.start_soon(cli.drain_stderr)
             line = await cli.readline()
-            assert line == f"listening on http://127.0.0.1:{port}/", cli.lines
+            assert line == f"listening on {scheme}://127.0.0.1:{port}/", cli.lines
             yield cli
             tg.cancel_scope.cancel()
     finally:
@@ -282,4 +284,28 @@ async def test_echo_server_echoes_and_exits_on_sigterm(cli_backend: str,
                 assert await client.receive() == "one more"
                 cli.process.send_signal(signal.SIGTERM)
                 assert (await answer_close(client)).code == 1001
+            assert await cli.wait_exit() == 0
+
+
+async def test_demo_over_tls_with_certfile_and_keyfile(
+        cli_backend: str, free_tcp_port: int, ca: Any, client_context: Any,
+        tmp_path: Path) -> None:
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    with anyio.fail_after(TIMEOUT):
+        async with run_cli("demo", cli_backend, free_tcp_port, "--certfile", str(certfile),
+                           "--keyfile", str(keyfile), scheme="https") as cli:
+            stream = await anyio.connect_tcp("127.0.0.1", cli.port, tls=True,
+                                             ssl_context=client_context,
+                                             tls_hostname="localhost")
+            async with stream:
+                client = await ws_connect(stream, cli.port, subprotocols=["xmpp"])
+                await client.send("over TLS")
+                assert await client.receive() == "over TLS"
+                line = await cli.expect_line("open ")
+                assert line == f"open wss://127.0.0.1:{cli.port}/ hybi-13 xmpp"
+                await client.close()
+            cli.process.send_signal(signal.SIGTERM)
             assert await cli.wait_exit() == 0

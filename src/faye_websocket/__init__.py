@@ -7,6 +7,7 @@ The Python counterpart of Node's faye-websocket::
 
 from __future__ import annotations
 
+from ._client import Client as Client
 from ._core.deflate import PerMessageDeflate as PerMessageDeflate
 from ._core.websocket import ReadyState as ReadyState
 from ._emitter import Event as Event
@@ -22,6 +23,7 @@ from .exceptions import ProxyError as ProxyError
 __version__ = "0.1.0"
 
 __all__ = [
+    "Client",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",

@@ -10,6 +10,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
+from ._client import Client as _Client
 from ._core.deflate import PerMessageDeflate
 from ._core.handshake import (
     Rejected,
@@ -68,6 +69,9 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         write_limit: bytes queued by :meth:`send_nowait` before it raises
             :class:`anyio.WouldBlock`.
     """
+
+    #: The client: ``async with WebSocket.Client(url, protocols, **options)``.
+    Client = _Client
 
     def __init__(
         self,

@@ -187,9 +187,22 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 raise raised from None
             raise
 
+    async def _run_in(self, stream: anyio.abc.AnyByteStream, core: WebSocketProtocol,
+                      initial: bytes, *,
+                      task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+                      ) -> None:
+        """The connection's tasks as one task of a caller's task group (the
+        ``connect(task_group, ...)`` form); returns once the connection is
+        closed, cancelling its timers."""
+        async with anyio.create_task_group() as tg:
+            self._attach(tg, stream, core, initial)
+            task_status.started()
+            await self.wait_closed()
+            tg.cancel_scope.cancel()
+
     def _attach(self, tg: anyio.abc.TaskGroup, stream: anyio.abc.AnyByteStream,
                 core: WebSocketProtocol, initial: bytes) -> None:
-        """Start the background tasks in ``tg`` (the explicit-task-group form)."""
+        """Start the background tasks in ``tg``."""
         self._tg, self._stream, self._core, self._initial = tg, stream, core, initial
         tg.start_soon(self._read_loop)
         tg.start_soon(self._write_loop)
@@ -201,12 +214,21 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if self._finished or self._core is None:
             return
         self._queue.discard()
-        if self._core.state is ReadyState.OPEN:
-            self._core.send_close(code, "going away" if code == 1001 else "internal error")
-            with anyio.move_on_after(min(1.0, self._close_timeout)):
-                await self._flush()
+        await self._say_goodbye(code)
         await self._abort()
         await self._finish()
+
+    async def _say_goodbye(self, code: int) -> None:
+        """Send Close without waiting for the answer (at most 1 s to write it)."""
+        core = self._core
+        if core is None or self._broken:
+            return
+        if core.state is ReadyState.OPEN:
+            core.send_close(code, "going away" if code == 1001 else "internal error")
+        # Flush even if another task queued the Close: this waits for its
+        # write to finish before the caller drops the transport.
+        with anyio.move_on_after(min(1.0, self._close_timeout)):
+            await self._flush()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed and the ``close`` event has fired."""
@@ -360,23 +382,33 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     async def _read_loop(self) -> None:
         stream, core = self._stream, self._core
         assert stream is not None and core is not None
-        with self._read_scope:
-            try:
-                if self._initial:
-                    await self._process(core, self._initial)
-                    self._initial = b""
-                while not (core.state is ReadyState.CLOSED or core.failed):
-                    data = await stream.receive()
-                    await self._process(core, data)
-            except TRANSPORT_ERRORS:
-                pass
-        if core.failed:
-            await self._linger(stream, core)
-        elif core.state is ReadyState.CLOSED and core.client:
-            await self._await_eof(stream)
-        core.receive_eof()  # no-op unless the transport dropped first
-        await close_stream(stream)
-        await self._finish()
+        try:
+            with self._read_scope:
+                try:
+                    if self._initial:
+                        await self._process(core, self._initial)
+                        self._initial = b""
+                    while not (core.state is ReadyState.CLOSED or core.failed):
+                        data = await stream.receive()
+                        await self._process(core, data)
+                except TRANSPORT_ERRORS:
+                    pass
+            if core.failed:
+                await self._linger(stream, core)
+            elif core.state is ReadyState.CLOSED and core.client:
+                await self._await_eof(stream)
+        except anyio.get_cancelled_exc_class():
+            # The task group is cancelled (the owner was): say goodbye.
+            with anyio.CancelScope(shield=True):
+                await self._say_goodbye(1001)
+            raise
+        finally:
+            # Also when the task group around us is cancelled: the transport
+            # is closed and ``close`` fires, whatever happened.
+            with anyio.CancelScope(shield=True):
+                core.receive_eof()  # no-op unless the transport dropped first
+                await close_stream(stream)
+                await self._finish()
 
     async def _process(self, core: WebSocketProtocol, data: bytes) -> None:
         core.receive_data(data)

@@ -1,0 +1,190 @@
+"""The public WebSocket client, ``WebSocket.Client``."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ._core.client import CLIENT_RESERVED, ClientHandshake, HandshakeFailure, parse_url, public_url
+from ._core.deflate import PerMessageDeflate
+from ._core.handshake import normalize_headers
+from ._core.websocket import WebSocketProtocol
+from ._emitter import Event
+from ._runtime.client import open_stream, resolve_proxy, run_handshake
+from ._runtime.connection import Connection
+from ._runtime.streams import close_stream
+from .exceptions import HandshakeError, ProxyError
+
+__all__ = ["Client"]
+
+DEFAULT_MAX_LENGTH = 2**26 - 1
+
+
+class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
+    """A WebSocket client: ``WebSocket.Client(url, protocols, **options)``.
+
+    ::
+
+        async with WebSocket.Client("wss://example.com/chat", ["irc"]) as ws:
+            await ws.send("hello")
+            print(await ws.receive())
+
+    Entering the block connects and runs the opening handshake; leaving it
+    runs the closing handshake. Or let the connection's tasks live in a task
+    group of yours with :meth:`connect`.
+
+    Args:
+        url: a ``ws://`` or ``wss://`` URL; userinfo in it is sent as
+            ``Authorization: Basic``.
+        protocols: subprotocols to offer, in order of preference.
+        extensions: e.g. ``[PerMessageDeflate()]``.
+        headers: extra request headers (``Origin``, ``User-Agent``...).
+        max_length: largest message accepted, on the wire and inflated.
+        ping: seconds between keep-alive pings (``None``: off).
+        ping_timeout: seconds to wait for a keep-alive pong before closing
+            with 1011 (default: the ping interval).
+        close_timeout: seconds the closing handshake may take.
+        max_queue: received messages held for :meth:`receive` (backpressure).
+        write_limit: bytes :meth:`send_nowait` may queue.
+        tls: the ``ssl.SSLContext`` for ``wss://`` (default: the system's
+            trusted CAs, with host names checked).
+        ca: path to a PEM CA bundle; shorthand for a verifying context.
+        proxy: ``{"origin": "http://user:pass@host:port", "headers": {...},
+            "tls": ctx}``, an origin URL, or ``"env"`` to use
+            ``https_proxy``/``http_proxy``/``all_proxy`` and ``no_proxy``.
+        open_timeout: seconds for connecting and the opening handshake.
+
+    Raises:
+        ValueError: not a ``ws:``/``wss:`` URL, a bad header or option.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        protocols: Sequence[str] | str | None = None,
+        *,
+        extensions: Sequence[PerMessageDeflate] = (),
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        ping: float | None = None,
+        ping_timeout: float | None = None,
+        close_timeout: float = 30,
+        max_queue: int = 16,
+        write_limit: int = 65536,
+        tls: ssl.SSLContext | None = None,
+        ca: str | None = None,
+        proxy: Mapping[str, Any] | str | None = None,
+        open_timeout: float = 10,
+    ) -> None:
+        super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
+                         max_queue=max_queue, write_limit=write_limit)
+        self._target = parse_url(url)
+        self.url = public_url(url)
+        if isinstance(protocols, str):
+            protocols = [p.strip() for p in protocols.split(",") if p.strip()]
+        names = [ext.name for ext in extensions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"extension registered twice: {names}")
+        if max_length < 0:
+            raise ValueError("max_length must be >= 0")
+        self._handshake = ClientHandshake(
+            self._target, list(protocols or []), list(extensions),
+            normalize_headers(headers, reserved=CLIENT_RESERVED), max_length)
+        if tls is not None and ca is not None:
+            raise ValueError("pass either tls or ca, not both")
+        if ca is not None:
+            tls = ssl.create_default_context(cafile=ca)
+        self._tls = tls
+        self._proxy = resolve_proxy(proxy, self._target)
+        self._open_timeout = open_timeout
+        #: Status and headers of the handshake response (also after a
+        #: refused handshake, as in faye).
+        self.status_code: int | None = None
+        self.headers: list[tuple[str, str]] = []
+
+    @classmethod
+    async def connect(cls, task_group: anyio.abc.TaskGroup, url: str,
+                      protocols: Sequence[str] | str | None = None, **options: Any) -> Client:
+        """Open a connection whose tasks run in ``task_group``.
+
+        Returns once the connection is open. Close it with :meth:`close`; the
+        task group then has nothing left of it::
+
+            async with anyio.create_task_group() as tg:
+                ws = await WebSocket.Client.connect(tg, "ws://127.0.0.1:7000/")
+                await ws.send("hi")
+                await ws.close()
+        """
+        ws = cls(url, protocols, **options)
+        stream, core, initial = await ws._open()
+        await task_group.start(ws._run_in, stream, core, initial)
+        await ws._emit(Event("open", ws))
+        return ws
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncIterator[Client]:
+        stream, core, initial = await self._open()
+        async with self._running(stream, core, initial):
+            yield self
+
+    async def _open(self) -> tuple[anyio.abc.ByteStream, WebSocketProtocol, bytes]:
+        """Connect and run the opening handshake; on failure fire ``error``
+        and ``close`` (1002 for a bad response, 1006 without a connection)
+        and raise."""
+        handshake = self._handshake
+        stream: anyio.abc.ByteStream | None = None
+        try:
+            with anyio.fail_after(self._open_timeout):
+                stream = await open_stream(self._target, tls=self._tls, proxy=self._proxy)
+                try:
+                    status, headers, initial = await run_handshake(stream, handshake)
+                except HandshakeError as exc:
+                    self.status_code, self.headers = exc.status_code, exc.headers
+                    raise
+                self.status_code, self.headers = status, headers
+                protocol, extensions, sessions = handshake.check_response(status, headers)
+        except HandshakeFailure as exc:
+            await self._fail_open(stream, 1002, f"Error during WebSocket handshake: {exc}")
+            raise HandshakeError(f"Error during WebSocket handshake: {exc}",
+                                 status_code=self.status_code or 0,
+                                 headers=self.headers) from None
+        except ProxyError as exc:
+            await self._fail_open(stream, 1006, str(exc))
+            raise
+        except HandshakeError as exc:
+            await self._fail_open(stream, 1002, str(exc))
+            raise
+        except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            await self._fail_open(stream, 1006, _describe(exc, self.url))
+            raise
+        except BaseException:
+            if stream is not None:
+                await close_stream(stream, grace=0)
+            raise
+        self.protocol, self.extensions = protocol, extensions
+        core = WebSocketProtocol(client=True, extensions=sessions,
+                                 max_length=handshake.max_length)
+        return stream, core, initial
+
+    async def _fail_open(self, stream: anyio.abc.ByteStream | None, code: int,
+                         message: str) -> None:
+        if stream is not None:
+            await close_stream(stream, grace=0)
+        self._finished = True
+        self._final_code, self._final_reason = code, message
+        self._queue.close()
+        with anyio.CancelScope(shield=True):
+            await self._emit(Event("error", self, message=message))
+            await self._emit(Event("close", self, code=code, reason=message))
+        self._closed.set()
+
+
+def _describe(exc: BaseException, url: str) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"Can't establish a connection to the server at {url}: timed out"
+    return f"Can't establish a connection to the server at {url}: {exc}"

@@ -1,0 +1,196 @@
+"""The client side of the opening handshake, and proxy CONNECT requests.
+
+Builds the request bytes and checks the server's response; no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from .deflate import DeflateSession, NegotiationError, PerMessageDeflate, format_params
+from .handshake import accept_key
+from .http import header_tokens, parse_extension_header
+
+__all__ = ["ClientHandshake", "HandshakeFailure", "Target", "connect_request", "parse_url"]
+
+#: Headers the client writes itself; user ``headers`` may not set them.
+CLIENT_RESERVED = frozenset({
+    "host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
+    "sec-websocket-protocol", "sec-websocket-extensions", "content-length",
+    "transfer-encoding",
+})
+
+
+class HandshakeFailure(ValueError):
+    """The server's response does not complete the handshake."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a ``ws://``, ``wss://``, ``http://`` or ``https://`` URL points."""
+
+    secure: bool
+    host: str
+    port: int
+    resource: str = "/"
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def default_port(self) -> bool:
+        return self.port == (443 if self.secure else 80)
+
+    @property
+    def authority(self) -> str:
+        """``host[:port]`` as in a Host header (IPv6 literals in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.default_port else f"{host}:{self.port}"
+
+    @property
+    def connect_authority(self) -> str:
+        """``host:port`` as in a CONNECT request target (port always present)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def basic_auth(self) -> str | None:
+        """``Basic <credentials>`` from the URL's userinfo, if it has any."""
+        if self.username is None:
+            return None
+        raw = f"{self.username}:{self.password or ''}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def parse_url(url: str, *, schemes: tuple[str, str] = ("ws", "wss")) -> Target:
+    """Split a WebSocket URL (or, with ``schemes=("http", "https")``, a proxy URL).
+
+    Raises:
+        ValueError: another scheme, or no host.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if scheme not in schemes or not parts.hostname or port == -1:
+        kind = "WebSocket" if schemes == ("ws", "wss") else "proxy"
+        safe = url if parts.password is None else url.replace(parts.password, "***")
+        raise ValueError(f"{safe} is not a valid {kind} URL")
+    secure = scheme == schemes[1]
+    resource = parts.path or "/"
+    if parts.query:
+        resource += "?" + parts.query
+    return Target(
+        secure=secure,
+        host=parts.hostname,
+        port=port or (443 if secure else 80),
+        resource=resource,
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def public_url(url: str) -> str:
+    """The URL without its userinfo (so credentials never reach logs)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+@dataclass(slots=True)
+class ClientHandshake:
+    """One client opening handshake (RFC 6455 section 4.1)."""
+
+    target: Target
+    protocols: Sequence[str] = ()
+    extensions: Sequence[PerMessageDeflate] = ()
+    headers: Sequence[tuple[str, str]] = ()
+    max_length: int = 2**26 - 1
+    key: str = field(default_factory=lambda: base64.b64encode(os.urandom(16)).decode())
+
+    def request_headers(self) -> list[tuple[str, str]]:
+        headers = [
+            ("Host", self.target.authority),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", self.key),
+            ("Sec-WebSocket-Version", "13"),
+        ]
+        if self.protocols:
+            headers.append(("Sec-WebSocket-Protocol", ", ".join(self.protocols)))
+        if self.extensions:
+            offers = ", ".join(format_params(ext.name, ext.offer()) for ext in self.extensions)
+            headers.append(("Sec-WebSocket-Extensions", offers))
+        auth = self.target.basic_auth()
+        if auth is not None and not any(k.lower() == "authorization" for k, _ in self.headers):
+            headers.append(("Authorization", auth))
+        headers.extend(self.headers)
+        return headers
+
+    def check_response(self, status: int, headers: Sequence[tuple[str, str]]
+                       ) -> tuple[str, str, list[DeflateSession]]:
+        """Validate the response head (S-19).
+
+        Returns:
+            The subprotocol, the extensions header and the extension sessions.
+
+        Raises:
+            HandshakeFailure: it does not complete this handshake.
+        """
+        def get(name: str) -> str | None:
+            values = [v for k, v in headers if k.lower() == name]
+            return ", ".join(values) if values else None
+
+        if status != 101:
+            raise HandshakeFailure(f"Unexpected response code: {status}")
+        if (get("upgrade") or "").strip().lower() != "websocket":
+            raise HandshakeFailure("'Upgrade' header value is not 'websocket'")
+        # A token-list check: 'Connection: keep-alive, Upgrade' is valid
+        # (the reference wants exactly 'Upgrade').
+        if "upgrade" not in header_tokens(get("connection")):
+            raise HandshakeFailure("'Connection' header value is not 'Upgrade'")
+        if (get("sec-websocket-accept") or "").strip() != accept_key(self.key):
+            raise HandshakeFailure("Sec-WebSocket-Accept mismatch")
+
+        protocol = (get("sec-websocket-protocol") or "").strip()
+        if protocol and protocol not in self.protocols:
+            raise HandshakeFailure("Sec-WebSocket-Protocol mismatch")
+
+        accepted = get("sec-websocket-extensions") or ""
+        sessions: list[DeflateSession] = []
+        if accepted:
+            try:
+                responses = parse_extension_header(accepted)
+            except ValueError as exc:
+                raise HandshakeFailure(f"invalid Sec-WebSocket-Extensions: {exc}") from exc
+            offered = {ext.name: ext for ext in self.extensions}
+            for name, params in responses:
+                extension = offered.pop(name, None)
+                if extension is None:
+                    raise HandshakeFailure(f"Sec-WebSocket-Extensions: {name!r} was not "
+                                           "offered or is repeated")
+                if params is None:
+                    raise HandshakeFailure(f"Sec-WebSocket-Extensions: {name} repeats a "
+                                           "parameter")
+                try:
+                    agreed = extension.activate(params)
+                except NegotiationError as exc:
+                    raise HandshakeFailure(f"Sec-WebSocket-Extensions: {exc}") from exc
+                sessions.append(extension.session(agreed, max_length=self.max_length))
+        return protocol, accepted, sessions
+
+
+def connect_request(target: Target, *, auth: str | None,
+                    headers: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """Headers of an HTTP CONNECT to ``target`` through a proxy (S-22)."""
+    out = [("Host", target.connect_authority), ("Connection", "keep-alive"),
+           ("Proxy-Connection", "keep-alive")]
+    if auth is not None:
+        out.append(("Proxy-Authorization", auth))
+    out.extend(headers)
+    return out

@@ -1,0 +1,195 @@
+"""Opening a client connection: TCP, TLS, proxy CONNECT and the handshake."""
+
+from __future__ import annotations
+
+import ssl
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+import h11
+from anyio.streams.tls import TLSStream
+
+from .._core.client import ClientHandshake, Target, connect_request, parse_url
+from .._core.handshake import normalize_headers
+from ..exceptions import HandshakeError, ProxyError
+from .streams import close_stream
+
+__all__ = ["Proxy", "open_stream", "proxy_from_env", "resolve_proxy", "run_handshake"]
+
+_MAX_BODY = 65536
+#: Headers a proxy CONNECT writes itself.
+_PROXY_RESERVED = frozenset({"host", "proxy-authorization", "connection", "proxy-connection"})
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """An HTTP proxy reached with CONNECT (``proxy={"origin": ..., ...}``)."""
+
+    origin: Target
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None
+
+
+def resolve_proxy(proxy: Mapping[str, Any] | str | None, target: Target) -> Proxy | None:
+    """Turn the ``proxy`` option into a :class:`Proxy` (or ``None``).
+
+    Raises:
+        ValueError: an unknown key or an invalid origin.
+    """
+    if proxy is None:
+        return None
+    if proxy == "env":
+        return proxy_from_env(target)
+    if isinstance(proxy, str):
+        proxy = {"origin": proxy}
+    unknown = set(proxy) - {"origin", "headers", "tls"}
+    if unknown:  # S-3: unknown options are errors, not silently ignored
+        raise ValueError(f"Unrecognized proxy option: {sorted(unknown)[0]}")
+    origin = parse_url(str(proxy["origin"]), schemes=("http", "https"))
+    headers = normalize_headers(proxy.get("headers"), reserved=_PROXY_RESERVED)
+    tls = proxy.get("tls")
+    if tls is not None and not isinstance(tls, ssl.SSLContext):
+        raise TypeError("proxy['tls'] must be an ssl.SSLContext")
+    return Proxy(origin, headers, tls)
+
+
+def proxy_from_env(target: Target) -> Proxy | None:
+    """The proxy ``https_proxy``/``http_proxy``/``all_proxy`` name for
+    ``target``, unless ``no_proxy`` excludes its host."""
+    proxies = urllib.request.getproxies_environment()
+    if _bypassed(target, proxies.get("no", "")):
+        return None
+    origin = proxies.get("https" if target.secure else "http") or proxies.get("all")
+    if not origin:
+        return None
+    if "://" not in origin:
+        origin = "http://" + origin
+    return resolve_proxy({"origin": origin}, target)
+
+
+def _bypassed(target: Target, no_proxy: str) -> bool:
+    """Whether ``no_proxy`` (``*``, or host names, domain suffixes and IPs,
+    each optionally with ``:port``) excludes ``target``."""
+    host = target.host.lower().strip("[]")
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if port and port != str(target.port):
+            continue
+        name = name.lstrip(".").strip("[]")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+async def open_stream(target: Target, *, tls: ssl.SSLContext | None,
+                      proxy: Proxy | None) -> anyio.abc.ByteStream:
+    """Connect to ``target`` (through ``proxy``), with TLS for ``wss://``."""
+    if proxy is None:
+        return await _connect(target, tls)
+    stream = await _connect(proxy.origin, proxy.tls)
+    try:
+        await _connect_tunnel(stream, proxy, target)
+        if target.secure:
+            # TLS to the server inside the tunnel (TLS-in-TLS for an https proxy).
+            stream = await TLSStream.wrap(stream, hostname=target.host, ssl_context=tls,
+                                          standard_compatible=False)
+    except BaseException:
+        await close_stream(stream, grace=0)
+        raise
+    return stream
+
+
+async def _connect(target: Target, tls: ssl.SSLContext | None) -> anyio.abc.ByteStream:
+    if not target.secure:
+        return await anyio.connect_tcp(target.host, target.port)
+    # Without a context anyio builds the default one: system CAs, host names
+    # checked. SNI is the host name. A WebSocket ends with its Close frames,
+    # so a missing TLS close_notify is not an error.
+    return await anyio.connect_tcp(target.host, target.port, tls=True, ssl_context=tls,
+                                   tls_hostname=target.host, tls_standard_compatible=False)
+
+
+async def _connect_tunnel(stream: anyio.abc.ByteStream, proxy: Proxy, target: Target) -> None:
+    conn = h11.Connection(h11.CLIENT)
+    headers = connect_request(target, auth=proxy.origin.basic_auth(), headers=proxy.headers)
+    await stream.send(conn.send(h11.Request(method="CONNECT", target=target.connect_authority,
+                                            headers=headers)) or b"")
+    await stream.send(conn.send(h11.EndOfMessage()) or b"")
+    response, body = await _read_response(conn, stream)
+    if not 200 <= response.status_code < 300:
+        raise ProxyError(
+            f"Can't establish a connection to the server at {target.connect_authority}: "
+            f"the proxy answered {response.status_code} "
+            f"{response.reason.decode('latin-1')}".rstrip(),
+            status_code=response.status_code, headers=_decode(response.headers), body=body)
+
+
+async def run_handshake(stream: anyio.abc.ByteStream, handshake: ClientHandshake
+                        ) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Send the upgrade request and read the response head.
+
+    Returns:
+        The status, the headers and the bytes received past the head.
+
+    Raises:
+        HandshakeError: the response is not a 101 (status, headers and body
+            are on the exception).
+    """
+    conn = h11.Connection(h11.CLIENT)
+    request = h11.Request(method="GET", target=handshake.target.resource,
+                          headers=handshake.request_headers())
+    await stream.send((conn.send(request) or b"") + (conn.send(h11.EndOfMessage()) or b""))
+    response, body = await _read_response(conn, stream)
+    headers = _decode(response.headers)
+    if response.status_code != 101:
+        raise HandshakeError(
+            f"Error during WebSocket handshake: Unexpected response code: "
+            f"{response.status_code}", status_code=response.status_code, headers=headers,
+            body=body)
+    return 101, headers, bytes(conn.trailing_data[0])
+
+
+async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream
+                         ) -> tuple[h11.Response | h11.InformationalResponse, bytes]:
+    """The final (or switching) response and, for a refusal, its body."""
+    response: h11.Response | h11.InformationalResponse | None = None
+    body = bytearray()
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise HandshakeError(f"Error during WebSocket handshake: invalid HTTP response: "
+                                 f"{exc}") from exc
+        if event is h11.NEED_DATA:
+            try:
+                data = await stream.receive()
+            except anyio.EndOfStream:
+                data = b""
+            conn.receive_data(data)
+        elif isinstance(event, h11.InformationalResponse):
+            if event.status_code == 101:
+                return event, b""
+        elif isinstance(event, h11.Response):
+            response = event
+            if conn.their_state is h11.SWITCHED_PROTOCOL:  # a CONNECT that succeeded
+                return event, b""
+        elif isinstance(event, h11.Data):
+            if len(body) < _MAX_BODY:
+                body += event.data[: _MAX_BODY - len(body)]
+        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.PAUSED:
+            if response is None:
+                raise HandshakeError("Error during WebSocket handshake: connection closed "
+                                     "before a response")
+            return response, bytes(body)
+
+
+def _decode(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]

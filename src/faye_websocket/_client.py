@@ -123,7 +123,7 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         ws = cls(url, protocols, **options)
         stream, core, initial = await ws._open()
         await task_group.start(ws._run_in, stream, core, initial)
-        await ws._emit(Event("open", ws))
+        await ws._maybe_open()
         return ws
 
     @asynccontextmanager

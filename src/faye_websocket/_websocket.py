@@ -19,11 +19,12 @@ from ._core.handshake import (
     request_url,
     server_handshake,
 )
+from ._core.hixie import HixieProtocol
 from ._core.http import Request, coerce_request
 from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
 from ._runtime import server as _server
-from ._runtime.connection import Connection
+from ._runtime.connection import Connection, Core
 from .exceptions import HandshakeError
 
 if TYPE_CHECKING:
@@ -117,7 +118,8 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
     async def __asynccontextmanager__(self) -> AsyncIterator[WebSocket]:
         result = server_handshake(self.request, protocols=self._protocols,
                                   extensions=self._extension_configs,
-                                  headers=self._extra_headers, max_length=self.max_length)
+                                  headers=self._extra_headers, max_length=self.max_length,
+                                  url=self.url)
         if isinstance(result, Rejected):
             await self._reject(result)
             raise HandshakeError(f"Error during WebSocket handshake: {result.reason}",
@@ -130,8 +132,17 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(self._transport)
             raise
-        core = WebSocketProtocol(client=False, extensions=result.sessions,
-                                 max_length=self.max_length)
+        self.version = result.version
+        core: Core
+        if result.version == "hybi-13":
+            core = WebSocketProtocol(client=False, extensions=result.sessions,
+                                     max_length=self.max_length)
+        else:
+            core = HixieProtocol(result.version, max_length=self.max_length, keys=result.keys)
+            # hixie-76's challenge bytes usually come with the request: use
+            # them now, so the connection is open when the block starts.
+            core.receive_data(self._body)
+            self._body = b""
         with _server.track(self):
             async with self._running(self._transport, core, self._body):
                 yield self

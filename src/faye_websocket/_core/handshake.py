@@ -9,12 +9,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .deflate import DeflateSession, NegotiationError, PerMessageDeflate, format_params
+from .hixie import challenge_keys
 from .http import Request, header_tokens, parse_extension_header, validate_header
 
 __all__ = [
     "Accepted",
     "Rejected",
     "accept_key",
+    "detect_version",
     "http_response",
     "is_secure_request",
     "is_websocket",
@@ -111,6 +113,10 @@ class Accepted:
     protocol: str
     extensions: str
     sessions: list[DeflateSession] = field(default_factory=list)
+    #: ``"hybi-13"``, ``"hixie-76"`` or ``"hixie-75"``.
+    version: str = "hybi-13"
+    #: hixie-76's two key numbers, answered once the 8 body bytes arrive.
+    keys: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,17 @@ def _reject(status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -
     return Rejected(http_response(status, head, body), status, reason)
 
 
+def detect_version(request: Request) -> str:
+    """Which protocol an upgrade request speaks (S-8)."""
+    if request.header("sec-websocket-version") is not None or \
+            request.header("sec-websocket-key") is not None:
+        return "hybi-13"
+    if request.header("sec-websocket-key1") is not None or \
+            request.header("sec-websocket-key2") is not None:
+        return "hixie-76"
+    return "hixie-75"
+
+
 def server_handshake(
     request: Request,
     *,
@@ -136,11 +153,17 @@ def server_handshake(
     extensions: Sequence[PerMessageDeflate] = (),
     headers: Sequence[tuple[str, str]] = (),
     max_length: int = 2**26 - 1,
+    url: str = "",
 ) -> Accepted | Rejected:
-    """Answer a hybi-13 opening handshake (RFC 6455 section 4.2)."""
+    """Answer an opening handshake: hybi-13 (RFC 6455 section 4.2), or the
+    drafts hixie-76 and hixie-75 (no subprotocols, no extensions)."""
     if not is_websocket(request):
         return _reject(400, "Not a WebSocket handshake request: expected a GET with "
                             "'Connection: Upgrade' and 'Upgrade: websocket'")
+    draft = detect_version(request)
+    if draft != "hybi-13":
+        return _draft_handshake(request, draft, headers, url or request_url(request,
+                                                                            secure=False))
     version = request.header("sec-websocket-version")
     if version is None:
         return _reject(400, "Missing Sec-WebSocket-Version header")
@@ -173,6 +196,32 @@ def server_handshake(
         head.append(("Sec-WebSocket-Extensions", accepted))
     head.extend(headers)
     return Accepted(http_response(101, head), protocol, accepted, sessions)
+
+
+def _draft_handshake(request: Request, draft: str, headers: Sequence[tuple[str, str]],
+                     url: str) -> Accepted | Rejected:
+    origin = request.header("origin") or ""
+    keys = None
+    if draft == "hixie-76":
+        key1, key2 = request.header("sec-websocket-key1"), request.header("sec-websocket-key2")
+        if not key1 or not key2:
+            missing = "Sec-WebSocket-Key1" if not key1 else "Sec-WebSocket-Key2"
+            return _reject(400, f"Missing required header: {missing}")
+        try:
+            keys = challenge_keys(key1, key2)
+        except ValueError as exc:
+            return _reject(400, str(exc))
+        # The 16-byte answer follows once the client's 8 body bytes arrive.
+        head = [("Upgrade", "WebSocket"), ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Origin", origin), ("Sec-WebSocket-Location", url), *headers]
+        status_line = "WebSocket Protocol Handshake"
+    else:
+        head = [("Upgrade", "WebSocket"), ("Connection", "Upgrade"),
+                ("WebSocket-Origin", origin), ("WebSocket-Location", url), *headers]
+        status_line = "Web Socket Protocol Handshake"
+    if any(c in origin for c in "\r\n\0"):
+        return _reject(400, "invalid Origin header")
+    return Accepted(http_response(101, head, reason=status_line), "", "", [], draft, keys)
 
 
 def _negotiate(header: str | None, extensions: Sequence[PerMessageDeflate],

@@ -314,6 +314,11 @@ class WebSocketProtocol:
         return out
 
     @property
+    def can_send(self) -> bool:
+        """Messages may be sent (only while open)."""
+        return self.state is ReadyState.OPEN
+
+    @property
     def pending(self) -> int:
         """Bytes queued and not yet collected by :meth:`data_to_send`."""
         return len(self._out)

@@ -28,6 +28,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from .._core.hixie import HixieProtocol
 from .._core.websocket import (
     CloseReceived,
     Failed,
@@ -40,6 +41,9 @@ from .._emitter import Event, EventEmitter, logger
 from ..exceptions import ConnectionClosed, ConnectionClosedError, connection_closed
 from .queue import MessageQueue
 from .streams import TRANSPORT_ERRORS, close_stream
+
+#: The sans-IO core driving a connection: hybi-13, or one of the drafts.
+Core = WebSocketProtocol | HixieProtocol
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -110,13 +114,14 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         #: Round-trip time of the last answered ping, in seconds.
         self.latency: float | None = None
         self._stream: anyio.abc.AnyByteStream | None = None
-        self._core: WebSocketProtocol | None = None
+        self._core: Core | None = None
         self._initial = b""
         self._tg: anyio.abc.TaskGroup | None = None
         self._send_lock = anyio.Lock()
         self._wakeup = anyio.Event()
         self._closed = anyio.Event()
         self._finished = False
+        self._opened = False
         self._broken = False
         self._close_timer_started = False
         self._read_scope = anyio.CancelScope()
@@ -134,7 +139,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             return ReadyState.CLOSED
         if self._core is None:
             return ReadyState.CONNECTING
-        return ReadyState.OPEN if self._core.state is ReadyState.OPEN else ReadyState.CLOSING
+        if self._core.state is ReadyState.CLOSED:
+            return ReadyState.CLOSING  # until the transport is closed and ``close`` fired
+        return self._core.state
 
     @property
     def buffered_amount(self) -> int:
@@ -153,7 +160,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     # -- lifecycle --------------------------------------------------------
 
     @asynccontextmanager
-    async def _running(self, stream: anyio.abc.AnyByteStream, core: WebSocketProtocol,
+    async def _running(self, stream: anyio.abc.AnyByteStream, core: Core,
                        initial: bytes = b"") -> AsyncIterator[None]:
         """Run the connection's tasks around the caller's block.
 
@@ -165,7 +172,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         try:
             async with anyio.create_task_group() as tg:
                 self._attach(tg, stream, core, initial)
-                await self._emit(Event("open", self))
+                await self._maybe_open()
                 try:
                     yield
                 except BaseException as exc:
@@ -187,7 +194,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 raise raised from None
             raise
 
-    async def _run_in(self, stream: anyio.abc.AnyByteStream, core: WebSocketProtocol,
+    async def _run_in(self, stream: anyio.abc.AnyByteStream, core: Core,
                       initial: bytes, *,
                       task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
                       ) -> None:
@@ -201,12 +208,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             tg.cancel_scope.cancel()
 
     def _attach(self, tg: anyio.abc.TaskGroup, stream: anyio.abc.AnyByteStream,
-                core: WebSocketProtocol, initial: bytes) -> None:
+                core: Core, initial: bytes) -> None:
         """Start the background tasks in ``tg``."""
         self._tg, self._stream, self._core, self._initial = tg, stream, core, initial
         tg.start_soon(self._read_loop)
         tg.start_soon(self._write_loop)
-        if self._ping_interval:
+        if self._ping_interval and self.version == "hybi-13":  # the drafts have no ping
             tg.start_soon(self._keepalive, self._ping_interval)
 
     async def _abandon(self, code: int) -> None:
@@ -236,10 +243,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
 
     # -- sending ----------------------------------------------------------
 
-    def _check_open(self) -> WebSocketProtocol:
+    def _check_open(self) -> Core:
         if self._core is None:
             raise RuntimeError("the WebSocket is not open yet; use it inside 'async with'")
-        if self._broken or self._core.state is not ReadyState.OPEN or self._finished:
+        if self._broken or not self._core.can_send or self._finished:
             raise self._closed_error()
         return self._core
 
@@ -347,6 +354,13 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         core.send_close(code, reason)
         self._start_close_timer()
         self._wakeup.set()
+        if core.close_expected() and self._tg is not None:
+            # The drafts close at once: no answer to wait for.
+            self._tg.start_soon(self._drop_after_flush)
+
+    async def _drop_after_flush(self) -> None:
+        await self._flush()
+        self._read_scope.cancel()
 
     async def aclose(self) -> None:
         """Close with 1000 (the anyio ``AsyncResource`` contract)."""
@@ -385,9 +399,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         try:
             with self._read_scope:
                 try:
-                    if self._initial:
-                        await self._process(core, self._initial)
-                        self._initial = b""
+                    # Bytes that came with the handshake, and anything the
+                    # core produced before the reader started.
+                    await self._process(core, self._initial)
+                    self._initial = b""
                     while not (core.state is ReadyState.CLOSED or core.failed):
                         data = await stream.receive()
                         await self._process(core, data)
@@ -410,8 +425,18 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 await close_stream(stream)
                 await self._finish()
 
-    async def _process(self, core: WebSocketProtocol, data: bytes) -> None:
+    async def _maybe_open(self) -> None:
+        """Fire ``open`` once the core is open (hixie-76 opens only when the
+        client's challenge bytes have arrived)."""
+        if not self._opened and self._core is not None and \
+                self._core.state is not ReadyState.CONNECTING:
+            self._opened = True
+            await self._emit(Event("open", self))
+
+    async def _process(self, core: Core, data: bytes) -> None:
         core.receive_data(data)
+        if not self._opened:
+            await self._maybe_open()
         for event in core.events_received():
             await self._handle(event)
         if core.pending:
@@ -536,7 +561,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if self._stream is not None:
             await anyio.aclose_forcefully(self._stream)
 
-    async def _linger(self, stream: anyio.abc.AnyByteStream, core: WebSocketProtocol) -> None:
+    async def _linger(self, stream: anyio.abc.AnyByteStream, core: Core) -> None:
         """After failing: send our Close, half-close, and drain until the peer
         hangs up, so our Close is not lost to a TCP reset (RFC 6455 section
         7.1.1 lets the peer answer before the transport goes)."""

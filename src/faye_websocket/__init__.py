@@ -11,6 +11,7 @@ from ._client import Client as Client
 from ._core.deflate import PerMessageDeflate as PerMessageDeflate
 from ._core.websocket import ReadyState as ReadyState
 from ._emitter import Event as Event
+from ._eventsource import EventSource as EventSource
 from ._websocket import WebSocket as WebSocket
 from .exceptions import ConnectionClosed as ConnectionClosed
 from .exceptions import ConnectionClosedError as ConnectionClosedError
@@ -28,6 +29,7 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "Event",
+    "EventSource",
     "FayeWebSocketError",
     "HandshakeError",
     "PerMessageDeflate",

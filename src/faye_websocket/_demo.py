@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 from importlib import resources
 
+import anyio
 import anyio.abc
 
 from ._core.deflate import PerMessageDeflate
 from ._core.http import Request
 from ._emitter import Event
+from ._eventsource import EventSource
 from ._runtime.server import Response, Server
 from ._websocket import WebSocket
 
@@ -46,6 +48,9 @@ def demo_server(*, interval: float = 2.0) -> Server:
             await _echo(ws)
 
     async def on_request(request: Request, response: Response) -> None:
+        if EventSource.is_eventsource(request):
+            await _event_stream(request, response, interval)
+            return
         if request.method in ("GET", "HEAD") and request.path == "/":
             page = resources.files("faye_websocket").joinpath("demo.html").read_bytes()
             response.write_head(200, {"Content-Type": "text/html; charset=utf-8"})
@@ -55,6 +60,26 @@ def demo_server(*, interval: float = 2.0) -> Server:
         await response.end("Not found\n")
 
     return Server(on_request=on_request, on_upgrade=on_upgrade)
+
+
+async def _event_stream(request: Request, response: Response, interval: float) -> None:
+    """Welcome, then ``Time: N`` every interval and, half an interval later,
+    an ``update`` event with id N; N goes on from ``Last-Event-ID``."""
+    async with EventSource(request, response) as es:
+        _log(f"open {es.url} {es.last_event_id}")
+        try:
+            time = int(es.last_event_id)
+        except ValueError:
+            time = 0
+        es.on("close", lambda _event: _log(f"close {es.url}"))
+        await es.send("Welcome!\n\nThis is an EventSource server.")
+        await anyio.sleep(interval)
+        while es.ready_state is EventSource.OPEN:
+            time += 1
+            await es.send(f"Time: {time}")
+            await anyio.sleep(interval / 2)
+            await es.send("Update!!", event="update", id=str(time))
+            await anyio.sleep(interval / 2)
 
 
 def echo_server() -> Server:

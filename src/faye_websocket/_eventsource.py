@@ -92,6 +92,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         self._state = EventSourceState.CONNECTING
         self._lock = anyio.Lock()
         self._closed = anyio.Event()
+        self._watch_scope = anyio.CancelScope()
 
     @staticmethod
     def is_eventsource(request: Request | h11.Request) -> bool:
@@ -104,17 +105,23 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncIterator[EventSource]:
-        async with anyio.create_task_group() as tg:
-            await self._open()
-            tg.start_soon(self._watch)
-            if self._ping_interval:
-                tg.start_soon(self._keepalive, self._ping_interval)
-            try:
-                yield self
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self.close()
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                await self._open()
+                tg.start_soon(self._watch)
+                if self._ping_interval:
+                    tg.start_soon(self._keepalive, self._ping_interval)
+                try:
+                    yield self
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self.close()
+                    tg.cancel_scope.cancel()
+        finally:
+            if self._response is None:
+                # A bare stream is ours to close; the HTTP helper closes its
+                # own connections (after the response's last chunk).
+                await close_stream(self._stream)
 
     async def _open(self) -> None:
         headers = response_headers(self._headers)
@@ -186,7 +193,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         if self._state is EventSourceState.CLOSED:
             return
         self._state = EventSourceState.CLOSED
-        await close_stream(self._stream)
+        self._watch_scope.cancel()
         try:
             await self._emit(Event("close", self))
         finally:
@@ -194,13 +201,14 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
 
     async def _watch(self) -> None:
         """Read the connection while streaming: EOF means the client left."""
-        try:
-            while await self._stream.receive():
-                pass  # a client has nothing to say on an event stream
-        except TRANSPORT_ERRORS:
-            pass
-        with anyio.CancelScope(shield=True):
-            await self._finish()
+        with self._watch_scope:
+            try:
+                while await self._stream.receive():
+                    pass  # a client has nothing to say on an event stream
+            except TRANSPORT_ERRORS:
+                pass
+            with anyio.CancelScope(shield=True):
+                await self._finish()
 
     async def _keepalive(self, interval: float) -> None:
         while self._state is not EventSourceState.CLOSED:

@@ -154,7 +154,7 @@ async def serving(body: Body, *, ssl_context: ssl.SSLContext | None = None,
 
 
 async def open_stream(port: int, **kwargs: Any) -> anyio.abc.ByteStream:
-    stream = await anyio.connect_tcp("127.0.0.1", port, **kwargs)
+    stream: anyio.abc.ByteStream = await anyio.connect_tcp("127.0.0.1", port, **kwargs)
     await stream.send(b"GET /events HTTP/1.1\r\nHost: localhost\r\n"
                       b"Accept: text/event-stream\r\nLast-Event-ID: 7\r\n\r\n")
     return stream
@@ -207,7 +207,7 @@ async def test_cancelling_the_stream_leaks_nothing() -> None:
     async def body(es: EventSource) -> None:
         with scope:
             started.set()
-            while await es.send("tick"):
+            while await es.send("tick"):  # noqa: ASYNC110 (the loop is the stream)
                 await anyio.sleep(0.001)
 
     before = open_fds()

@@ -1,0 +1,106 @@
+"""The demo page in a real browser: ``python -m faye_websocket demo`` (on each
+``--backend``) loaded in headless Chromium, driven by Playwright.
+
+The browser is the system's Chromium (Debian's ``chromium`` package, which
+``.ci/run`` installs when it is missing), never one downloaded by
+``playwright install``. Without a Chromium binary the test is skipped, visibly.
+
+Playwright's async API runs only on asyncio, so this module pins the test's own
+anyio backend to asyncio; both backends of the server are covered through the
+command's ``--backend``, which is what the test is about. (The sync API in a
+worker thread would also run under trio, but would only repeat the same
+browser session with a thread and a second event loop in the way.)
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import anyio
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from .test_cli import TIMEOUT, run_cli
+
+pytestmark = pytest.mark.anyio
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: Headless, offline, no sandbox (CI runs as root, in containers).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+#: Bound on every Playwright wait, launch included (milliseconds).
+WAIT_MS = 10_000
+#: Bound on closing the browser and stopping Playwright's driver (seconds).
+CLOSE_TIMEOUT = 5
+#: The demo's EventSource period: ``Time: 1`` after 0.5 s, ``update #1`` 0.25 s later.
+INTERVAL = "0.5"
+MESSAGE = "hello from Chromium, ünïcode ✓"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Playwright's async API needs asyncio (see the module docstring)."""
+    return "asyncio"
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def cli_backend(request: pytest.FixtureRequest) -> str:
+    """The ``--backend`` the demo runs on."""
+    return str(request.param)
+
+
+async def test_demo_page_in_chromium(cli_backend: str, free_tcp_port: int) -> None:
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on PATH (chromium or chromium-browser); "
+                    ".ci/run installs Debian's chromium package")
+    port = free_tcp_port
+    with anyio.fail_after(TIMEOUT):
+        async with run_cli("demo", cli_backend, port, "--interval", INTERVAL) as cli:
+            playwright = await async_playwright().start()
+            try:
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                    timeout=WAIT_MS)
+                try:
+                    await _check_demo_page(browser, port)
+                finally:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                        await browser.close()
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                    await playwright.stop()
+            # The server saw the browser's WebSocket, with the first subprotocol.
+            assert await cli.expect_line("open ws://") == \
+                f"open ws://127.0.0.1:{port}/ hybi-13 irc"
+
+
+async def _check_demo_page(browser: Browser, port: int) -> None:
+    page: Page = await browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.set_default_navigation_timeout(WAIT_MS)
+    errors: list[Exception] = []
+    # A lambda, not errors.append: Playwright sets an attribute on each handler.
+    page.on("pageerror", lambda error: errors.append(error))
+    await page.goto(f"http://127.0.0.1:{port}/")
+
+    # WebSocket: open with the "irc" subprotocol, then a message and its echo.
+    await expect(page.locator("#ws-state")).to_have_text("open (irc)", timeout=WAIT_MS)
+    await page.locator("#ws-input").fill(MESSAGE)
+    await page.locator("#ws-form button").click()
+    ws_log = page.locator("#ws-log li")
+    await expect(ws_log.get_by_text(f"< {MESSAGE}", exact=True)).to_have_count(1,
+                                                                             timeout=WAIT_MS)
+    await expect(ws_log).to_have_text([f"< {MESSAGE}", f"> {MESSAGE}"], timeout=WAIT_MS)
+    await expect(page.locator("#ws-input")).to_have_value("", timeout=WAIT_MS)
+
+    # EventSource: the welcome, "Time: 1", then the "update" event with id 1.
+    await expect(page.locator("#es-state")).to_have_text("open", timeout=WAIT_MS)
+    es_log = page.locator("#es-log li")
+    await expect(es_log.get_by_text("Welcome!", exact=False)).to_have_count(1, timeout=WAIT_MS)
+    await expect(es_log.get_by_text("Time: 1", exact=True)).to_have_count(1, timeout=WAIT_MS)
+    await expect(es_log.get_by_text("update #1: Update!!", exact=True)).to_have_count(
+        1, timeout=WAIT_MS)
+    await expect(page.locator("#es-state")).to_have_text("open", timeout=WAIT_MS)
+
+    assert errors == []

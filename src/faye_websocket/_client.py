@@ -144,7 +144,8 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
                 try:
                     status, headers, initial = await run_handshake(stream, handshake)
                 except HandshakeError as exc:
-                    self.status_code, self.headers = exc.status_code, exc.headers
+                    if exc.status_code:  # 0: no response at all
+                        self.status_code, self.headers = exc.status_code, exc.headers
                     raise
                 self.status_code, self.headers = status, headers
                 protocol, extensions, sessions = handshake.check_response(status, headers)
@@ -163,8 +164,17 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
             await self._fail_open(stream, 1006, _describe(exc, self.url))
             raise
         except BaseException:
-            if stream is not None:
-                await close_stream(stream, grace=0)
+            # Cancelled (or interrupted): the attempt is over, as when an open
+            # connection is cancelled: CLOSED, ``close`` with 1006, waiters woken.
+            with anyio.CancelScope(shield=True):
+                if stream is not None:
+                    await close_stream(stream, grace=0)
+                self._finished = True
+                self._queue.close()
+                try:
+                    await self._emit(Event("close", self, code=1006, reason=""))
+                finally:
+                    self._closed.set()
             raise
         self.protocol, self.extensions = protocol, extensions
         core = WebSocketProtocol(client=True, extensions=sessions,

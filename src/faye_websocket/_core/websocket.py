@@ -184,6 +184,11 @@ class WebSocketProtocol:
         self._failed = False
         self._input_closed = False
         self._close_sent = False
+        #: Hold back the answer to a Close the peer starts until
+        #: :meth:`answer_close`, so the application can first reply to the
+        #: messages that came before it (the runtime sets this).
+        self.defer_close_reply = False
+        self._close_answer: tuple[int | None, str] | None = None
         self._out = bytearray()
         self._events: list[Event] = []
         self._parts: list[str | bytes] = []
@@ -234,9 +239,10 @@ class WebSocketProtocol:
         """The transport reached end of file (or broke)."""
         if self.state is not ReadyState.CLOSED:
             self.state = ReadyState.CLOSED
-            if not self._failed:
+            if not self._failed and self._close_answer is None:
                 # RFC 6455 section 7.1.5: no Close frame received means 1006.
                 self.close_code, self.close_reason = CloseReason.ABNORMAL_CLOSURE, ""
+            self._close_answer = None
 
     def events_received(self) -> list[Event]:
         """Events produced by the data fed so far (each returned once)."""
@@ -244,16 +250,34 @@ class WebSocketProtocol:
         return events
 
     def _on_close(self, code: int, reason: str) -> None:
+        answer: tuple[int | None, str] = (code, reason)
         if code == CloseReason.NO_STATUS_RCVD:
             # An empty Close frame: echo it empty, report 1000 (S-36).
-            self._queue_close(None, "")
+            answer = (None, "")
             code = CloseReason.NORMAL_CLOSURE
-        else:
-            self._queue_close(code, reason)
         # Whoever started the handshake, the code reported is the peer's.
-        self.state = ReadyState.CLOSED
         self.close_code, self.close_reason = int(code), reason
         self._events.append(CloseReceived(int(code), reason))
+        if self.defer_close_reply and self.state is ReadyState.OPEN:
+            self._input_closed = True
+            self._close_answer = answer
+            return
+        self._queue_close(*answer)
+        self.state = ReadyState.CLOSED
+
+    @property
+    def close_answer_pending(self) -> bool:
+        """The peer's Close is waiting for :meth:`answer_close`."""
+        return self._close_answer is not None
+
+    def answer_close(self) -> None:
+        """Queue the answer held back by :attr:`defer_close_reply` (none if
+        this side sent its own Close meanwhile) and end the handshake."""
+        if self._close_answer is None:
+            return
+        answer, self._close_answer = self._close_answer, None
+        self._queue_close(*answer)
+        self.state = ReadyState.CLOSED
 
     def _fail(self, code: int, reason: str) -> None:
         self._input_closed = True

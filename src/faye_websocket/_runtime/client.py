@@ -173,6 +173,10 @@ async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream
                 data = await stream.receive()
             except anyio.EndOfStream:
                 data = b""
+            if not data and response is None:
+                # h11 would call this a protocol error; say what happened.
+                raise HandshakeError("Error during WebSocket handshake: connection closed "
+                                     "before a response")
             conn.receive_data(data)
         elif isinstance(event, h11.InformationalResponse):
             if event.status_code == 101:

@@ -211,6 +211,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 core: Core, initial: bytes) -> None:
         """Start the background tasks in ``tg``."""
         self._tg, self._stream, self._core, self._initial = tg, stream, core, initial
+        if isinstance(core, WebSocketProtocol):
+            core.defer_close_reply = True  # answered in _handle
         tg.start_soon(self._read_loop)
         tg.start_soon(self._write_loop)
         if self._ping_interval and self.version == "hybi-13":  # the drafts have no ping
@@ -244,9 +246,11 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     # -- sending ----------------------------------------------------------
 
     def _check_open(self) -> Core:
+        if self._finished:  # also a handshake that failed or was cancelled
+            raise self._closed_error()
         if self._core is None:
             raise RuntimeError("the WebSocket is not open yet; use it inside 'async with'")
-        if self._broken or not self._core.can_send or self._finished:
+        if self._broken or not self._core.can_send:
             raise self._closed_error()
         return self._core
 
@@ -455,13 +459,21 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._let_application_answer()
             assert self._core is not None
             self._core.fail(event.code, event.reason)
-        elif isinstance(event, CloseReceived) and self._core and not self._close_timer_started:
-            self._start_close_timer()  # bound the rest of the handshake too
+        elif isinstance(event, CloseReceived) and self._core:
+            core = self._core
+            if isinstance(core, WebSocketProtocol) and core.close_answer_pending:
+                # The peer started closing: as when it failed, let the
+                # application answer the messages that came first.
+                await self._let_application_answer()
+                core.answer_close()
+            if not self._close_timer_started:
+                self._start_close_timer()  # bound the rest of the handshake too
 
     async def _let_application_answer(self) -> None:
-        """Before failing, let the application take the messages that came
-        before the bad frame, so replies it sends at once go out before our
-        Close (what a peer handling one frame at a time would produce)."""
+        """Before failing or answering the peer's Close, let the application
+        take the messages that came before the bad frame or the Close, so
+        replies it sends at once go out before our Close (what a peer
+        handling one frame at a time would produce)."""
         with anyio.move_on_after(min(1.0, self._close_timeout)):
             await self._queue.drained()
         for _ in range(3):

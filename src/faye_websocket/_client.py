@@ -158,7 +158,9 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
             await self._fail_open(stream, 1006, str(exc))
             raise
         except HandshakeError as exc:
-            await self._fail_open(stream, 1002, str(exc))
+            # 1002 for a response that is not a valid handshake; 1006 when
+            # the server hung up without answering (as the reference).
+            await self._fail_open(stream, 1002 if exc.status_code else 1006, str(exc))
             raise
         except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
             await self._fail_open(stream, 1006, _describe(exc, self.url))

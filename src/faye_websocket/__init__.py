@@ -1,4 +1,4 @@
-"""WebSocket server and client, and EventSource server, for anyio (trio or asyncio).
+"""WebSocket server and client, and EventSource server and client, for anyio (trio or asyncio).
 
 The Python counterpart of Node's faye-websocket::
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._client import Client as Client
 from ._core.deflate import PerMessageDeflate as PerMessageDeflate
+from ._core.sse import ServerSentEvent as ServerSentEvent
 from ._core.websocket import ReadyState as ReadyState
 from ._emitter import Event as Event
 from ._eventsource import EventSource as EventSource
@@ -36,6 +37,7 @@ __all__ = [
     "ProtocolError",
     "ProxyError",
     "ReadyState",
+    "ServerSentEvent",
     "WebSocket",
 ]
 

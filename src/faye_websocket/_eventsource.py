@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 import anyio
 import anyio.abc
@@ -15,6 +15,7 @@ from ._core.eventsource import PING, format_event, format_retry, is_eventsource,
 from ._core.handshake import http_response, normalize_headers, request_url
 from ._core.http import Request, coerce_request
 from ._emitter import Event, EventEmitter
+from ._eventsource_client import EventSourceClient as _Client
 from ._runtime.server import Response
 from ._runtime.streams import TRANSPORT_ERRORS, close_stream
 
@@ -64,6 +65,8 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
     OPEN: ClassVar[EventSourceState] = EventSourceState.OPEN
     CLOSED: ClassVar[EventSourceState] = EventSourceState.CLOSED
     EVENT_TYPES = ("open", "close")
+    #: The client: ``async with EventSource.Client(url, **options)``.
+    Client: TypeAlias = _Client  # an alias, so ``EventSource.Client`` works as a type
 
     def __init__(
         self,
@@ -88,7 +91,9 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         #: ``http(s)://`` + Host + path, by the same rules as WebSocket.url.
         self.url = request_url(self.request, secure=secure, websocket=False)
         #: The ``Last-Event-ID`` request header, ``""`` when absent.
-        self.last_event_id = self.request.header("last-event-id") or ""
+        # Header values are kept as latin-1 text; clients send the id as UTF-8.
+        raw_id = self.request.header("last-event-id") or ""
+        self.last_event_id = raw_id.encode("latin-1", "replace").decode("utf-8", "replace")
         self._state = EventSourceState.CONNECTING
         self._lock = anyio.Lock()
         self._closed = anyio.Event()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 import anyio.abc
@@ -72,7 +72,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
     """
 
     #: The client: ``async with WebSocket.Client(url, protocols, **options)``.
-    Client = _Client
+    Client: TypeAlias = _Client  # an alias, so ``WebSocket.Client`` works as a type
 
     def __init__(
         self,

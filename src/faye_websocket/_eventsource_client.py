@@ -1,0 +1,363 @@
+"""The EventSource client, ``EventSource.Client`` (the reference has none)."""
+
+from __future__ import annotations
+
+import collections
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import h11
+
+from . import _eventsource as _server  # circular: for EventSourceState, used at run time
+from ._core.client import parse_url, public_url
+from ._core.handshake import normalize_headers
+from ._core.sse import (
+    DEFAULT_MAX_EVENT_SIZE,
+    REQUEST_RESERVED,
+    EventStreamParser,
+    EventTooLarge,
+    ServerSentEvent,
+    check_response,
+    origin_of,
+    request_headers,
+    request_target,
+)
+from ._runtime.client import open_stream, resolve_proxy
+from ._runtime.streams import TRANSPORT_ERRORS, close_stream
+from .exceptions import HandshakeError, ProtocolError, ProxyError
+
+__all__ = ["EventSourceClient"]
+
+#: The reconnection time before the server sends a ``retry`` field, in
+#: seconds (WHATWG leaves it to the user agent; browsers use 3 to 5 s).
+DEFAULT_RETRY = 3.0
+#: How much of a refused response's body the error keeps.
+_MAX_ERROR_BODY = 65536
+#: Failures of an attempt to reach the server, retried once the stream has
+#: been open (WHATWG: a network error "reestablishes the connection").
+_NETWORK_ERRORS = (*TRANSPORT_ERRORS, TimeoutError)
+_T = TypeVar("_T")
+# The ready states (EventSourceState values; that enum's module imports this one).
+_CONNECTING, _OPEN, _CLOSED = 0, 1, 2
+
+
+class _NoResponse(Exception):
+    """The connection ended, or sent garbage, before a response head."""
+
+
+class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
+    """A server-sent events client: ``EventSource.Client(url, **options)``.
+
+    ::
+
+        async with EventSource.Client("https://example.com/updates") as source:
+            async for event in source:
+                print(event.type, event.data, event.id)
+
+    Entering the block opens the stream; a failure to connect, or a refusal,
+    raises there. Then events are read from the connection as you ask for
+    them. When the connection drops or the response ends, the client waits
+    :attr:`retry` seconds and reconnects with ``Last-Event-ID``. A ``204``
+    ends the iteration; any other refusal raises :exc:`HandshakeError`.
+    Leaving the block (or :meth:`aclose`) stops it all.
+
+    Args:
+        url: an ``http://`` or ``https://`` URL; userinfo in it is sent as
+            ``Authorization: Basic``.
+        headers: extra request headers.
+        last_event_id: the ``Last-Event-ID`` of the first request.
+        retry: seconds to wait before reconnecting, until the server sends
+            a ``retry`` field.
+        tls: the ``ssl.SSLContext`` for ``https://`` (default: the system's
+            trusted CAs, with host names checked).
+        ca: path to a PEM CA bundle; shorthand for a verifying context.
+        proxy: as for ``WebSocket.Client``: ``{"origin": ..., "headers":
+            ..., "tls": ...}``, an origin URL, or ``"env"``.
+        open_timeout: seconds for each attempt to connect and read the
+            response head.
+        max_event_size: the longest line, and the longest data of one
+            event, in characters; a longer one raises :exc:`ProtocolError`.
+
+    Raises:
+        ValueError: not an ``http:``/``https:`` URL, a bad header or option.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        last_event_id: str = "",
+        retry: float = DEFAULT_RETRY,
+        tls: ssl.SSLContext | None = None,
+        ca: str | None = None,
+        proxy: Mapping[str, Any] | str | None = None,
+        open_timeout: float = 10,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+    ) -> None:
+        #: The URL, without its userinfo.
+        self.url = public_url(url)
+        try:
+            self._target = parse_url(url, schemes=("http", "https"))
+        except ValueError:
+            raise ValueError(f"{self.url} is not a valid EventSource URL") from None
+        self._headers = normalize_headers(headers, reserved=REQUEST_RESERVED)
+        if not retry >= 0:  # also refuses NaN
+            raise ValueError("retry must be a number of seconds >= 0")
+        self._default_retry = retry
+        if tls is not None and ca is not None:
+            raise ValueError("pass either tls or ca, not both")
+        if ca is not None:
+            tls = ssl.create_default_context(cafile=ca)
+        self._tls = tls
+        self._proxy = resolve_proxy(proxy, self._target)
+        self._open_timeout = open_timeout
+        #: ``scheme://host[:port]``: the ``origin`` of every event.
+        self.origin = origin_of(self._target)
+        self._parser = EventStreamParser(origin=self.origin, last_event_id=last_event_id,
+                                         max_size=max_event_size)
+        #: Status and headers of the latest response (``None``/``[]`` before one).
+        self.status_code: int | None = None
+        self.headers: list[tuple[str, str]] = []
+        self._state = _CONNECTING
+        self._opened_once = False
+        self._stream: anyio.abc.ByteStream | None = None
+        self._conn: h11.Connection | None = None
+        # Events of the last chunk read, not yet asked for. A chunk is at
+        # most 64 KiB, so this stays small: nothing is read ahead of the
+        # consumer.
+        self._pending: collections.deque[ServerSentEvent] = collections.deque()
+        self._reconnect_at: float | None = None
+        self._lock = anyio.Lock()
+        self._scope: anyio.CancelScope | None = None
+
+    # -- attributes ---------------------------------------------------------------
+
+    @property
+    def ready_state(self) -> _server.EventSourceState:
+        """``CONNECTING`` (also while waiting to reconnect), ``OPEN`` or ``CLOSED``."""
+        return _server.EventSourceState(self._state)
+
+    @property
+    def last_event_id(self) -> str:
+        """The last event ID: sent as ``Last-Event-ID`` when reconnecting."""
+        return self._parser.last_event_id
+
+    @property
+    def retry(self) -> float:
+        """Seconds to wait before reconnecting (the server's ``retry`` field,
+        else the ``retry`` option)."""
+        if self._parser.retry is None:
+            return self._default_retry
+        return self._parser.retry / 1000
+
+    # -- the stream API -----------------------------------------------------------
+
+    async def __aenter__(self) -> EventSourceClient:
+        try:
+            await self._run(self._ensure_open)
+        except anyio.EndOfStream:
+            pass  # closed meanwhile: iteration ends at once
+        return self
+
+    async def receive(self) -> ServerSentEvent:
+        """The next event, reading (and reconnecting) as needed.
+
+        Raises:
+            anyio.EndOfStream: the stream is closed: by :meth:`aclose`, or by
+                the server with a ``204`` (``async for`` then just ends).
+            HandshakeError: the server refused a reconnection.
+            ProtocolError: an event outgrew ``max_event_size``.
+            OSError: the first connection failed (later ones are retried).
+        """
+        return await self._run(self._next_event)
+
+    async def aclose(self) -> None:
+        """Stop: close the connection, cancel a waiting :meth:`receive` (it
+        raises ``EndOfStream``) and never reconnect."""
+        if self._scope is not None:
+            self._scope.cancel()
+        await self._shutdown()
+
+    async def close(self) -> None:
+        """The browser API's name for :meth:`aclose`."""
+        await self.aclose()
+
+    # -- machinery ---------------------------------------------------------------
+
+    async def _run(self, step: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``step`` as the one reader, in a scope :meth:`aclose` cancels."""
+        async with self._lock:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                try:
+                    return await step()
+                finally:
+                    self._scope = None
+            raise anyio.EndOfStream  # cancelled by aclose()
+
+    async def _ensure_open(self) -> None:
+        if self._state != _CLOSED and self._conn is None:
+            await self._connect()
+
+    async def _next_event(self) -> ServerSentEvent:
+        while True:
+            if self._state == _CLOSED:
+                raise anyio.EndOfStream
+            if self._pending:
+                return self._pending.popleft()
+            if self._conn is None:
+                await self._connect()
+            else:
+                await self._read()
+
+    async def _connect(self) -> None:
+        """Open the stream; once it has been open, retry network failures."""
+        while True:
+            if self._reconnect_at is not None:
+                await anyio.sleep_until(self._reconnect_at)
+            try:
+                await self._open()
+                return
+            except (*_NETWORK_ERRORS, _NoResponse, ProxyError) as exc:
+                if not self._opened_once:
+                    await self._shutdown()
+                    if isinstance(exc, _NoResponse):
+                        raise HandshakeError(f"Error connecting to EventSource at {self.url}: "
+                                             f"{exc}") from None
+                    raise
+                self._reconnect_at = anyio.current_time() + self.retry
+            except HandshakeError:
+                await self._shutdown()
+                raise
+
+    async def _open(self) -> None:
+        """One attempt: connect, send the request, check the response head."""
+        self._state = _CONNECTING
+        stream: anyio.abc.ByteStream | None = None
+        try:
+            with anyio.fail_after(self._open_timeout):
+                stream = await open_stream(self._target, tls=self._tls, proxy=self._proxy)
+                conn = h11.Connection(h11.CLIENT)
+                headers = request_headers(self._target, last_event_id=self.last_event_id,
+                                          headers=self._headers)
+                request = h11.Request(method="GET", target=request_target(self._target),
+                                      headers=[(k.encode("ascii"), v.encode())
+                                               for k, v in headers])
+                await stream.send((conn.send(request) or b"")
+                                  + (conn.send(h11.EndOfMessage()) or b""))
+                response = await _read_head(conn, stream)
+            self.status_code = response.status_code
+            self.headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                            for k, v in response.headers]
+            verdict = check_response(self.status_code, self.headers)
+            if verdict == "stop":
+                self._state = _CLOSED
+            elif verdict != "open":
+                body = bytearray()
+                with anyio.move_on_after(self._open_timeout):  # best effort
+                    await _read_body(conn, stream, body)
+                raise HandshakeError(f"Error connecting to EventSource at {self.url}: "
+                                     f"{verdict}", status_code=self.status_code,
+                                     headers=self.headers, body=bytes(body))
+        except BaseException:
+            if stream is not None:
+                await close_stream(stream, grace=0)
+            raise
+        if self._state == _CLOSED:  # a 204, or aclose() while the head came in
+            await close_stream(stream, grace=0)
+            return
+        self._stream, self._conn = stream, conn
+        self._state = _OPEN
+        self._opened_once = True
+        self._reconnect_at = None
+
+    async def _read(self) -> None:
+        """Process one h11 event of the body (reading once if h11 needs data)."""
+        # Locals: aclose() in another task may clear the attributes while
+        # this one is about to resume from receive().
+        conn, stream = self._conn, self._stream
+        assert conn is not None and stream is not None
+        try:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    data = await stream.receive()
+                except anyio.EndOfStream:
+                    data = b""
+                conn.receive_data(data)
+                return
+        except (*TRANSPORT_ERRORS, h11.RemoteProtocolError):
+            await self._dropped()
+            return
+        if isinstance(event, h11.Data):
+            try:
+                self._pending.extend(self._parser.receive_data(bytes(event.data)))
+            except EventTooLarge as exc:
+                await self._shutdown()
+                raise ProtocolError(f"EventSource at {self.url}: {exc}", 1009) from None
+        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.PAUSED:
+            await self._dropped()  # the response ended: reconnect too
+
+    async def _dropped(self) -> None:
+        """The connection is gone: reconnect after the reconnection time."""
+        self._parser.receive_eof()
+        self._reconnect_at = anyio.current_time() + self.retry
+        if self._state != _CLOSED:
+            self._state = _CONNECTING
+        await self._disconnect()
+
+    async def _shutdown(self) -> None:
+        self._state = _CLOSED
+        self._pending.clear()
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        stream, self._stream, self._conn = self._stream, None, None
+        if stream is not None:
+            await close_stream(stream, grace=0)
+
+
+async def _read_head(conn: h11.Connection, stream: anyio.abc.ByteStream) -> h11.Response:
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise _NoResponse(f"invalid HTTP response: {exc}") from None
+        if event is h11.NEED_DATA:
+            try:
+                data = await stream.receive()
+            except anyio.EndOfStream:
+                raise _NoResponse("connection closed before a response") from None
+            conn.receive_data(data)
+        elif isinstance(event, h11.Response):
+            return event
+        elif not isinstance(event, h11.InformationalResponse):  # skip 1xx
+            raise _NoResponse("connection closed before a response")
+
+
+async def _read_body(conn: h11.Connection, stream: anyio.abc.ByteStream,
+                     body: bytearray) -> None:
+    """Read up to 64 KiB of a refusal's body into ``body``, for the error."""
+    try:
+        while len(body) < _MAX_ERROR_BODY:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    conn.receive_data(await stream.receive())
+                except anyio.EndOfStream:
+                    conn.receive_data(b"")
+            elif isinstance(event, h11.Data):
+                body += event.data[: _MAX_ERROR_BODY - len(body)]
+            else:
+                break
+    except (*TRANSPORT_ERRORS, h11.RemoteProtocolError):
+        pass
+
+
+# Its public name: ``faye_websocket.EventSource.Client``.
+EventSourceClient.__module__ = "faye_websocket"
+EventSourceClient.__qualname__ = "EventSource.Client"

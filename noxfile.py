@@ -35,10 +35,15 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def autobahn(session: nox.Session) -> None:
-    """Autobahn|Testsuite fuzzingclient against ``python -m faye_websocket echo``
-    on both backends (about 25 minutes each); summaries in reports/autobahn-*."""
+    """Autobahn|Testsuite on both backends: the fuzzingclient against
+    ``python -m faye_websocket echo`` (reports/autobahn-<backend>) and the
+    fuzzingserver against tests/autobahn/client.py
+    (reports/autobahn-client-<backend>); about 25 minutes per run.
+    ``nox -s autobahn -- trio`` runs one backend."""
     session.install("-e", ".")
-    runner = os.path.abspath(os.path.join(AUTOBAHN, "run_server_suite.sh"))
+    server_runner = os.path.abspath(os.path.join(AUTOBAHN, "run_server_suite.sh"))
+    client_runner = os.path.abspath(os.path.join(AUTOBAHN, "run_client_suite.sh"))
+    client = os.path.abspath(os.path.join("tests", "autobahn", "client.py"))
     session.run("bash", os.path.join(AUTOBAHN, "setup.sh"), external=True)
     backends = session.posargs or ["asyncio", "trio"]
     if "trio" in backends:
@@ -46,7 +51,14 @@ def autobahn(session: nox.Session) -> None:
     for backend in backends:
         out = os.path.abspath(f"reports/autobahn-{backend}")
         session.run(
-            runner, "9001", "--", "python", "-m", "faye_websocket", "echo", "--port", "9001",
-            "--backend", backend,
+            server_runner, "9001", "--", "python", "-m", "faye_websocket", "echo",
+            "--port", "9001", "--backend", backend,
             env={"AB_OUT": out, "AB_TIMEOUT": "3600"}, external=True,
+        )
+    for backend in backends:
+        out = os.path.abspath(f"reports/autobahn-client-{backend}")
+        session.run(
+            client_runner, "9002", "--", "python", client, "--backend", backend,
+            env={"AB_OUT": out, "AB_TIMEOUT": "3600", "AB_AGENT": "faye_websocket"},
+            external=True,
         )

@@ -1,4 +1,4 @@
-"""Command line: ``python -m faye_websocket demo | echo``."""
+"""Command line: ``python -m faye_websocket demo | echo | client``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from ._cli_client import add_client_parser, run_client
 from ._demo import demo_server, echo_server
 from ._runtime.server import Server
 
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--interval", type=float, default=2.0,
                       help="seconds between EventSource messages")
     add_server("echo", "bare WebSocket echo server (for conformance runs)", 9001)
+    add_client_parser(commands)
     return parser
 
 
@@ -64,6 +66,8 @@ async def _serve(server: Server, host: str, port: int, context: ssl.SSLContext |
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "client":
+        return run_client(args)
     context = _tls(args)
     if args.command == "demo":
         server = demo_server(interval=args.interval)

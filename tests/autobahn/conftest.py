@@ -1,0 +1,3 @@
+"""The Autobahn testee is a script, not a test module."""
+
+collect_ignore = ["client.py"]

@@ -15,7 +15,7 @@ from ._core.deflate import PerMessageDeflate
 from ._core.handshake import normalize_headers
 from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
-from ._runtime.client import open_stream, resolve_proxy, run_handshake
+from ._runtime.client import open_stream, resolve_proxy, run_handshake, tls_context
 from ._runtime.connection import Connection
 from ._runtime.streams import close_stream
 from .exceptions import HandshakeError, ProxyError
@@ -95,11 +95,7 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         self._handshake = ClientHandshake(
             self._target, list(protocols or []), list(extensions),
             normalize_headers(headers, reserved=CLIENT_RESERVED), max_length)
-        if tls is not None and ca is not None:
-            raise ValueError("pass either tls or ca, not both")
-        if ca is not None:
-            tls = ssl.create_default_context(cafile=ca)
-        self._tls = tls
+        self._tls = tls_context(tls, ca)
         self._proxy = resolve_proxy(proxy, self._target)
         self._open_timeout = open_timeout
         #: Status and headers of the handshake response (also after a

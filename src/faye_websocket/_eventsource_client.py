@@ -25,7 +25,7 @@ from ._core.sse import (
     request_headers,
     request_target,
 )
-from ._runtime.client import open_stream, resolve_proxy
+from ._runtime.client import open_stream, resolve_proxy, tls_context
 from ._runtime.streams import TRANSPORT_ERRORS, close_stream
 from .exceptions import HandshakeError, ProtocolError, ProxyError
 
@@ -108,11 +108,7 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         if not retry >= 0:  # also refuses NaN
             raise ValueError("retry must be a number of seconds >= 0")
         self._default_retry = retry
-        if tls is not None and ca is not None:
-            raise ValueError("pass either tls or ca, not both")
-        if ca is not None:
-            tls = ssl.create_default_context(cafile=ca)
-        self._tls = tls
+        self._tls = tls_context(tls, ca)
         self._proxy = resolve_proxy(proxy, self._target)
         self._open_timeout = open_timeout
         #: ``scheme://host[:port]``: the ``origin`` of every event.

@@ -18,7 +18,8 @@ from .._core.handshake import normalize_headers
 from ..exceptions import HandshakeError, ProxyError
 from .streams import close_stream
 
-__all__ = ["Proxy", "open_stream", "proxy_from_env", "resolve_proxy", "run_handshake"]
+__all__ = ["Proxy", "open_stream", "proxy_from_env", "resolve_proxy", "run_handshake",
+           "tls_context"]
 
 _MAX_BODY = 65536
 #: Headers a proxy CONNECT writes itself.
@@ -32,6 +33,18 @@ class Proxy:
     origin: Target
     headers: list[tuple[str, str]] = field(default_factory=list)
     tls: ssl.SSLContext | None = None
+
+
+def tls_context(tls: ssl.SSLContext | None, ca: str | None) -> ssl.SSLContext | None:
+    """The ``tls``/``ca`` options as one context (``None``: anyio's default,
+    which verifies certificates and host names against the system's CAs).
+
+    Raises:
+        ValueError: both were given.
+    """
+    if tls is not None and ca is not None:
+        raise ValueError("pass either tls or ca, not both")
+    return ssl.create_default_context(cafile=ca) if ca is not None else tls
 
 
 def resolve_proxy(proxy: Mapping[str, Any] | str | None, target: Target) -> Proxy | None:

@@ -4,6 +4,7 @@
 //
 // Accepts WebSocket connections (subprotocols irc/xmpp, permessage-deflate)
 // and echoes every message back unchanged: text as text, binary as binary.
+// The text message "please close with 4001" makes it close with 4001 instead.
 // Prints "listening PORT" once ready (the real port, so PORT may be 0) and
 // exits on SIGTERM or SIGINT.
 'use strict';
@@ -28,7 +29,10 @@ server.on('upgrade', function(request, socket, body) {
 
   var ws = new WebSocket(request, socket, body, ['irc', 'xmpp'], {extensions: [deflate]});
 
-  ws.on('message', function(event) { ws.send(event.data); });
+  ws.on('message', function(event) {
+    if (event.data === 'please close with 4001') ws.close(4001, 'server says bye');
+    else ws.send(event.data);
+  });
   ws.on('close', function() { ws = null; });
 });
 

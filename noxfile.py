@@ -12,9 +12,9 @@ nox.options.error_on_missing_interpreters = False
 AUTOBAHN = os.path.join(os.path.dirname(__file__), "..", "shared", "tools", "autobahn")
 
 
-@nox.session
+@nox.session(python=["3.10", "3.11", "3.12", "3.13"])
 def tests(session: nox.Session) -> None:
-    """The test suite on both anyio backends (the README's test command)."""
+    """The test suite on both anyio backends, on each supported Python."""
     session.install("-e", ".[test]")
     session.run("npm", "ci", "--prefix", "tests/interop", external=True)
     session.run("python", "-m", "pytest", *session.posargs)

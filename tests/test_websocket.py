@@ -64,6 +64,7 @@ async def serving(handler: Handler, *, protocols: list[str] | None = None,
         recorder.ws = ws
         for type in ("open", "error", "close"):
             ws.on(type, recorder.record)
+        recorder.scope = anyio.CancelScope()  # the latest connection's
         try:
             with recorder.scope:
                 async with ws:
@@ -606,3 +607,45 @@ async def test_closed_error_carries_code() -> None:
     exc = ConnectionClosedError(1006, "")
     assert isinstance(exc, ConnectionClosed) and isinstance(exc, anyio.BrokenResourceError)
     assert math.isfinite(exc.code)
+
+
+# -- limits ------------------------------------------------------------------------
+
+
+async def test_allowed_origins_refuses_other_origins_with_403() -> None:
+    async with serving(echo, allowed_origins=["https://good.example"]) as (port, rec):
+        with anyio.fail_after(5):
+            async with client(port, extra_headers=[(b"Origin", b"https://good.example")]) as c:
+                assert c.accepted is not None
+                await c.close()
+            async with client(port, extra_headers=[(b"Origin", b"https://evil.example")]) as c:
+                assert c.rejected is not None and c.rejected.status_code == 403
+                assert c.reject_body == b"Origin not allowed"
+            async with client(port) as c:  # no Origin at all
+                assert c.rejected is not None and c.rejected.status_code == 403
+
+
+async def test_max_connections_answers_503_and_keeps_serving() -> None:
+    release = anyio.Event()
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        async with WebSocket(request, stream, body) as ws:
+            await release.wait()
+            await ws.send("served")
+
+    async with running(Server(on_upgrade=on_upgrade, max_connections=1)) as port:
+        with anyio.fail_after(5):
+            async with client(port) as first:
+                assert first.accepted is not None
+                extra = await anyio.connect_tcp("127.0.0.1", port)
+                async with extra:
+                    await extra.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    response = b""
+                    try:
+                        while True:
+                            response += await extra.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        pass
+                assert response.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+                release.set()
+                assert await first.receive() == "served"

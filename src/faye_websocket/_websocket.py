@@ -69,6 +69,8 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             queue is full the socket is not read (backpressure).
         write_limit: bytes queued by :meth:`send_nowait` before it raises
             :class:`anyio.WouldBlock`.
+        allowed_origins: if given, a request whose ``Origin`` header is not
+            one of these (e.g. ``"https://example.com"``) gets HTTP 403.
     """
 
     #: The client: ``async with WebSocket.Client(url, protocols, **options)``.
@@ -89,6 +91,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         close_timeout: float = 30,
         max_queue: int = 16,
         write_limit: int = 65536,
+        allowed_origins: Iterable[str] | None = None,
     ) -> None:
         super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
                          max_queue=max_queue, write_limit=write_limit)
@@ -108,6 +111,8 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         self.max_length = max_length
         secure = stream.extra(TLSAttribute.ssl_object, None) is not None
         self.url = request_url(self.request, secure=secure)
+        self._allowed_origins = frozenset(allowed_origins) if allowed_origins is not None \
+            else None
 
     @staticmethod
     def is_websocket(request: Request | h11.Request) -> bool:
@@ -119,7 +124,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         result = server_handshake(self.request, protocols=self._protocols,
                                   extensions=self._extension_configs,
                                   headers=self._extra_headers, max_length=self.max_length,
-                                  url=self.url)
+                                  url=self.url, allowed_origins=self._allowed_origins)
         if isinstance(result, Rejected):
             await self._reject(result)
             raise HandshakeError(f"Error during WebSocket handshake: {result.reason}",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 from .deflate import DeflateSession, NegotiationError, PerMessageDeflate, format_params
 from .hixie import challenge_keys
@@ -34,9 +35,6 @@ RESERVED_HEADERS = frozenset({
     "sec-websocket-extensions", "sec-websocket-version", "sec-websocket-key",
     "content-length", "transfer-encoding",
 })
-
-_REASONS = {101: "Switching Protocols", 200: "OK", 400: "Bad Request", 403: "Forbidden",
-            404: "Not Found", 426: "Upgrade Required", 500: "Internal Server Error"}
 
 
 def is_websocket(request: Request) -> bool:
@@ -99,7 +97,12 @@ def normalize_headers(
 def http_response(status: int, headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
                   *, reason: str | None = None) -> bytes:
     """Serialise an HTTP/1.1 response head (and body)."""
-    lines = [f"HTTP/1.1 {status} {reason or _REASONS.get(status, '')}"]
+    if reason is None:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+    lines = [f"HTTP/1.1 {status} {reason}"]
     lines.extend(f"{name}: {value}" for name, value in headers)
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return head + body
@@ -154,12 +157,17 @@ def server_handshake(
     headers: Sequence[tuple[str, str]] = (),
     max_length: int = 2**26 - 1,
     url: str = "",
+    allowed_origins: Collection[str] | None = None,
 ) -> Accepted | Rejected:
     """Answer an opening handshake: hybi-13 (RFC 6455 section 4.2), or the
     drafts hixie-76 and hixie-75 (no subprotocols, no extensions)."""
     if not is_websocket(request):
         return _reject(400, "Not a WebSocket handshake request: expected a GET with "
                             "'Connection: Upgrade' and 'Upgrade: websocket'")
+    if allowed_origins is not None and (request.header("origin") or "") not in allowed_origins:
+        # A browser sends Origin on every WebSocket request; refusing unknown
+        # ones stops other sites from using a visitor's cookies here.
+        return _reject(403, "Origin not allowed")
     draft = detect_version(request)
     if draft != "hybi-13":
         return _draft_handshake(request, draft, headers, url or request_url(request,

@@ -158,6 +158,8 @@ class Server:
         max_body_size: largest plain request body, in bytes (larger: 413).
         shutdown_timeout: seconds :meth:`shutdown` waits for open
             connections to finish before cancelling them.
+        max_connections: connections served at once (``None``: no cap);
+            one more gets 503 and is closed.
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class Server:
         max_head_size: int = 16384,
         max_body_size: int = 1 << 20,
         shutdown_timeout: float = 5,
+        max_connections: int | None = None,
     ) -> None:
         self.on_request = on_request
         self.on_upgrade = on_upgrade
@@ -178,6 +181,7 @@ class Server:
         self.max_head_size = max_head_size
         self.max_body_size = max_body_size
         self.shutdown_timeout = shutdown_timeout
+        self.max_connections = max_connections
         self._registry = _Registry()
         self._slots: set[_ConnectionSlot] = set()
         self._accept_scope: anyio.CancelScope | None = None
@@ -231,6 +235,10 @@ class Server:
     async def handle_connection(self, stream: anyio.abc.ByteStream) -> None:
         """Serve one accepted connection (requests, then maybe an upgrade)."""
         _registry.set(self._registry)
+        if self.max_connections is not None and len(self._slots) >= self.max_connections:
+            await self._bad_request(stream, 503, "too many connections")
+            await close_stream(stream)
+            return
         with anyio.CancelScope() as scope:
             slot = _ConnectionSlot(scope)
             self._slots.add(slot)

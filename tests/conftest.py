@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -10,9 +10,6 @@ import pytest
 import trustme
 
 from faye_websocket.http import Server
-
-#: One scaled time unit for tests that need a short delay (websockets' MS).
-MS = 0.001
 
 
 @pytest.fixture(params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")])
@@ -56,5 +53,3 @@ async def _serve(server: Server, ssl_context: ssl.SSLContext | None,
                  *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
     await server.serve("127.0.0.1", 0, ssl_context=ssl_context, task_status=task_status)
 
-
-Handler = Callable[..., Awaitable[None]]

@@ -27,6 +27,7 @@ from wsproto.frame_protocol import (
 )
 
 from .deflate import DeflateSession
+from .frames import SIMPLE, mask, parse_header, serialize
 
 __all__ = [
     "CloseReceived",
@@ -40,6 +41,10 @@ __all__ = [
 ]
 
 _NO_RSV = RsvBits(False, False, False)
+_RSV1 = RsvBits(True, False, False)
+_TEXT, _BINARY, _PING, _PONG = 0x1, 0x2, 0x9, 0xA
+#: First header bytes of whole compressed text and binary frames (FIN, RSV1).
+_COMPRESSED = frozenset({0xC1, 0xC2})
 _MAX_REASON_BYTES = 123
 
 
@@ -189,7 +194,12 @@ class WebSocketProtocol:
         #: messages that came before it (the runtime sets this).
         self.defer_close_reply = False
         self._close_answer: tuple[int | None, str] | None = None
-        self._out = bytearray()
+        self._out: list[bytes] = []
+        self._pending = 0
+        #: Input not parsed yet, while the fast path has it (see
+        #: :meth:`_receive_fast`); otherwise wsproto holds it.
+        self._buf = bytearray()
+        self._fast = True
         self._events: list[Event] = []
         self._parts: list[str | bytes] = []
         self._size = 0
@@ -200,32 +210,15 @@ class WebSocketProtocol:
         """Feed bytes read from the transport."""
         if self.state is ReadyState.CLOSED or self._input_closed:
             return  # nothing after the closing handshake or a failure matters
-        self._proto.receive_bytes(data)
+        if self._fast:
+            self._buf += data
+        else:
+            self._proto.receive_bytes(data)
         try:
-            for frame in self._proto.received_frames():
-                opcode = frame.opcode
-                if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-                    payload = frame.payload
-                    assert isinstance(payload, (str, bytes))
-                    if frame.message_finished and not self._parts:
-                        self._events.append(MessageReceived(payload))
-                    elif frame.message_finished:
-                        self._parts.append(payload)
-                        self._events.append(MessageReceived(_join(self._parts)))
-                        self._parts = []
-                    elif payload:
-                        self._parts.append(payload)
-                elif opcode is Opcode.PING:
-                    assert isinstance(frame.payload, bytes)
-                    if self.state is ReadyState.OPEN:
-                        self._out += self._proto.pong(frame.payload)
-                    self._events.append(PingReceived(frame.payload))
-                elif opcode is Opcode.PONG:
-                    assert isinstance(frame.payload, bytes)
-                    self._events.append(PongReceived(frame.payload))
-                elif opcode is Opcode.CLOSE:
-                    assert isinstance(frame.payload, tuple)
-                    self._on_close(*frame.payload)
+            # Each step returns True when it handed over to the other one
+            # with bytes left to parse.
+            while self._receive_fast() if self._fast else self._receive_wsproto():
+                if self._input_closed or self._closed_now():
                     break
         except ParseFailed as exc:
             reason = str(exc)
@@ -234,6 +227,150 @@ class WebSocketProtocol:
                 if exc.code == CloseReason.MESSAGE_TOO_BIG:
                     reason = f"message larger than {self.max_length} bytes"
             self._fail(int(exc.code), reason)
+
+    def _closed_now(self) -> bool:
+        # A method, so that mypy does not narrow ``state`` across the calls
+        # that change it.
+        return self.state is ReadyState.CLOSED
+
+    def _receive_fast(self) -> bool:
+        """Parse the whole, unfragmented frames at the start of the buffer.
+
+        Stops at an incomplete frame (keeping it for the next call), or at
+        the first frame it does not take (a fragment, a Close, anything
+        invalid): that frame and the rest go to wsproto, which returns True.
+        """
+        buf = self._buf
+        end = len(buf)
+        pos = 0
+        client = self.client
+        deflate = self._deflate
+        events = self._events
+        while pos < end:
+            first = buf[pos]
+            opcode = SIMPLE.get(first)
+            if opcode is None:
+                if deflate is None or first not in _COMPRESSED:
+                    return self._hand_over(pos)
+                opcode = first & 0x0F
+            head = parse_header(buf, pos)
+            if head is None:
+                break
+            size, length, masked = head
+            if not size or masked == client or (
+                length > 125 if opcode & 0x8 else length > self.max_length
+            ):
+                return self._hand_over(pos)  # wsproto reports the error
+            if masked:
+                size += 4
+            start = pos + size
+            if end - start < length:
+                break
+            if masked:
+                payload = mask(buf[start:start + length], buf[start - 4:start])
+            else:
+                payload = bytes(buf[start:start + length])
+            if opcode & 0x8:  # ping or pong
+                if opcode == _PING:
+                    if self.state is ReadyState.OPEN:
+                        self._queue(serialize(_PONG, payload, client=client))
+                    events.append(PingReceived(payload))
+                else:
+                    events.append(PongReceived(payload))
+            elif first & 0x40:
+                assert deflate is not None
+                events.append(MessageReceived(self._inflate(deflate, opcode, payload)))
+            elif opcode == _TEXT:
+                try:
+                    events.append(MessageReceived(payload.decode("utf-8")))
+                except UnicodeDecodeError:
+                    return self._hand_over(pos)
+            else:
+                events.append(MessageReceived(payload))
+            pos = start + length
+        del buf[:pos]
+        return False
+
+    def _hand_over(self, pos: int) -> bool:
+        self._proto.receive_bytes(bytes(self._buf[pos:]))
+        self._buf = bytearray()
+        self._fast = False
+        return True
+
+    def _inflate(self, deflate: DeflateSession, opcode: int, payload: bytes) -> str | bytes:
+        """A compressed message, through the same session calls wsproto makes."""
+        deflate.frame_inbound_header(self._proto, Opcode(opcode), _RSV1, len(payload))
+        data = deflate.frame_inbound_payload_data(self._proto, payload)
+        if isinstance(data, CloseReason):
+            raise ParseFailed("error in extension", data)
+        tail = deflate.frame_inbound_complete(self._proto, True)
+        if isinstance(tail, CloseReason):
+            raise ParseFailed("error in extension", tail)
+        if tail:
+            data += tail
+        if opcode == _BINARY:
+            return data
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ParseFailed(str(exc), CloseReason.INVALID_FRAME_PAYLOAD_DATA) from exc
+
+    def _receive_wsproto(self) -> bool:
+        """Let wsproto parse what it holds; take the input back once it is
+        between messages (returns True if bytes came back to parse)."""
+        progress = False
+        for frame in self._proto.received_frames():
+            progress = True
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                payload = frame.payload
+                assert isinstance(payload, (str, bytes))
+                if frame.message_finished and not self._parts:
+                    self._events.append(MessageReceived(payload))
+                elif frame.message_finished:
+                    self._parts.append(payload)
+                    self._events.append(MessageReceived(_join(self._parts)))
+                    self._parts = []
+                elif payload:
+                    self._parts.append(payload)
+            elif opcode is Opcode.PING:
+                assert isinstance(frame.payload, bytes)
+                if self.state is ReadyState.OPEN:
+                    self._queue(bytes(self._proto.pong(frame.payload)))
+                self._events.append(PingReceived(frame.payload))
+            elif opcode is Opcode.PONG:
+                assert isinstance(frame.payload, bytes)
+                self._events.append(PongReceived(frame.payload))
+            elif opcode is Opcode.CLOSE:
+                assert isinstance(frame.payload, tuple)
+                self._on_close(*frame.payload)
+                return False
+        return progress and self._take_back()
+
+    def _take_back(self) -> bool:
+        """Move wsproto's unparsed bytes back to the fast path if it is
+        between frames and messages (it keeps them otherwise). Called only
+        after wsproto parsed a frame, so the two never pass the same bytes
+        back and forth.
+
+        This reads wsproto internals; if they change, the connection just
+        stays on wsproto (tests/test_frames.py notices).
+        """
+        if self._parts:
+            return False
+        try:
+            decoder = self._proto._frame_decoder
+            if decoder.header is not None or self._proto._message_decoder.opcode is not None:
+                return False
+            buffer = decoder.buffer
+            rest = buffer.buffer[buffer.bytes_used:]
+            buffer.buffer = bytearray()
+            buffer.bytes_used = 0
+        except AttributeError:  # pragma: no cover - another wsproto
+            return False
+        self._buf = rest
+        self._fast = True
+        return bool(rest)
 
     def receive_eof(self) -> None:
         """The transport reached end of file (or broke)."""
@@ -305,19 +442,29 @@ class WebSocketProtocol:
             raise RuntimeError(f"cannot send in state {self.state.name}")
         if not compress and self._deflate is not None:
             self._deflate.skip_next = True
-        if isinstance(data, memoryview):
-            data = data.tobytes()
-        self._out += self._proto.send_data(data)
+        if isinstance(data, str):
+            opcode, payload = _TEXT, data.encode("utf-8")
+        else:
+            opcode, payload = _BINARY, bytes(data)
+        rsv1 = False
+        deflate = self._deflate
+        if deflate is not None:
+            if not compress:
+                deflate.skip_next = True
+            rsv, payload = deflate.frame_outbound(self._proto, Opcode(opcode), _NO_RSV,
+                                                  payload, True)
+            rsv1 = rsv.rsv1
+        self._queue(serialize(opcode, payload, rsv1=rsv1, client=self.client))
 
     def send_ping(self, payload: bytes = b"") -> None:
         if self.state is not ReadyState.OPEN:
             raise RuntimeError(f"cannot ping in state {self.state.name}")
-        self._out += self._proto.ping(payload)
+        self._queue(serialize(_PING, payload, client=self.client))
 
     def send_pong(self, payload: bytes = b"") -> None:
         if self.state is not ReadyState.OPEN:
             raise RuntimeError(f"cannot pong in state {self.state.name}")
-        self._out += self._proto.pong(payload)
+        self._queue(serialize(_PONG, payload, client=self.client))
 
     def send_close(self, code: int | None = 1000, reason: str = "") -> None:
         """Start the closing handshake (no-op once a Close was sent)."""
@@ -328,14 +475,21 @@ class WebSocketProtocol:
     def _queue_close(self, code: int | None, reason: str) -> None:
         if not self._close_sent:
             self._close_sent = True
-            self._out += self._proto.close(code, reason or None)
+            self._queue(bytes(self._proto.close(code, reason or None)))
+
+    def _queue(self, frame: bytes) -> None:
+        self._out.append(frame)
+        self._pending += len(frame)
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the transport, in order (each returned once)."""
-        if not self._out:
+        out = self._out
+        if not out:
             return b""
-        out, self._out = bytes(self._out), bytearray()
-        return out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self._out = []
+        self._pending = 0
+        return data
 
     @property
     def can_send(self) -> bool:
@@ -345,7 +499,7 @@ class WebSocketProtocol:
     @property
     def pending(self) -> int:
         """Bytes queued and not yet collected by :meth:`data_to_send`."""
-        return len(self._out)
+        return self._pending
 
     @property
     def failed(self) -> bool:

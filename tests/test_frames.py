@@ -1,0 +1,231 @@
+"""The fast path of the hybi core against wsproto, on the same input.
+
+:class:`WebSocketProtocol` parses whole, unfragmented frames itself and
+hands everything else to wsproto. The reference here is the same core with
+the fast path switched off, so every frame goes through wsproto: for any
+byte stream, split anyhow, both must report the same events and write the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from faye_websocket._core.deflate import DeflateParams, DeflateSession, PerMessageDeflate
+from faye_websocket._core.frames import mask, parse_header, serialize
+from faye_websocket._core.websocket import (
+    Event,
+    Failed,
+    MessageReceived,
+    PingReceived,
+    WebSocketProtocol,
+)
+
+MAX_LENGTH = 4096
+
+
+class _WsprotoOnly(WebSocketProtocol):
+    """The core with every frame parsed by wsproto."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._fast = False
+
+    def _take_back(self) -> bool:
+        return False
+
+
+def _deflate() -> DeflateSession:
+    return DeflateSession(PerMessageDeflate(), DeflateParams(15, False, False),
+                          max_length=MAX_LENGTH)
+
+
+def _pair(client: bool, deflate: bool) -> tuple[WebSocketProtocol, WebSocketProtocol]:
+    def make(cls: type[WebSocketProtocol]) -> WebSocketProtocol:
+        return cls(client=client, extensions=[_deflate()] if deflate else [],
+                   max_length=MAX_LENGTH)
+    return make(WebSocketProtocol), make(_WsprotoOnly)
+
+
+def _raw_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0,
+               masked: bool = True, wide: int = 0) -> bytes:
+    """Any frame, valid or not; ``wide`` forces a 16- (1) or 64-bit (2)
+    length even when it is not the minimal encoding."""
+    size = len(payload)
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    bit = 0x80 if masked else 0
+    if size < 126 and not wide:
+        head += bytes([bit | size])
+    elif size < 0x10000 and wide != 2:
+        head += bytes([bit | 126]) + struct.pack("!H", size)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", size)
+    if not masked:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + mask(payload, key)
+
+
+def _compress(data: bytes, compressor: zlib._Compress) -> bytes:
+    out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return out[:-4] if out.endswith(b"\x00\x00\xff\xff") else out
+
+
+def _summary(events: list[Event]) -> list[tuple[str, object]]:
+    # Failure reasons are compared too: the fast path must not invent its own.
+    return [(type(e).__name__, getattr(e, "data", None) or getattr(e, "payload", None)
+             or (getattr(e, "code", None), getattr(e, "reason", None))) for e in events]
+
+
+def _feed(core: WebSocketProtocol, data: bytes, cuts: list[int]) -> tuple[list[Event], bytes]:
+    events: list[Event] = []
+    previous = 0
+    for cut in [*sorted(cuts), len(data)]:
+        core.receive_data(data[previous:cut])
+        events += core.events_received()
+        previous = cut
+    return events, core.data_to_send()
+
+
+texts = st.text(max_size=40).map(lambda t: t.encode("utf-8"))
+payloads = st.one_of(texts, st.binary(max_size=40), st.binary(min_size=120, max_size=300),
+                     st.sampled_from([b"\xff\xfe", b"\xed\xa0\x80", b"caf\xc3", b""]))
+
+
+@st.composite
+def frames(draw: st.DrawFn, client: bool, deflate: bool) -> bytes:
+    """Mostly well-formed traffic, with the odd broken frame."""
+    kind = draw(st.sampled_from(["text", "binary", "ping", "pong", "fragmented",
+                                 "compressed", "close", "broken", "broken"]))
+    masked = not client
+    if kind in ("text", "binary", "ping", "pong"):
+        opcode = {"text": 1, "binary": 2, "ping": 9, "pong": 10}[kind]
+        payload = draw(payloads)
+        if opcode >= 8:
+            payload = payload[:125]
+        return _raw_frame(opcode, payload, masked=masked)
+    if kind == "fragmented":
+        parts = draw(st.lists(texts, min_size=2, max_size=4))
+        out = b""
+        for i, part in enumerate(parts):
+            out += _raw_frame(1 if i == 0 else 0, part, fin=i == len(parts) - 1, masked=masked)
+            if draw(st.booleans()):
+                out += _raw_frame(9, b"in between", masked=masked)
+        return out
+    if kind == "compressed":
+        payload = draw(payloads)
+        data = _compress(payload, zlib.compressobj(6, zlib.DEFLATED, -15))
+        return _raw_frame(draw(st.sampled_from([1, 2])), data, rsv=4, masked=masked)
+    if kind == "close":
+        return _raw_frame(8, struct.pack("!H", 1000) + b"bye", masked=masked)
+    return _raw_frame(
+        draw(st.sampled_from([0, 1, 2, 3, 8, 9, 10, 11])),
+        draw(st.one_of(payloads, st.binary(min_size=126, max_size=200))),
+        fin=draw(st.booleans()), rsv=draw(st.sampled_from([0, 0, 1, 2, 4])),
+        masked=draw(st.sampled_from([masked, masked, not masked])),
+        wide=draw(st.sampled_from([0, 0, 1, 2])),
+    )
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[bool, bool, bytes, list[int]]:
+    client = draw(st.booleans())
+    deflate = draw(st.booleans())
+    data = b"".join(draw(st.lists(frames(client, deflate), min_size=1, max_size=8)))
+    cuts = draw(st.lists(st.integers(0, len(data)), max_size=6))
+    return client, deflate, data, cuts
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+def test_fast_path_agrees_with_wsproto(stream: tuple[bool, bool, bytes, list[int]]) -> None:
+    client, deflate, data, cuts = stream
+    fast, reference = _pair(client, deflate)
+    fast_events, fast_out = _feed(fast, data, cuts)
+    ref_events, ref_out = _feed(reference, data, [])
+    assert _summary(fast_events) == _summary(ref_events)
+    if not client:  # a client masks its pongs with random keys
+        assert fast_out == ref_out
+    assert (fast.state, fast.close_code, fast.close_reason) == \
+        (reference.state, reference.close_code, reference.close_reason)
+
+
+@given(st.binary(max_size=64), st.lists(st.integers(0, 64), max_size=4), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_garbage_gets_the_same_verdict(data: bytes, cuts: list[int], client: bool) -> None:
+    fast, reference = _pair(client, False)
+    cuts = [c for c in cuts if c <= len(data)]
+    assert _summary(_feed(fast, data, cuts)[0]) == _summary(_feed(reference, data, [])[0])
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+@pytest.mark.parametrize("client", [False, True])
+def test_serialize_reads_back_through_wsproto(size: int, client: bool) -> None:
+    payload = os.urandom(size)
+    reader = _WsprotoOnly(client=not client, max_length=1 << 20)
+    reader.receive_data(serialize(2, payload, client=client))
+    assert reader.events_received() == [MessageReceived(payload)]
+
+
+@pytest.mark.parametrize("size", [0, 3, 4, 5, 2047, 2048, 2049, 100_003])
+def test_mask_is_its_own_inverse(size: int) -> None:
+    payload, key = os.urandom(size), os.urandom(4)
+    masked = mask(payload, key)
+    assert len(masked) == size
+    assert mask(masked, key) == payload
+    expected = bytes(b ^ key[i % 4] for i, b in enumerate(payload[:64]))
+    assert masked[:64] == expected
+
+
+def test_non_minimal_lengths_are_left_to_wsproto() -> None:
+    assert parse_header(b"\x82\x7e\x00\x7d", 0) == (0, 0, 0)
+    assert parse_header(b"\x82\x7f" + struct.pack("!Q", 0xFFFF), 0) == (0, 0, 0)
+    assert parse_header(b"\x82\x7f" + struct.pack("!Q", 1 << 63), 0) == (0, 0, 0)
+    assert parse_header(b"\x82\xfe\x01", 0) is None
+    assert parse_header(b"\x82\xfe\x01\x00", 0) == (4, 256, 1)
+
+
+def test_wsproto_hands_the_stream_back_after_an_unusual_frame() -> None:
+    """After a fragmented message, parsing returns to the fast path (this
+    reads wsproto internals, so a new wsproto that moves them shows here)."""
+    core = WebSocketProtocol(client=False)
+    core.receive_data(_raw_frame(1, b"he", fin=False) + _raw_frame(0, b"llo") +
+                      _raw_frame(1, b"next"))
+    assert core.events_received() == [MessageReceived("hello"), MessageReceived("next")]
+    assert core._fast
+    core.receive_data(_raw_frame(9, b"p")[:3])
+    assert core._fast and core.events_received() == []
+
+
+def test_compressed_message_too_large_after_inflating() -> None:
+    fast, reference = _pair(False, True)
+    bomb = _raw_frame(2, _compress(b"\0" * (MAX_LENGTH + 1),
+                                   zlib.compressobj(9, zlib.DEFLATED, -15)), rsv=4)
+    results = [_feed(core, bomb, [])[0] for core in (fast, reference)]
+    assert _summary(results[0]) == _summary(results[1])
+    assert isinstance(results[0][0], Failed) and results[0][0].code == 1009
+
+
+def test_ping_is_answered_by_the_fast_path() -> None:
+    core = WebSocketProtocol(client=False)
+    core.receive_data(_raw_frame(9, b"hi"))
+    assert core.events_received() == [PingReceived(b"hi")]
+    assert core.data_to_send() == b"\x8a\x02hi"
+
+
+@pytest.mark.parametrize("client", [False, True])
+@pytest.mark.parametrize("wide", [1, 2])
+@pytest.mark.parametrize("opcode", [1, 2, 9])
+def test_non_minimal_length_fails_as_in_wsproto(client: bool, wide: int, opcode: int) -> None:
+    data = _raw_frame(opcode, b"hi", masked=not client, wide=wide) + _raw_frame(
+        1, b"after", masked=not client)
+    fast, reference = _pair(client, False)
+    events = _feed(fast, data, [])[0]
+    assert _summary(events) == _summary(_feed(reference, data, [])[0])
+    assert len(events) == 1 and isinstance(events[0], Failed) and events[0].code == 1002

@@ -19,8 +19,9 @@ from __future__ import annotations
 import inspect
 import math
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,9 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "Message"]
 
 Message = str | bytes
+#: Bytes asked of the transport per read: large, so that a burst of small
+#: frames is parsed in one go and a large message in few reads.
+_READ_SIZE = 1 << 18
 _MAX_CONTROL_PAYLOAD = 125
 
 
@@ -117,8 +121,11 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._core: Core | None = None
         self._initial = b""
         self._tg: anyio.abc.TaskGroup | None = None
-        self._send_lock = anyio.Lock()
+        # fast_acquire: an uncontended acquire does not yield (anyio's default
+        # lock passes through the event loop on every acquire).
+        self._send_lock = anyio.Lock(fast_acquire=True)
         self._wakeup = anyio.Event()
+        self._wakeup_pending = False
         self._closed = anyio.Event()
         self._finished = False
         self._opened = False
@@ -267,7 +274,11 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                    compress: bool = True) -> None:
         """Send a message: ``str`` as text, bytes-like as binary.
 
-        Waits while the transport does not take more data (backpressure).
+        The message joins the frames queued in this turn of the event loop,
+        which go out in one write. While more than ``write_limit`` bytes are
+        queued, it writes them itself and waits until the peer takes them
+        (backpressure). It is a cancellation point, but yields to other
+        tasks only when it has to wait.
 
         Args:
             item: the message.
@@ -279,11 +290,18 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             ConnectionClosed: the connection is closing or closed.
         """
         _check_message(item)
+        await anyio.lowlevel.checkpoint_if_cancelled()
         core = self._check_open()
         core.send_message(item, compress=compress)
-        await self._flush()
-        if self._broken:
-            raise self._closed_error()
+        if self.buffered_amount > self._write_limit:
+            # Over the high-water mark: write now, waiting for the peer.
+            await self._flush()
+            if self._broken:
+                raise self._closed_error()
+        else:
+            # Under it: the writer task sends this with whatever else is
+            # queued in this turn of the event loop, in one write.
+            self._wake_writer()
 
     def send_nowait(self, item: Message | bytearray | memoryview, *,
                     compress: bool = True) -> None:
@@ -299,7 +317,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if self.buffered_amount >= self._write_limit:
             raise anyio.WouldBlock
         core.send_message(item, compress=compress)
-        self._wakeup.set()
+        self._wake_writer()
 
     async def ping(self, payload: str | bytes = b"") -> float:
         """Ping the peer and wait for the matching pong.
@@ -322,7 +340,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                     callback: Callable[[], object] | None = None) -> None:
         """Queue a ping; ``callback`` (sync or async) runs when its pong arrives."""
         self._queue_ping(payload, callback)
-        self._wakeup.set()
+        self._wake_writer()
 
     def _queue_ping(self, payload: str | bytes,
                     callback: Callable[[], object] | None) -> _PendingPing:
@@ -357,7 +375,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             return
         core.send_close(code, reason)
         self._start_close_timer()
-        self._wakeup.set()
+        self._wake_writer()
         if core.close_expected() and self._tg is not None:
             # The drafts close at once: no answer to wait for.
             self._tg.start_soon(self._drop_after_flush)
@@ -382,8 +400,17 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 ``anyio.EndOfStream``, so ``async for`` just stops).
             ConnectionClosedError: it closed with an error or was lost.
         """
+        queue = self._queue
+        if len(queue):
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            return queue.get_nowait()
+        core = self._core
+        if core is not None and core.pending and not self._send_lock.locked():
+            # About to wait for the peer: first send what this task queued
+            # (its replies), rather than leaving it to the writer task.
+            await self._flush()
         try:
-            return await self._queue.get()
+            return await queue.get()
         except anyio.EndOfStream:
             await self._closed.wait()
             raise self._closed_error() from None
@@ -407,9 +434,13 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                     # core produced before the reader started.
                     await self._process(core, self._initial)
                     self._initial = b""
+                    receive: Callable[[], Awaitable[bytes]]
+                    if isinstance(stream, anyio.abc.ByteReceiveStream):
+                        receive = partial(stream.receive, _READ_SIZE)
+                    else:
+                        receive = stream.receive
                     while not (core.state is ReadyState.CLOSED or core.failed):
-                        data = await stream.receive()
-                        await self._process(core, data)
+                        await self._process(core, await receive())
                 except TRANSPORT_ERRORS:
                     pass
             if core.failed:
@@ -441,8 +472,15 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         core.receive_data(data)
         if not self._opened:
             await self._maybe_open()
-        for event in core.events_received():
-            await self._handle(event)
+        events = core.events_received()
+        if events:
+            queue = self._queue if not self.listener_count("message") else None
+            for event in events:
+                if queue is not None and type(event) is MessageReceived:
+                    if not queue.put_nowait(event.data):
+                        await queue.put(event.data)
+                else:
+                    await self._handle(event)
         if core.pending:
             await self._flush()
 
@@ -501,10 +539,16 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         except Exception:
             logger.exception("ping callback %r raised", callback)
 
+    def _wake_writer(self) -> None:
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            self._wakeup.set()
+
     async def _write_loop(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
+            self._wakeup_pending = False
             await self._flush()
 
     async def _flush(self) -> None:
@@ -538,7 +582,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 return
             count += 1
             pending = self._queue_ping(str(count), None)
-            self._wakeup.set()
+            self._wake_writer()
             if math.isinf(timeout):
                 continue
             with anyio.move_on_after(timeout):

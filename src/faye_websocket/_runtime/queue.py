@@ -46,6 +46,17 @@ class MessageQueue(Generic[T]):
             self._items.append(item)
             self._ready.set()
 
+    def put_nowait(self, item: T) -> bool:
+        """Add ``item`` if there is room (or drop it while discarding);
+        False if the queue is full."""
+        if self._discarding:
+            return True
+        if len(self._items) >= self._maxsize:
+            return False
+        self._items.append(item)
+        self._ready.set()
+        return True
+
     async def get(self) -> T:
         while not self._items:
             if self._closed:

@@ -23,6 +23,7 @@ from anyio.streams.tls import TLSListener
 
 from .._core.handshake import http_response
 from .._core.http import Request, header_tokens, validate_header
+from .._core.options import check_count, check_seconds
 from ..exceptions import HandshakeError
 from .streams import TRANSPORT_ERRORS, close_stream
 
@@ -152,14 +153,23 @@ class Server:
             (default: 404).
         on_upgrade: ``async (request, stream, body)`` for requests with an
             ``Upgrade`` header (default: treated as plain requests).
-        request_timeout: seconds a client may take to send a request head.
-        keep_alive_timeout: seconds an idle keep-alive connection is kept.
+        request_timeout: seconds a new connection has to finish its TLS
+            handshake and, separately, to send its first request head (a
+            slowloris client is dropped); also bounds reading a request
+            body and writing an error response.
+        keep_alive_timeout: seconds an idle keep-alive connection waits for
+            its next request (0: closed after each response).
         max_head_size: largest request head, in bytes (larger: 431).
         max_body_size: largest plain request body, in bytes (larger: 413).
         shutdown_timeout: seconds :meth:`shutdown` waits for open
             connections to finish before cancelling them.
         max_connections: connections served at once (``None``: no cap);
             one more gets 503 and is closed.
+
+    Raises:
+        ValueError: a negative or NaN timeout, a zero ``request_timeout``,
+            ``max_head_size`` or ``max_connections`` under 1, or a negative
+            ``max_body_size``.
     """
 
     def __init__(
@@ -174,6 +184,12 @@ class Server:
         shutdown_timeout: float = 5,
         max_connections: int | None = None,
     ) -> None:
+        check_seconds("request_timeout", request_timeout, positive=True)
+        check_seconds("keep_alive_timeout", keep_alive_timeout)
+        check_count("max_head_size", max_head_size, minimum=1)
+        check_count("max_body_size", max_body_size)
+        check_seconds("shutdown_timeout", shutdown_timeout)
+        check_count("max_connections", max_connections, minimum=1, optional=True)
         self.on_request = on_request
         self.on_upgrade = on_upgrade
         self.request_timeout = request_timeout
@@ -189,15 +205,25 @@ class Server:
         self._shutting_down = False
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
-                    ssl_context: ssl.SSLContext | None = None,
+                    ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False,
                     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen on ``host:port`` until :meth:`shutdown` or cancellation.
 
         With ``await task_group.start(server.serve, ...)`` the call returns
         the bound port once the server is listening.
+
+        Args:
+            host: the address to listen on.
+            port: the port (0: any free one).
+            ssl_context: serve TLS with this context.
+            reuse_port: set ``SO_REUSEPORT``, so several processes (each
+                with its own server) can listen on the same port and the
+                kernel spreads new connections between them. Every one of
+                them must set it. Not available on Windows.
         """
         listener: anyio.abc.Listener[anyio.abc.ByteStream]
-        tcp = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        tcp = await anyio.create_tcp_listener(local_host=host, local_port=port,
+                                              reuse_port=reuse_port)
         bound = tcp.extra(anyio.abc.SocketAttribute.local_port)
         listener = tcp
         if ssl_context is not None:

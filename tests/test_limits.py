@@ -2,7 +2,8 @@
 files do not already cover them: option checks, the documented defaults,
 the clients' response-head and refusal-body caps, the client's closing
 timeout, EventSource.Client's first-connection timeout, the EventSource
-write high-water mark, and ``Server.serve(reuse_port=True)``.
+write high-water mark, ``Server.serve(reuse_port=True)``, and a server
+that runs out of file descriptors.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import inspect
 import math
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +23,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from faye_websocket import Event, EventSource, HandshakeError, ReadyState, WebSocket
 from faye_websocket.http import Request, Response, Server
@@ -509,3 +512,54 @@ async def test_reuse_port_lets_two_servers_share_a_port() -> None:
             # the second one still listens on the port.
             assert {await get(port) for _ in range(5)} == {b"second"}
             await second.shutdown()
+
+
+# -- running out of file descriptors -------------------------------------------------------
+
+
+#: A server that leaves itself 4 spare file descriptors once it listens.
+FD_STARVED_SERVER = """
+import logging, os, resource, sys
+import anyio
+from faye_websocket.http import Server
+
+async def main():
+    async def on_request(request, response):
+        await response.end("ok")
+
+    server = Server(on_request=on_request)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(server.serve, "127.0.0.1", 0)
+        used = len(os.listdir("/proc/self/fd"))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (used + 4, hard))
+        print(port, flush=True)
+
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+anyio.run(main, backend=sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="counts /proc/self/fd")
+async def test_server_survives_running_out_of_file_descriptors(anyio_backend: str) -> None:
+    # accept() failing with EMFILE used to end serve(), and so the server;
+    # now it waits for connections to close and goes on.
+    with anyio.fail_after(TIMEOUT):
+        process = await anyio.open_process([sys.executable, "-c", FD_STARVED_SERVER,
+                                            anyio_backend])
+        async with process:
+            try:
+                assert process.stdout is not None and process.stderr is not None
+                stdout = BufferedByteReceiveStream(process.stdout)
+                stderr = BufferedByteReceiveStream(process.stderr)
+                port = int(await stdout.receive_until(b"\n", 100))
+                clients = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(10)]
+                while b"cannot accept connections" not in \
+                        await stderr.receive_until(b"\n", 10000):
+                    pass
+                for client in clients:
+                    await client.aclose()
+                assert await get(port) == b"ok"
+                assert await stderr.receive_until(b"\n", 10000) == b"accepting connections again"
+            finally:
+                process.kill()

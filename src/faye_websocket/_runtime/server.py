@@ -8,16 +8,18 @@ where ``body`` holds the bytes the client sent past the request head.
 
 from __future__ import annotations
 
+import errno
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.streams.stapled
 import h11
 from anyio.streams.tls import TLSListener
 
@@ -33,6 +35,15 @@ if TYPE_CHECKING:
 __all__ = ["Response", "Server", "track"]
 
 logger = logging.getLogger("faye_websocket.http")
+
+#: ``accept()`` errors that concern one connection only (trio's SocketListener
+#: skips the same ones): try the next one at once.
+_ACCEPT_SKIP = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+#: ``accept()`` errors that mean a resource ran out (file descriptors,
+#: memory): pause, as trio's ``serve_listeners`` does, and go on once
+#: connections have ended, instead of letting the server die.
+_ACCEPT_PAUSE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_ACCEPT_PAUSE_SECONDS = 0.1
 
 RequestHandler = Callable[[Request, "Response"], Awaitable[None]]
 UpgradeHandler = Callable[[Request, anyio.abc.ByteStream, bytes], Awaitable[None]]
@@ -136,6 +147,73 @@ class Response:
         await self._send(h11.EndOfMessage())
 
 
+class _PatientListener(anyio.abc.Listener[anyio.abc.SocketStream]):
+    """Socket listeners whose accept loops survive running out of file
+    descriptors: anyio's ``serve()`` raises out of the loop on any
+    ``accept()`` error, which would stop the whole server."""
+
+    def __init__(self, listeners: Sequence[anyio.abc.SocketListener]) -> None:
+        self.listeners = list(listeners)
+
+    async def serve(self, handler: Callable[[anyio.abc.SocketStream], object],
+                    task_group: anyio.abc.TaskGroup | None = None) -> None:
+        async with anyio.create_task_group() as accepting:
+            for listener in self.listeners:
+                accepting.start_soon(self._accept_loop, listener, handler,
+                                     task_group or accepting)
+
+    @staticmethod
+    async def _accept_loop(listener: anyio.abc.SocketListener,
+                           handler: Callable[[anyio.abc.SocketStream], object],
+                           task_group: anyio.abc.TaskGroup) -> None:
+        exhausted = False
+        while True:
+            try:
+                stream = await listener.accept()
+            except (OSError, anyio.BrokenResourceError) as exc:
+                # asyncio raises the OSError, trio a BrokenResourceError from it.
+                error = exc if isinstance(exc, OSError) else exc.__cause__
+                code = error.errno if isinstance(error, OSError) else None
+                if code in _ACCEPT_SKIP:
+                    continue
+                if code not in _ACCEPT_PAUSE:
+                    raise
+                if not exhausted:
+                    logger.warning("cannot accept connections (%s); retrying until some close "
+                                   "(raise the file descriptor limit, ulimit -n, or set "
+                                   "max_connections)", error)
+                    exhausted = True
+                await anyio.sleep(_ACCEPT_PAUSE_SECONDS)
+                continue
+            if exhausted:
+                logger.warning("accepting connections again")
+                exhausted = False
+            task_group.start_soon(handler, stream)  # type: ignore[arg-type]
+
+    async def aclose(self) -> None:
+        for listener in self.listeners:
+            await listener.aclose()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        attributes: dict[Any, Callable[[], Any]] = {}
+        for listener in self.listeners:
+            attributes.update(listener.extra_attributes)
+        return attributes
+
+
+def _patient(listener: anyio.abc.Listener[Any]) -> anyio.abc.Listener[Any]:
+    """Wrap plain socket listeners in :class:`_PatientListener`."""
+    if isinstance(listener, anyio.abc.SocketListener):
+        return _PatientListener([listener])
+    if isinstance(listener, anyio.streams.stapled.MultiListener):
+        sockets = [child for child in listener.listeners
+                   if isinstance(child, anyio.abc.SocketListener)]
+        if len(sockets) == len(listener.listeners):
+            return _PatientListener(sockets)
+    return listener
+
+
 class _ConnectionSlot:
     __slots__ = ("first", "idle", "scope")
 
@@ -225,16 +303,24 @@ class Server:
         tcp = await anyio.create_tcp_listener(local_host=host, local_port=port,
                                               reuse_port=reuse_port)
         bound = tcp.extra(anyio.abc.SocketAttribute.local_port)
-        listener = tcp
+        listener = _patient(tcp)
         if ssl_context is not None:
             # standard_compatible: closing sends close_notify (RFC 8446 6.1).
-            listener = TLSListener(tcp, ssl_context, handshake_timeout=self.request_timeout)
+            listener = TLSListener(listener, ssl_context,
+                                   handshake_timeout=self.request_timeout)
         await self.serve_listener(listener, task_status=task_status, port=bound)
 
     async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.ByteStream], *,
                              task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
                              port: int = 0) -> None:
-        """Serve connections from any anyio listener."""
+        """Serve connections from any anyio listener.
+
+        A socket listener (or a multi-listener of them, as
+        ``anyio.create_tcp_listener`` returns) keeps accepting after
+        running out of file descriptors: it logs a warning and retries
+        until connections have closed.
+        """
+        listener = _patient(listener)
         async with listener, anyio.create_task_group() as tg:
             with anyio.CancelScope() as self._accept_scope:
                 task_status.started(port)

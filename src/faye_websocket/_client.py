@@ -13,9 +13,16 @@ import anyio.abc
 from ._core.client import CLIENT_RESERVED, ClientHandshake, HandshakeFailure, parse_url, public_url
 from ._core.deflate import PerMessageDeflate
 from ._core.handshake import normalize_headers
+from ._core.options import check_count, check_seconds
 from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
-from ._runtime.client import open_stream, resolve_proxy, run_handshake, tls_context
+from ._runtime.client import (
+    DEFAULT_MAX_HEAD_SIZE,
+    open_stream,
+    resolve_proxy,
+    run_handshake,
+    tls_context,
+)
 from ._runtime.connection import Connection
 from ._runtime.streams import close_stream
 from .exceptions import HandshakeError, ProxyError
@@ -44,23 +51,36 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         protocols: subprotocols to offer, in order of preference.
         extensions: e.g. ``[PerMessageDeflate()]``.
         headers: extra request headers (``Origin``, ``User-Agent``...).
-        max_length: largest message accepted, on the wire and inflated.
-        ping: seconds between keep-alive pings (``None``: off).
+        max_length: largest message accepted, on the wire and inflated; a
+            larger one closes the connection with 1009.
+        ping: seconds between keep-alive pings (``None`` or 0: off).
         ping_timeout: seconds to wait for a keep-alive pong before closing
-            with 1011 (default: the ping interval).
-        close_timeout: seconds the closing handshake may take.
-        max_queue: received messages held for :meth:`receive` (backpressure).
-        write_limit: bytes :meth:`send_nowait` may queue.
+            with 1011 (default: the ping interval; ``math.inf``: never).
+        close_timeout: seconds the closing handshake (and then waiting for
+            the server to close TCP) may take before the transport is
+            aborted and ``close`` fires with 1006.
+        max_queue: received messages held for :meth:`receive`; while the
+            queue is full the socket is not read (backpressure).
+        write_limit: bytes queued by :meth:`send_nowait` before it raises
+            :class:`anyio.WouldBlock`.
         tls: the ``ssl.SSLContext`` for ``wss://`` (default: the system's
             trusted CAs, with host names checked).
         ca: path to a PEM CA bundle; shorthand for a verifying context.
         proxy: ``{"origin": "http://user:pass@host:port", "headers": {...},
             "tls": ctx}``, an origin URL, or ``"env"`` to use
             ``https_proxy``/``http_proxy``/``all_proxy`` and ``no_proxy``.
-        open_timeout: seconds for connecting and the opening handshake.
+        open_timeout: seconds for connecting, the proxy ``CONNECT`` and the
+            opening handshake; past it, :class:`TimeoutError` (``close``
+            1006).
+        max_head_size: largest response head (status line and headers) read
+            from the server or the proxy, in bytes; a larger one is a
+            :class:`HandshakeError`.
 
     Raises:
-        ValueError: not a ``ws:``/``wss:`` URL, a bad header or option.
+        ValueError: not a ``ws:``/``wss:`` URL, a bad header, or an option
+            out of range (a negative or NaN number of seconds or bytes, a
+            zero ``open_timeout`` or ``ping_timeout``, ``max_queue`` or
+            ``max_head_size`` under 1).
     """
 
     def __init__(
@@ -80,7 +100,13 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         ca: str | None = None,
         proxy: Mapping[str, Any] | str | None = None,
         open_timeout: float = 10,
+        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
     ) -> None:
+        check_connection_options(max_length=max_length, ping=ping, ping_timeout=ping_timeout,
+                                 close_timeout=close_timeout, max_queue=max_queue,
+                                 write_limit=write_limit)
+        check_seconds("open_timeout", open_timeout, positive=True)
+        check_count("max_head_size", max_head_size, minimum=1)
         super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
                          max_queue=max_queue, write_limit=write_limit)
         self._target = parse_url(url)
@@ -90,14 +116,13 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         names = [ext.name for ext in extensions]
         if len(set(names)) != len(names):
             raise ValueError(f"extension registered twice: {names}")
-        if max_length < 0:
-            raise ValueError("max_length must be >= 0")
         self._handshake = ClientHandshake(
             self._target, list(protocols or []), list(extensions),
             normalize_headers(headers, reserved=CLIENT_RESERVED), max_length)
         self._tls = tls_context(tls, ca)
         self._proxy = resolve_proxy(proxy, self._target)
         self._open_timeout = open_timeout
+        self._max_head_size = max_head_size
         #: Status and headers of the handshake response (also after a
         #: refused handshake, as in faye).
         self.status_code: int | None = None
@@ -136,9 +161,11 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         stream: anyio.abc.ByteStream | None = None
         try:
             with anyio.fail_after(self._open_timeout):
-                stream = await open_stream(self._target, tls=self._tls, proxy=self._proxy)
+                stream = await open_stream(self._target, tls=self._tls, proxy=self._proxy,
+                                           max_head_size=self._max_head_size)
                 try:
-                    status, headers, initial = await run_handshake(stream, handshake)
+                    status, headers, initial = await run_handshake(stream, handshake,
+                                                                   self._max_head_size)
                 except HandshakeError as exc:
                     if exc.status_code:  # 0: no response at all
                         self.status_code, self.headers = exc.status_code, exc.headers
@@ -190,6 +217,22 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
             await self._emit(Event("error", self, message=message))
             await self._emit(Event("close", self, code=code, reason=message))
         self._closed.set()
+
+
+def check_connection_options(*, max_length: int, ping: float | None,
+                             ping_timeout: float | None, close_timeout: float,
+                             max_queue: int, write_limit: int) -> None:
+    """The options server and client WebSockets share.
+
+    Raises:
+        ValueError: one is out of range.
+    """
+    check_count("max_length", max_length)
+    check_seconds("ping", ping, optional=True)
+    check_seconds("ping_timeout", ping_timeout, positive=True, optional=True)
+    check_seconds("close_timeout", close_timeout)
+    check_count("max_queue", max_queue, minimum=1)
+    check_count("write_limit", write_limit)
 
 
 def _describe(exc: BaseException, url: str) -> str:

@@ -14,6 +14,7 @@ from anyio.streams.tls import TLSAttribute
 from ._core.eventsource import PING, format_event, format_retry, is_eventsource, response_headers
 from ._core.handshake import http_response, normalize_headers, request_url
 from ._core.http import Request, coerce_request
+from ._core.options import check_count, check_seconds
 from ._emitter import Event, EventEmitter
 from ._eventsource_client import EventSourceClient as _Client
 from ._runtime.server import Response
@@ -59,6 +60,13 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         headers: extra response headers (e.g. CORS).
         retry: seconds the client should wait before reconnecting.
         ping: seconds between keep-alive comments (``None`` or 0: off).
+        write_limit: bytes :meth:`send_nowait` may queue for a client that
+            is not reading before it raises :class:`anyio.WouldBlock`.
+
+    Raises:
+        ValueError: a protocol header or a bad value in ``headers``, or an
+            option out of range (a negative or NaN number of seconds or
+            bytes).
     """
 
     CONNECTING: ClassVar[EventSourceState] = EventSourceState.CONNECTING
@@ -76,7 +84,10 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         retry: float = 5,
         ping: float | None = 10,
+        write_limit: int = 65536,
     ) -> None:
+        check_seconds("ping", ping, optional=True)
+        check_count("write_limit", write_limit)
         super().__init__()
         self.request = coerce_request(request)
         self._response = response if isinstance(response, Response) else None
@@ -84,9 +95,8 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
             response.stream if isinstance(response, Response) else response)
         self._headers = normalize_headers(headers, reserved=_RESERVED)
         self._retry = format_retry(retry)
-        if ping is not None and ping < 0:
-            raise ValueError("ping must be a number of seconds >= 0, or None")
         self._ping_interval = ping or None
+        self._write_limit = write_limit
         secure = self._stream.extra(TLSAttribute.ssl_object, None) is not None
         #: ``http(s)://`` + Host + path, by the same rules as WebSocket.url.
         self.url = request_url(self.request, secure=secure, websocket=False)
@@ -95,6 +105,13 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         raw_id = self.request.header("last-event-id") or ""
         self.last_event_id = raw_id.encode("latin-1", "replace").decode("utf-8", "replace")
         self._state = EventSourceState.CONNECTING
+        self._closing = False
+        # Frames waiting for the writer (send_nowait) or for the lock (send).
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._in_flight = 0
+        self._wakeup = anyio.Event()
+        self._tg: anyio.abc.TaskGroup | None = None
         self._lock = anyio.Lock()
         self._closed = anyio.Event()
         self._watch_scope = anyio.CancelScope()
@@ -108,12 +125,19 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
     def ready_state(self) -> EventSourceState:
         return self._state
 
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued for the client and not yet written to the transport."""
+        return self._pending_size + self._in_flight
+
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncIterator[EventSource]:
         try:
             async with anyio.create_task_group() as tg:
                 await self._open()
+                self._tg = tg
                 tg.start_soon(self._watch)
+                tg.start_soon(self._write_loop)
                 if self._ping_interval:
                     tg.start_soon(self._keepalive, self._ping_interval)
                 try:
@@ -159,36 +183,116 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         frame = format_event(data, event=event, id=id)
         return await self._write(frame)
 
+    def send_nowait(self, data: str, *, event: str | None = None,
+                    id: str | None = None) -> bool:
+        """Queue one event for the stream's writer task, without waiting.
+
+        For code that must not wait on any one client, such as a loop
+        broadcasting to many: a client that stops reading makes this raise
+        instead of piling events up in memory.
+
+        Returns:
+            ``True`` once queued; ``False`` when the stream is closed.
+
+        Raises:
+            anyio.WouldBlock: ``write_limit`` bytes or more are already
+                queued (see :attr:`buffered_amount`).
+            RuntimeError: the stream is not open yet (use it inside
+                ``async with``).
+            ValueError: ``event`` or ``id`` contains a line break.
+            TypeError: ``data`` is not a ``str``.
+        """
+        if not isinstance(data, str):
+            raise TypeError(f"event data is a str, not {type(data).__name__}")
+        frame = format_event(data, event=event, id=id)
+        if self._state is EventSourceState.CLOSED or self._closing:
+            return False
+        if self._tg is None:
+            raise RuntimeError("the EventSource is not open yet; use it inside 'async with'")
+        if self.buffered_amount >= self._write_limit:
+            raise anyio.WouldBlock
+        self._queue(frame)
+        self._wakeup.set()
+        return True
+
     async def ping(self) -> bool:
         """Write a comment line (clients ignore it)."""
         return await self._write(PING)
 
+    def _queue(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_size += len(data)
+
     async def _write(self, data: bytes) -> bool:
-        if self._state is EventSourceState.CLOSED:
+        """Queue ``data`` behind what is queued already, and write it all;
+        waits while the client is not reading (TCP backpressure)."""
+        if self._state is EventSourceState.CLOSED or self._closing:
             return False
+        self._queue(data)
+        await self._flush()
+        return self.ready_state is not EventSourceState.CLOSED  # (not narrowed by mypy)
+
+    async def _flush(self) -> None:
+        """Write what is queued; a transport error ends the stream."""
         async with self._lock:
+            try:
+                await self._write_pending()
+            except TRANSPORT_ERRORS:
+                await self._finish()
+
+    async def _write_pending(self) -> None:
+        """Write the queued frames (the caller holds the lock)."""
+        while self._pending and self._state is not EventSourceState.CLOSED:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            self._in_flight = len(data)
             try:
                 if self._response is not None:
                     await self._response.write(data)
                 else:
                     await self._stream.send(data)
-            except TRANSPORT_ERRORS:
-                await self._finish()
-                return False
-        return True
+            finally:
+                self._in_flight = 0
+
+    async def _write_loop(self) -> None:
+        while self._state is not EventSourceState.CLOSED:
+            await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+            await self._flush()
 
     async def close(self) -> None:
-        """End the stream (the ping timer stops, ``close`` fires once)."""
+        """End the stream (the ping timer stops, ``close`` fires once).
+
+        Events still queued by :meth:`send_nowait` are written first. If
+        that cannot finish within a second (the client is not reading), the
+        connection is dropped instead, which also wakes a :meth:`send`
+        waiting in another task.
+        """
         if self._state is EventSourceState.CLOSED:
             return
-        if self._response is not None and self._response.headers_sent:
-            with anyio.move_on_after(1):
-                try:
-                    async with self._lock:
+        if self._closing:
+            await self.wait_closed()
+            return
+        self._closing = True
+        with anyio.move_on_after(1) as scope:
+            try:
+                async with self._lock:
+                    await self._write_pending()
+                    if self._response is not None and self._response.headers_sent:
                         await self._response.end()
-                except TRANSPORT_ERRORS:
-                    pass
+            except TRANSPORT_ERRORS:
+                pass
+        if scope.cancelled_caught:
+            await anyio.aclose_forcefully(self._stream)
         await self._finish()
+
+    def close_nowait(self) -> None:
+        """Start :meth:`close` without waiting for it (from plain callbacks,
+        e.g. after :meth:`send_nowait` raised ``WouldBlock``)."""
+        if self._state is not EventSourceState.OPEN or self._closing or self._tg is None:
+            return
+        self._tg.start_soon(self.close)
 
     async def wait_closed(self) -> None:
         """Wait until the stream is closed (by either side)."""

@@ -14,6 +14,7 @@ import h11
 from . import _eventsource as _server  # circular: for EventSourceState, used at run time
 from ._core.client import parse_url, public_url
 from ._core.handshake import normalize_headers
+from ._core.options import check_count, check_seconds
 from ._core.sse import (
     DEFAULT_MAX_EVENT_SIZE,
     REQUEST_RESERVED,
@@ -25,7 +26,13 @@ from ._core.sse import (
     request_headers,
     request_target,
 )
-from ._runtime.client import open_stream, resolve_proxy, tls_context
+from ._runtime.client import (
+    DEFAULT_MAX_HEAD_SIZE,
+    check_head_size,
+    open_stream,
+    resolve_proxy,
+    tls_context,
+)
 from ._runtime.streams import TRANSPORT_ERRORS, close_stream
 from .exceptions import HandshakeError, ProtocolError, ProxyError
 
@@ -80,9 +87,16 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
             response head.
         max_event_size: the longest line, and the longest data of one
             event, in characters; a longer one raises :exc:`ProtocolError`.
+        max_head_size: largest response head (status line and headers) read
+            from the server or the proxy, in bytes; a larger one is a
+            :exc:`HandshakeError` on the first connection and is retried
+            on a reconnection.
 
     Raises:
-        ValueError: not an ``http:``/``https:`` URL, a bad header or option.
+        ValueError: not an ``http:``/``https:`` URL, a bad header, or an
+            option out of range (a negative or NaN ``retry``, a zero or
+            negative ``open_timeout``, ``max_event_size`` or
+            ``max_head_size`` under 1).
     """
 
     def __init__(
@@ -97,6 +111,7 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         proxy: Mapping[str, Any] | str | None = None,
         open_timeout: float = 10,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
     ) -> None:
         #: The URL, without its userinfo.
         self.url = public_url(url)
@@ -105,12 +120,15 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         except ValueError:
             raise ValueError(f"{self.url} is not a valid EventSource URL") from None
         self._headers = normalize_headers(headers, reserved=REQUEST_RESERVED)
-        if not retry >= 0:  # also refuses NaN
-            raise ValueError("retry must be a number of seconds >= 0")
+        check_seconds("retry", retry)
+        check_seconds("open_timeout", open_timeout, positive=True)
+        check_count("max_event_size", max_event_size, minimum=1)
+        check_count("max_head_size", max_head_size, minimum=1)
         self._default_retry = retry
         self._tls = tls_context(tls, ca)
         self._proxy = resolve_proxy(proxy, self._target)
         self._open_timeout = open_timeout
+        self._max_head_size = max_head_size
         #: ``scheme://host[:port]``: the ``origin`` of every event.
         self.origin = origin_of(self._target)
         self._parser = EventStreamParser(origin=self.origin, last_event_id=last_event_id,
@@ -236,8 +254,10 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         stream: anyio.abc.ByteStream | None = None
         try:
             with anyio.fail_after(self._open_timeout):
-                stream = await open_stream(self._target, tls=self._tls, proxy=self._proxy)
-                conn = h11.Connection(h11.CLIENT)
+                stream = await open_stream(self._target, tls=self._tls, proxy=self._proxy,
+                                           max_head_size=self._max_head_size)
+                conn = h11.Connection(h11.CLIENT,
+                                      max_incomplete_event_size=self._max_head_size)
                 headers = request_headers(self._target, last_event_id=self.last_event_id,
                                           headers=self._headers)
                 request = h11.Request(method="GET", target=request_target(self._target),
@@ -245,7 +265,7 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
                                                for k, v in headers])
                 await stream.send((conn.send(request) or b"")
                                   + (conn.send(h11.EndOfMessage()) or b""))
-                response = await _read_head(conn, stream)
+                response = await _read_head(conn, stream, self._max_head_size)
             self.status_code = response.status_code
             self.headers = [(k.decode("latin-1"), v.decode("latin-1"))
                             for k, v in response.headers]
@@ -317,12 +337,18 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
             await close_stream(stream, grace=0)
 
 
-async def _read_head(conn: h11.Connection, stream: anyio.abc.ByteStream) -> h11.Response:
+async def _read_head(conn: h11.Connection, stream: anyio.abc.ByteStream,
+                     max_head_size: int) -> h11.Response:
     while True:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431:  # h11's buffer bound: the head never ended
+                raise _NoResponse(f"response head larger than {max_head_size} bytes") from None
             raise _NoResponse(f"invalid HTTP response: {exc}") from None
+        if isinstance(event, (h11.Response, h11.InformationalResponse)) and \
+                (problem := check_head_size(event, max_head_size)):
+            raise _NoResponse(problem)
         if event is h11.NEED_DATA:
             try:
                 data = await stream.receive()

@@ -11,6 +11,7 @@ import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
 from ._client import Client as _Client
+from ._client import check_connection_options
 from ._core.deflate import PerMessageDeflate
 from ._core.handshake import (
     Rejected,
@@ -71,6 +72,12 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             :class:`anyio.WouldBlock`.
         allowed_origins: if given, a request whose ``Origin`` header is not
             one of these (e.g. ``"https://example.com"``) gets HTTP 403.
+
+    Raises:
+        ValueError: a bad header, or an option out of range (a negative or
+            NaN number of seconds or bytes, a zero ``ping_timeout``,
+            ``max_queue`` under 1), or ``allowed_origins`` given as one
+            string.
     """
 
     #: The client: ``async with WebSocket.Client(url, protocols, **options)``.
@@ -93,6 +100,12 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         write_limit: int = 65536,
         allowed_origins: Iterable[str] | None = None,
     ) -> None:
+        check_connection_options(max_length=max_length, ping=ping, ping_timeout=ping_timeout,
+                                 close_timeout=close_timeout, max_queue=max_queue,
+                                 write_limit=write_limit)
+        if isinstance(allowed_origins, str):
+            # A lone string would be taken as a set of one-character origins.
+            raise ValueError("allowed_origins is a list of origins, not one string")
         super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
                          max_queue=max_queue, write_limit=write_limit)
         self.request = coerce_request(request)
@@ -106,8 +119,6 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             raise ValueError(f"extension registered twice: {names}")
         self._extension_configs = list(extensions)
         self._extra_headers = normalize_headers(headers)
-        if max_length < 0:
-            raise ValueError("max_length must be >= 0")
         self.max_length = max_length
         secure = stream.extra(TLSAttribute.ssl_object, None) is not None
         self.url = request_url(self.request, secure=secure)

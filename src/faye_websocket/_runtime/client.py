@@ -18,9 +18,13 @@ from .._core.handshake import normalize_headers
 from ..exceptions import HandshakeError, ProxyError
 from .streams import close_stream
 
-__all__ = ["Proxy", "open_stream", "proxy_from_env", "resolve_proxy", "run_handshake",
-           "tls_context"]
+__all__ = ["DEFAULT_MAX_HEAD_SIZE", "Proxy", "check_head_size", "open_stream",
+           "proxy_from_env", "resolve_proxy", "run_handshake", "tls_context"]
 
+#: The largest response head a client reads (status line and headers), as
+#: the server's ``max_head_size``: a peer that sends an endless head gets a
+#: clear error instead of growing memory.
+DEFAULT_MAX_HEAD_SIZE = 16384
 _MAX_BODY = 65536
 #: Headers a proxy CONNECT writes itself.
 _PROXY_RESERVED = frozenset({"host", "proxy-authorization", "connection", "proxy-connection"})
@@ -103,13 +107,14 @@ def _bypassed(target: Target, no_proxy: str) -> bool:
 
 
 async def open_stream(target: Target, *, tls: ssl.SSLContext | None,
-                      proxy: Proxy | None) -> anyio.abc.ByteStream:
+                      proxy: Proxy | None,
+                      max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> anyio.abc.ByteStream:
     """Connect to ``target`` (through ``proxy``), with TLS for ``wss://``."""
     if proxy is None:
         return await _connect(target, tls)
     stream = await _connect(proxy.origin, proxy.tls)
     try:
-        await _connect_tunnel(stream, proxy, target)
+        await _connect_tunnel(stream, proxy, target, max_head_size)
         if target.secure:
             # TLS to the server inside the tunnel (TLS-in-TLS for an https proxy).
             stream = await TLSStream.wrap(stream, hostname=target.host, ssl_context=tls,
@@ -130,13 +135,14 @@ async def _connect(target: Target, tls: ssl.SSLContext | None) -> anyio.abc.Byte
                                    tls_hostname=target.host, tls_standard_compatible=False)
 
 
-async def _connect_tunnel(stream: anyio.abc.ByteStream, proxy: Proxy, target: Target) -> None:
-    conn = h11.Connection(h11.CLIENT)
+async def _connect_tunnel(stream: anyio.abc.ByteStream, proxy: Proxy, target: Target,
+                          max_head_size: int) -> None:
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
     headers = connect_request(target, auth=proxy.origin.basic_auth(), headers=proxy.headers)
     await stream.send(conn.send(h11.Request(method="CONNECT", target=target.connect_authority,
                                             headers=headers)) or b"")
     await stream.send(conn.send(h11.EndOfMessage()) or b"")
-    response, body = await _read_response(conn, stream)
+    response, body = await _read_response(conn, stream, max_head_size)
     if not 200 <= response.status_code < 300:
         raise ProxyError(
             f"Can't establish a connection to the server at {target.connect_authority}: "
@@ -145,7 +151,8 @@ async def _connect_tunnel(stream: anyio.abc.ByteStream, proxy: Proxy, target: Ta
             status_code=response.status_code, headers=_decode(response.headers), body=body)
 
 
-async def run_handshake(stream: anyio.abc.ByteStream, handshake: ClientHandshake
+async def run_handshake(stream: anyio.abc.ByteStream, handshake: ClientHandshake,
+                        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
                         ) -> tuple[int, list[tuple[str, str]], bytes]:
     """Send the upgrade request and read the response head.
 
@@ -154,13 +161,13 @@ async def run_handshake(stream: anyio.abc.ByteStream, handshake: ClientHandshake
 
     Raises:
         HandshakeError: the response is not a 101 (status, headers and body
-            are on the exception).
+            are on the exception), or its head is over ``max_head_size``.
     """
-    conn = h11.Connection(h11.CLIENT)
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
     request = h11.Request(method="GET", target=handshake.target.resource,
                           headers=handshake.request_headers())
     await stream.send((conn.send(request) or b"") + (conn.send(h11.EndOfMessage()) or b""))
-    response, body = await _read_response(conn, stream)
+    response, body = await _read_response(conn, stream, max_head_size)
     headers = _decode(response.headers)
     if response.status_code != 101:
         raise HandshakeError(
@@ -170,7 +177,28 @@ async def run_handshake(stream: anyio.abc.ByteStream, handshake: ClientHandshake
     return 101, headers, bytes(conn.trailing_data[0])
 
 
-async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream
+def check_head_size(response: h11.Response | h11.InformationalResponse,
+                    max_head_size: int) -> str | None:
+    """Why a response head that arrived whole is refused, or ``None``.
+
+    h11's ``max_incomplete_event_size`` bounds a head still arriving; one
+    that came in a single read is measured here.
+    """
+    size = len(response.reason) + 15  # "HTTP/1.1 NNN " and CRLF
+    size += sum(len(name) + len(value) + 4 for name, value in response.headers)
+    if size > max_head_size:
+        return f"response head larger than {max_head_size} bytes"
+    return None
+
+
+def _head_error(exc: h11.RemoteProtocolError, max_head_size: int) -> str:
+    if exc.error_status_hint == 431:  # h11's buffer bound: the head never ended
+        return f"response head larger than {max_head_size} bytes"
+    return f"invalid HTTP response: {exc}"
+
+
+async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream,
+                         max_head_size: int,
                          ) -> tuple[h11.Response | h11.InformationalResponse, bytes]:
     """The final (or switching) response and, for a refusal, its body."""
     response: h11.Response | h11.InformationalResponse | None = None
@@ -179,8 +207,11 @@ async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise HandshakeError(f"Error during WebSocket handshake: invalid HTTP response: "
-                                 f"{exc}") from exc
+            raise HandshakeError(f"Error during WebSocket handshake: "
+                                 f"{_head_error(exc, max_head_size)}") from exc
+        if isinstance(event, (h11.Response, h11.InformationalResponse)) and \
+                (problem := check_head_size(event, max_head_size)):
+            raise HandshakeError(f"Error during WebSocket handshake: {problem}")
         if event is h11.NEED_DATA:
             try:
                 data = await stream.receive()
@@ -199,8 +230,10 @@ async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream
             if conn.their_state is h11.SWITCHED_PROTOCOL:  # a CONNECT that succeeded
                 return event, b""
         elif isinstance(event, h11.Data):
-            if len(body) < _MAX_BODY:
-                body += event.data[: _MAX_BODY - len(body)]
+            body += event.data[: _MAX_BODY - len(body)]
+            if len(body) >= _MAX_BODY:  # enough for the error: stop reading
+                assert response is not None
+                return response, bytes(body)
         elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.PAUSED:
             if response is None:
                 raise HandshakeError("Error during WebSocket handshake: connection closed "

@@ -8,21 +8,24 @@ where ``body`` holds the bytes the client sent past the request head.
 
 from __future__ import annotations
 
+import errno
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.streams.stapled
 import h11
 from anyio.streams.tls import TLSListener
 
 from .._core.handshake import http_response
 from .._core.http import Request, header_tokens, validate_header
+from .._core.options import check_count, check_seconds
 from ..exceptions import HandshakeError
 from .streams import TRANSPORT_ERRORS, close_stream
 
@@ -32,6 +35,15 @@ if TYPE_CHECKING:
 __all__ = ["Response", "Server", "track"]
 
 logger = logging.getLogger("faye_websocket.http")
+
+#: ``accept()`` errors that concern one connection only (trio's SocketListener
+#: skips the same ones): try the next one at once.
+_ACCEPT_SKIP = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+#: ``accept()`` errors that mean a resource ran out (file descriptors,
+#: memory): pause, as trio's ``serve_listeners`` does, and go on once
+#: connections have ended, instead of letting the server die.
+_ACCEPT_PAUSE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_ACCEPT_PAUSE_SECONDS = 0.1
 
 RequestHandler = Callable[[Request, "Response"], Awaitable[None]]
 UpgradeHandler = Callable[[Request, anyio.abc.ByteStream, bytes], Awaitable[None]]
@@ -135,6 +147,73 @@ class Response:
         await self._send(h11.EndOfMessage())
 
 
+class _PatientListener(anyio.abc.Listener[anyio.abc.SocketStream]):
+    """Socket listeners whose accept loops survive running out of file
+    descriptors: anyio's ``serve()`` raises out of the loop on any
+    ``accept()`` error, which would stop the whole server."""
+
+    def __init__(self, listeners: Sequence[anyio.abc.SocketListener]) -> None:
+        self.listeners = list(listeners)
+
+    async def serve(self, handler: Callable[[anyio.abc.SocketStream], object],
+                    task_group: anyio.abc.TaskGroup | None = None) -> None:
+        async with anyio.create_task_group() as accepting:
+            for listener in self.listeners:
+                accepting.start_soon(self._accept_loop, listener, handler,
+                                     task_group or accepting)
+
+    @staticmethod
+    async def _accept_loop(listener: anyio.abc.SocketListener,
+                           handler: Callable[[anyio.abc.SocketStream], object],
+                           task_group: anyio.abc.TaskGroup) -> None:
+        exhausted = False
+        while True:
+            try:
+                stream = await listener.accept()
+            except (OSError, anyio.BrokenResourceError) as exc:
+                # asyncio raises the OSError, trio a BrokenResourceError from it.
+                error = exc if isinstance(exc, OSError) else exc.__cause__
+                code = error.errno if isinstance(error, OSError) else None
+                if code in _ACCEPT_SKIP:
+                    continue
+                if code not in _ACCEPT_PAUSE:
+                    raise
+                if not exhausted:
+                    logger.warning("cannot accept connections (%s); retrying until some close "
+                                   "(raise the file descriptor limit, ulimit -n, or set "
+                                   "max_connections)", error)
+                    exhausted = True
+                await anyio.sleep(_ACCEPT_PAUSE_SECONDS)
+                continue
+            if exhausted:
+                logger.warning("accepting connections again")
+                exhausted = False
+            task_group.start_soon(handler, stream)  # type: ignore[arg-type]
+
+    async def aclose(self) -> None:
+        for listener in self.listeners:
+            await listener.aclose()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        attributes: dict[Any, Callable[[], Any]] = {}
+        for listener in self.listeners:
+            attributes.update(listener.extra_attributes)
+        return attributes
+
+
+def _patient(listener: anyio.abc.Listener[Any]) -> anyio.abc.Listener[Any]:
+    """Wrap plain socket listeners in :class:`_PatientListener`."""
+    if isinstance(listener, anyio.abc.SocketListener):
+        return _PatientListener([listener])
+    if isinstance(listener, anyio.streams.stapled.MultiListener):
+        sockets = [child for child in listener.listeners
+                   if isinstance(child, anyio.abc.SocketListener)]
+        if len(sockets) == len(listener.listeners):
+            return _PatientListener(sockets)
+    return listener
+
+
 class _ConnectionSlot:
     __slots__ = ("first", "idle", "scope")
 
@@ -152,14 +231,23 @@ class Server:
             (default: 404).
         on_upgrade: ``async (request, stream, body)`` for requests with an
             ``Upgrade`` header (default: treated as plain requests).
-        request_timeout: seconds a client may take to send a request head.
-        keep_alive_timeout: seconds an idle keep-alive connection is kept.
+        request_timeout: seconds a new connection has to finish its TLS
+            handshake and, separately, to send its first request head (a
+            slowloris client is dropped); also bounds reading a request
+            body and writing an error response.
+        keep_alive_timeout: seconds an idle keep-alive connection waits for
+            its next request (0: closed after each response).
         max_head_size: largest request head, in bytes (larger: 431).
         max_body_size: largest plain request body, in bytes (larger: 413).
         shutdown_timeout: seconds :meth:`shutdown` waits for open
             connections to finish before cancelling them.
         max_connections: connections served at once (``None``: no cap);
             one more gets 503 and is closed.
+
+    Raises:
+        ValueError: a negative or NaN timeout, a zero ``request_timeout``,
+            ``max_head_size`` or ``max_connections`` under 1, or a negative
+            ``max_body_size``.
     """
 
     def __init__(
@@ -174,6 +262,12 @@ class Server:
         shutdown_timeout: float = 5,
         max_connections: int | None = None,
     ) -> None:
+        check_seconds("request_timeout", request_timeout, positive=True)
+        check_seconds("keep_alive_timeout", keep_alive_timeout)
+        check_count("max_head_size", max_head_size, minimum=1)
+        check_count("max_body_size", max_body_size)
+        check_seconds("shutdown_timeout", shutdown_timeout)
+        check_count("max_connections", max_connections, minimum=1, optional=True)
         self.on_request = on_request
         self.on_upgrade = on_upgrade
         self.request_timeout = request_timeout
@@ -189,26 +283,44 @@ class Server:
         self._shutting_down = False
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
-                    ssl_context: ssl.SSLContext | None = None,
+                    ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False,
                     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen on ``host:port`` until :meth:`shutdown` or cancellation.
 
         With ``await task_group.start(server.serve, ...)`` the call returns
         the bound port once the server is listening.
+
+        Args:
+            host: the address to listen on.
+            port: the port (0: any free one).
+            ssl_context: serve TLS with this context.
+            reuse_port: set ``SO_REUSEPORT``, so several processes (each
+                with its own server) can listen on the same port and the
+                kernel spreads new connections between them. Every one of
+                them must set it. Not available on Windows.
         """
         listener: anyio.abc.Listener[anyio.abc.ByteStream]
-        tcp = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        tcp = await anyio.create_tcp_listener(local_host=host, local_port=port,
+                                              reuse_port=reuse_port)
         bound = tcp.extra(anyio.abc.SocketAttribute.local_port)
-        listener = tcp
+        listener = _patient(tcp)
         if ssl_context is not None:
             # standard_compatible: closing sends close_notify (RFC 8446 6.1).
-            listener = TLSListener(tcp, ssl_context, handshake_timeout=self.request_timeout)
+            listener = TLSListener(listener, ssl_context,
+                                   handshake_timeout=self.request_timeout)
         await self.serve_listener(listener, task_status=task_status, port=bound)
 
     async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.ByteStream], *,
                              task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
                              port: int = 0) -> None:
-        """Serve connections from any anyio listener."""
+        """Serve connections from any anyio listener.
+
+        A socket listener (or a multi-listener of them, as
+        ``anyio.create_tcp_listener`` returns) keeps accepting after
+        running out of file descriptors: it logs a warning and retries
+        until connections have closed.
+        """
+        listener = _patient(listener)
         async with listener, anyio.create_task_group() as tg:
             with anyio.CancelScope() as self._accept_scope:
                 task_status.started(port)

@@ -21,8 +21,8 @@ import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -124,7 +124,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         # fast_acquire: an uncontended acquire does not yield (anyio's default
         # lock passes through the event loop on every acquire).
         self._send_lock = anyio.Lock(fast_acquire=True)
-        self._wakeup = anyio.Event()
+        # The writer task starts with the first deferred write (idle
+        # connections never need it); it waits on ``_wakeup``.
+        self._writer_started = False
+        self._wakeup: anyio.Event | None = None
         self._wakeup_pending = False
         self._closed = anyio.Event()
         self._finished = False
@@ -221,7 +224,6 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
         tg.start_soon(self._read_loop)
-        tg.start_soon(self._write_loop)
         if self._ping_interval and self.version == "hybi-13":  # the drafts have no ping
             tg.start_soon(self._keepalive, self._ping_interval)
 
@@ -540,16 +542,28 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             logger.exception("ping callback %r raised", callback)
 
     def _wake_writer(self) -> None:
-        if not self._wakeup_pending:
-            self._wakeup_pending = True
+        """Have the writer task flush the core's output soon (once per turn
+        of the event loop, however many frames are queued meanwhile)."""
+        if self._wakeup_pending:
+            return
+        self._wakeup_pending = True
+        if self._wakeup is not None:
             self._wakeup.set()
+        elif not self._writer_started and self._tg is not None:
+            self._writer_started = True
+            try:
+                self._tg.start_soon(self._write_loop)
+            except RuntimeError:  # the task group has finished: nothing to write to
+                pass
 
     async def _write_loop(self) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup = anyio.Event()
             self._wakeup_pending = False
             await self._flush()
+            if not self._wakeup_pending:
+                self._wakeup = anyio.Event()
+                await self._wakeup.wait()
+                self._wakeup = None
 
     async def _flush(self) -> None:
         """Write everything the core has queued; never raises transport errors."""

@@ -31,20 +31,18 @@ class MessageQueue(Generic[T]):
         self._maxsize = maxsize
         self._closed = False
         self._discarding = False
-        self._ready = anyio.Event()
-        self._space = anyio.Event()
+        # Created only while someone waits: most connections never do, and
+        # an event costs about a kilobyte on asyncio.
+        self._ready: anyio.Event | None = None
+        self._space: anyio.Event | None = None
 
     def __len__(self) -> int:
         return len(self._items)
 
     async def put(self, item: T) -> None:
         while len(self._items) >= self._maxsize and not self._discarding:
-            if self._space.is_set():
-                self._space = anyio.Event()
-            await self._space.wait()
-        if not self._discarding:
-            self._items.append(item)
-            self._ready.set()
+            await self._wait_for_space()
+        self.put_nowait(item)
 
     def put_nowait(self, item: T) -> bool:
         """Add ``item`` if there is room (or drop it while discarding);
@@ -54,14 +52,16 @@ class MessageQueue(Generic[T]):
         if len(self._items) >= self._maxsize:
             return False
         self._items.append(item)
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
+            self._ready = None
         return True
 
     async def get(self) -> T:
         while not self._items:
             if self._closed:
                 raise anyio.EndOfStream
-            if self._ready.is_set():
+            if self._ready is None:
                 self._ready = anyio.Event()
             await self._ready.wait()
         return self._take()
@@ -76,22 +76,32 @@ class MessageQueue(Generic[T]):
     async def drained(self) -> None:
         """Wait until consumers have taken every queued item."""
         while self._items:
-            if self._space.is_set():
-                self._space = anyio.Event()
-            await self._space.wait()
+            await self._wait_for_space()
+
+    async def _wait_for_space(self) -> None:
+        if self._space is None:
+            self._space = anyio.Event()
+        await self._space.wait()
+
+    def _wake_producers(self) -> None:
+        if self._space is not None:
+            self._space.set()
+            self._space = None
 
     def _take(self) -> T:
         item = self._items.popleft()
-        self._space.set()
+        self._wake_producers()
         return item
 
     def close(self) -> None:
         """No more items will come; consumers drain, then get ``EndOfStream``."""
         self._closed = True
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
+            self._ready = None
 
     def discard(self) -> None:
         """Nobody will consume any more: drop queued items and future puts."""
         self._discarding = True
         self._items.clear()
-        self._space.set()
+        self._wake_producers()

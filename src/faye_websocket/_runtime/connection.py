@@ -506,7 +506,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 # application answer the messages that came first.
                 await self._let_application_answer()
                 core.answer_close()
-            if not self._close_timer_started:
+            # Once answered, the server closes TCP at once and the client
+            # waits for it at most close_timeout (_await_eof): no timer.
+            if core.state is not ReadyState.CLOSED and not self._close_timer_started:
                 self._start_close_timer()  # bound the rest of the handshake too
 
     async def _let_application_answer(self) -> None:
@@ -514,6 +516,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         take the messages that came before the bad frame or the Close, so
         replies it sends at once go out before our Close (what a peer
         handling one frame at a time would produce)."""
+        if self._queue.consumer_waiting:
+            return  # it has taken everything and waits for more: nothing to answer
         with anyio.move_on_after(min(1.0, self._close_timeout)):
             await self._queue.drained()
         for _ in range(3):

@@ -39,6 +39,11 @@ class MessageQueue(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def consumer_waiting(self) -> bool:
+        """The queue is empty and a consumer waits in :meth:`get`."""
+        return self._ready is not None
+
     async def put(self, item: T) -> None:
         while len(self._items) >= self._maxsize and not self._discarding:
             await self._wait_for_space()

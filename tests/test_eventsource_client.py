@@ -322,6 +322,8 @@ def events(*sends: tuple[str, dict[str, str]], then: str = "end", retry: float =
         async with EventSource(request, response, retry=retry, ping=None) as es:
             for data, options in sends:
                 assert await es.send(data, **options)
+            if raw or then == "abort":
+                await es.ping()  # writes the events queued by send() first
             if raw:
                 await response.write(raw)
             if then == "abort":

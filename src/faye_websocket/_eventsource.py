@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from anyio.streams.tls import TLSAttribute
 
 from ._core.eventsource import PING, format_event, format_retry, is_eventsource, response_headers
@@ -112,7 +113,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         self._in_flight = 0
         self._wakeup = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)
         self._closed = anyio.Event()
         self._watch_scope = anyio.CancelScope()
 
@@ -170,8 +171,13 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
                    id: str | None = None) -> bool:
         """Send one event.
 
+        Events sent in one turn of the event loop go out in one write (the
+        writer task's). While more than ``write_limit`` bytes are queued,
+        this writes them itself and waits until the client takes them
+        (backpressure).
+
         Returns:
-            ``True`` once written; ``False`` when the stream is closed (as
+            ``True`` once queued; ``False`` when the stream is closed (as
             the reference), so ``while await es.send(...)`` ends by itself.
 
         Raises:
@@ -181,7 +187,17 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         if not isinstance(data, str):
             raise TypeError(f"event data is a str, not {type(data).__name__}")
         frame = format_event(data, event=event, id=id)
-        return await self._write(frame)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        if self._state is EventSourceState.CLOSED or self._closing:
+            return False
+        if self._tg is None:
+            return await self._write(frame)
+        self._queue(frame)
+        if self.buffered_amount > self._write_limit:
+            await self._flush()
+        else:
+            self._wakeup.set()
+        return self.ready_state is not EventSourceState.CLOSED  # (not narrowed by mypy)
 
     def send_nowait(self, data: str, *, event: str | None = None,
                     id: str | None = None) -> bool:

@@ -144,6 +144,8 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         # most 64 KiB, so this stays small: nothing is read ahead of the
         # consumer.
         self._pending: collections.deque[ServerSentEvent] = collections.deque()
+        #: Raised once the events before it have been taken.
+        self._error: ProtocolError | None = None
         self._reconnect_at: float | None = None
         self._lock = anyio.Lock()
         self._scope: anyio.CancelScope | None = None
@@ -219,10 +221,13 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
 
     async def _next_event(self) -> ServerSentEvent:
         while True:
-            if self._state == _CLOSED:
-                raise anyio.EndOfStream
             if self._pending:
                 return self._pending.popleft()
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            if self._state == _CLOSED:
+                raise anyio.EndOfStream
             if self._conn is None:
                 await self._connect()
             else:
@@ -314,7 +319,9 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
                 self._pending.extend(self._parser.receive_data(bytes(event.data)))
             except EventTooLarge as exc:
                 await self._shutdown()
-                raise ProtocolError(f"EventSource at {self.url}: {exc}", 1009) from None
+                # The events before the offending line come first.
+                self._pending.extend(exc.events)
+                self._error = ProtocolError(f"EventSource at {self.url}: {exc}", 1009)
         elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.PAUSED:
             await self._dropped()  # the response ended: reconnect too
 

@@ -62,7 +62,17 @@ class ServerSentEvent:
 
 
 class EventTooLarge(ValueError):
-    """A line, or an event's data, is longer than the parser's limit."""
+    """A line, or an event's data, is longer than the parser's limit.
+
+    :attr:`events` holds the events completed in the same chunk before
+    the offending line, which are still the application's.
+    """
+
+    events: list[ServerSentEvent]
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.events = []
 
 
 class EventStreamParser:
@@ -129,6 +139,14 @@ class EventStreamParser:
             if text[0] == "\n":
                 text = text[1:]
         events: list[ServerSentEvent] = []
+        try:
+            self._parse(text, events)
+        except EventTooLarge as exc:
+            exc.events = events
+            raise
+        return events
+
+    def _parse(self, text: str, events: list[ServerSentEvent]) -> None:
         pos, end = 0, len(text)
         while pos < end:
             match = _LINE_END.search(text, pos)
@@ -148,7 +166,6 @@ class EventStreamParser:
             event = self._process_line(line)
             if event is not None:
                 events.append(event)
-        return events
 
     def receive_eof(self) -> None:
         """The stream ended: discard any partial line or event ("once the end

@@ -1,0 +1,642 @@
+"""Fault handling over real loopback sockets, on both anyio backends.
+
+Peers that reset the connection mid-frame, half-close it, fail the TLS
+handshake, vanish in the middle of the opening handshake or stop reading;
+callers that cancel at each await point of open, send, receive and close.
+Each test checks that the one connection ends with the right event, that
+the server goes on serving, and that no task, socket, file descriptor or
+warning is left behind (:func:`no_leaks`).
+
+The peers are written here with raw sockets and wsproto, so a fault can be
+placed exactly: half a frame, a TCP reset (``SO_LINGER`` 0), a FIN with no
+Close frame, a peer that never reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import hashlib
+import logging
+import os
+import socket
+import ssl
+import struct
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection
+from wsproto.events import Request as WSRequest
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from faye_websocket import (
+    ConnectionClosedError,
+    Event,
+    EventSource,
+    HandshakeError,
+    ReadyState,
+    WebSocket,
+)
+from faye_websocket.http import Request, Response, Server
+from faye_websocket.testing import memory_stream_pair
+
+from .conftest import running
+from .wsclient import client_frame, raw_connect
+
+pytestmark = pytest.mark.anyio
+
+#: Bound on every wait of a test.
+TIMEOUT = 10
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#: A message big enough that a peer which does not read soon blocks the sender.
+CHUNK = 64 * 1024
+#: Half of a masked client frame announcing 1000 bytes of payload.
+HALF_CLIENT_FRAME = client_frame(b"x" * 1000)[:500]
+#: Half of an (unmasked) server frame announcing 1000 bytes of payload.
+HALF_SERVER_FRAME = b"\x82\x7e" + struct.pack("!H", 1000) + b"x" * 500
+
+
+# -- leak accounting ---------------------------------------------------------------
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@asynccontextmanager
+async def no_leaks() -> AsyncIterator[None]:
+    """Fail if the block leaves a file descriptor, a task or a warning behind."""
+    gc.collect()
+    fds, tasks = open_fds(), len(anyio.get_running_tasks())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+        with anyio.fail_after(TIMEOUT):
+            # asyncio closes a socket one loop iteration after close() and
+            # ends tasks a step later: there is no event to wait for.
+            while open_fds() > fds or len(anyio.get_running_tasks()) > tasks:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        gc.collect()  # an unclosed socket would warn when collected
+    assert open_fds() == fds
+    assert len(anyio.get_running_tasks()) == tasks
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+
+
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+
+
+# -- raw sockets -------------------------------------------------------------------
+
+
+async def tcp(port: int) -> anyio.abc.SocketStream:
+    return await anyio.connect_tcp("127.0.0.1", port)
+
+
+async def reset(stream: anyio.abc.AnyByteStream) -> None:
+    """Drop the connection with a TCP RST (``SO_LINGER`` 0) instead of a FIN."""
+    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    await anyio.aclose_forcefully(stream)
+
+
+async def vanish(stream: anyio.abc.AnyByteStream, how: str) -> None:
+    """Hang up with a FIN (``"fin"``) or a reset (``"rst"``)."""
+    if how == "rst":
+        await reset(stream)
+    else:
+        await stream.aclose()
+
+
+async def read_to_eof(stream: anyio.abc.AnyByteStream) -> bytes:
+    """What the other side sends until it closes the connection (or resets it)."""
+    chunks = bytearray()
+    try:
+        while True:
+            chunks += await stream.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        pass
+    return bytes(chunks)
+
+
+def upgrade_request(path: str = "/") -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
+def handshake_request() -> Request:
+    return Request.build("GET", "/", {
+        "Host": "test", "Upgrade": "websocket", "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"})
+
+
+# -- our server, recording every connection -----------------------------------------
+
+
+@dataclass(eq=False)
+class Conn:
+    """One server-side WebSocket and what happened to it."""
+
+    ws: WebSocket
+    events: list[Event] = field(default_factory=list)
+    #: The handler's scope around ``async with ws``: cancelled by the tests.
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    #: Set by handlers right before the await point under test.
+    at_point: anyio.Event = field(default_factory=anyio.Event)
+    #: Set by handlers when the await point returned (it must not, if cancelled).
+    after_point: bool = False
+    error: BaseException | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    def closes(self) -> list[int | None]:
+        return [e.code for e in self.events if e.type == "close"]
+
+
+Handler = Callable[[Conn], Awaitable[None]]
+
+
+class WSServer:
+    def __init__(self, handler: Handler, options: dict[str, Any]) -> None:
+        self.handler = handler
+        self.options = options
+        self.conns: list[Conn] = []
+        self.upgrades = 0
+        self._changed = anyio.Event()
+        #: ``on_upgrade`` waits for this before answering the handshake.
+        self.gate: anyio.Event | None = None
+
+    async def on_upgrade(self, request: Request, stream: anyio.abc.ByteStream,
+                         body: bytes) -> None:
+        self.upgrades += 1
+        self._changed.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        conn = Conn(WebSocket(request, stream, body, **self.options))
+        for type in ("open", "error", "close"):
+            conn.ws.on(type, conn.events.append)
+        self.conns.append(conn)
+        self._changed.set()
+        try:
+            with conn.scope:
+                async with conn.ws:
+                    await self.handler(conn)
+        except BaseException as exc:
+            conn.error = exc
+            raise
+        finally:
+            conn.done.set()
+
+    async def wait_upgrades(self, count: int) -> None:
+        while self.upgrades < count:
+            self._changed = anyio.Event()
+            await self._changed.wait()
+
+    async def conn(self, index: int) -> Conn:
+        """The ``index``-th connection, once it exists."""
+        while len(self.conns) <= index:
+            self._changed = anyio.Event()
+            await self._changed.wait()
+        return self.conns[index]
+
+
+@asynccontextmanager
+async def ws_server(handler: Handler, *, ssl_context: ssl.SSLContext | None = None,
+                    server_options: dict[str, Any] | None = None,
+                    **options: Any) -> AsyncIterator[tuple[int, WSServer]]:
+    ws_srv = WSServer(handler, options)
+    server = Server(on_upgrade=ws_srv.on_upgrade, **(server_options or {}))
+    async with running(server, ssl_context=ssl_context) as port:
+        yield port, ws_srv
+
+
+async def echo(conn: Conn) -> None:
+    async for message in conn.ws:
+        await conn.ws.send(message)
+
+
+async def assert_echo(port: int, *, tls: ssl.SSLContext | None = None) -> None:
+    """The server still serves: a new client gets its message echoed."""
+    scheme = "wss" if tls is not None else "ws"
+    async with WebSocket.Client(f"{scheme}://localhost:{port}/", tls=tls) as ws:
+        await ws.send("still serving")
+        assert await ws.receive() == "still serving"
+
+
+# -- a raw peer for the client ----------------------------------------------------------
+
+
+def accept_for(key: bytes) -> str:
+    return base64.b64encode(hashlib.sha1(key + GUID.encode()).digest()).decode()
+
+
+@dataclass(eq=False)
+class Peer:
+    """A raw server for the client: answers the handshake with wsproto, then
+    runs a test's behaviour, then reads until the client hangs up."""
+
+    port: int = 0
+    opened: anyio.Event = field(default_factory=anyio.Event)
+    #: Peers that must not read wait for this before draining.
+    release: anyio.Event = field(default_factory=anyio.Event)
+    #: The client closed (or reset) its socket.
+    hung_up: anyio.Event = field(default_factory=anyio.Event)
+    #: The frames the client sent, as wsproto events.
+    received: list[Any] = field(default_factory=list)
+    stream: anyio.abc.SocketStream | None = None
+
+    def closes(self) -> list[int]:
+        return [e.code for e in self.received if isinstance(e, CloseConnection)]
+
+
+PeerBehaviour = Callable[[Peer, anyio.abc.SocketStream, WSConnection], Awaitable[None]]
+
+
+async def drain(peer: Peer, stream: anyio.abc.SocketStream, ws: WSConnection) -> None:
+    """Read (never answering) until the client hangs up."""
+    try:
+        while True:
+            data = await stream.receive()
+            try:
+                ws.receive_data(data)
+                peer.received.extend(ws.events())
+            except (LocalProtocolError, RemoteProtocolError):
+                pass
+    except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass
+
+
+@asynccontextmanager
+async def ws_peer(behaviour: PeerBehaviour) -> AsyncIterator[Peer]:
+    peer = Peer()
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        peer.stream = stream
+        async with stream:
+            ws = WSConnection(ConnectionType.SERVER)
+            while True:
+                ws.receive_data(await stream.receive())
+                events = list(ws.events())
+                if any(isinstance(e, WSRequest) for e in events):
+                    break
+            await stream.send(ws.send(AcceptConnection()))
+            peer.opened.set()
+            await behaviour(peer, stream, ws)
+            await drain(peer, stream, ws)
+            peer.hung_up.set()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    peer.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle, tg)
+        yield peer
+        tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def raw_server(handle: Callable[[anyio.abc.SocketStream], Awaitable[None]]
+                     ) -> AsyncIterator[int]:
+    """A TCP server running ``handle`` for each connection; yields its port."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle, tg)
+        yield listener.extra(anyio.abc.SocketAttribute.local_port)
+        tg.cancel_scope.cancel()
+
+
+async def just_read(peer: Peer, stream: anyio.abc.SocketStream, ws: WSConnection) -> None:
+    """Read everything and answer nothing (not even a Close)."""
+
+
+async def read_nothing(peer: Peer, stream: anyio.abc.SocketStream, ws: WSConnection) -> None:
+    """Read nothing until the test releases the peer."""
+    await peer.release.wait()
+
+
+def recorded(ws: WebSocket | WebSocket.Client) -> list[Event]:
+    events: list[Event] = []
+    for type in ("open", "error", "close"):
+        ws.on(type, events.append)
+    return events
+
+
+async def cancel_entering(ws: WebSocket | WebSocket.Client) -> None:
+    """Enter ``async with ws`` and cancel once everything is blocked; check
+    that the cancellation reached the caller's scope and nothing more ran."""
+    entered = False
+    scope = anyio.CancelScope()
+
+    async def enter() -> None:
+        nonlocal entered
+        with scope:
+            async with ws:
+                entered = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(enter)
+        await anyio.wait_all_tasks_blocked()
+        scope.cancel()
+    assert scope.cancelled_caught
+    assert not entered
+
+
+def kinds(events: list[Event]) -> list[tuple[str, int | None]]:
+    return [(e.type, e.code) for e in events]
+
+
+# -- a peer resetting the connection mid-frame ------------------------------------------
+
+
+async def test_server_peer_reset_mid_frame(caplog: pytest.LogCaptureFixture) -> None:
+    async with no_leaks(), ws_server(echo) as (port, server):
+        with anyio.fail_after(TIMEOUT):
+            stream = await tcp(port)
+            c = await raw_connect(stream)
+            assert c.accepted is not None
+            await c.send("hello")
+            assert await c.receive() == "hello"
+            await stream.send(HALF_CLIENT_FRAME)
+            await anyio.wait_all_tasks_blocked()  # the server has read the half frame
+            await reset(stream)
+            conn = await server.conn(0)
+            await conn.done.wait()
+            assert conn.closes() == [1006]
+            assert conn.ws.ready_state is ReadyState.CLOSED
+            # The handler's ``async for`` ended with the loss.
+            assert isinstance(conn.error, ConnectionClosedError) and conn.error.code == 1006
+            await assert_echo(port)
+    no_errors_logged(caplog)
+
+
+async def test_client_peer_reset_mid_frame() -> None:
+    async def half_frame_then_reset(peer: Peer, stream: anyio.abc.SocketStream,
+                                    ws: WSConnection) -> None:
+        await stream.receive()  # the client's "go"
+        await stream.send(HALF_SERVER_FRAME)
+        await peer.release.wait()
+        await reset(stream)
+
+    async with no_leaks(), ws_peer(half_frame_then_reset) as peer:
+        with anyio.fail_after(TIMEOUT):
+            async with WebSocket.Client(f"ws://127.0.0.1:{peer.port}/") as ws:
+                events = recorded(ws)
+                await ws.send("go")
+                await anyio.wait_all_tasks_blocked()  # the client has the half frame
+                peer.release.set()
+                with pytest.raises(ConnectionClosedError) as caught:
+                    await ws.receive()
+                assert caught.value.code == 1006
+                await ws.wait_closed()
+                assert kinds(events) == [("close", 1006)]
+                assert ws.ready_state is ReadyState.CLOSED
+                with pytest.raises(ConnectionClosedError):
+                    await ws.send("after")
+            await peer.hung_up.wait()
+
+
+# -- a peer half-closing TCP without a Close frame ----------------------------------------
+
+
+async def test_server_peer_half_close() -> None:
+    async with no_leaks(), ws_server(echo) as (port, server):
+        with anyio.fail_after(TIMEOUT):
+            async with await tcp(port) as stream:
+                c = await raw_connect(stream)
+                assert c.accepted is not None
+                await c.send("hello")
+                assert await c.receive() == "hello"
+                await stream.send_eof()  # FIN, no Close frame; still reading
+                # Our side closes the socket: this peer reads to its end.
+                assert await read_to_eof(stream) == b""
+            conn = await server.conn(0)
+            await conn.done.wait()
+            assert conn.closes() == [1006]
+            assert conn.ws.ready_state is ReadyState.CLOSED
+            await assert_echo(port)
+
+
+async def test_client_peer_half_close() -> None:
+    async def half_close(peer: Peer, stream: anyio.abc.SocketStream,
+                         ws: WSConnection) -> None:
+        await stream.receive()  # the client's "go"
+        await stream.send_eof()
+
+    async with no_leaks(), ws_peer(half_close) as peer:
+        with anyio.fail_after(TIMEOUT):
+            async with WebSocket.Client(f"ws://127.0.0.1:{peer.port}/") as ws:
+                events = recorded(ws)
+                await ws.send("go")
+                with pytest.raises(ConnectionClosedError) as caught:
+                    await ws.receive()
+                assert caught.value.code == 1006
+                await peer.hung_up.wait()  # the client closed its socket
+                await ws.wait_closed()
+                assert kinds(events) == [("close", 1006)]
+            assert peer.closes() == []  # 1006 is never sent
+
+
+async def test_eventsource_reader_half_close() -> None:
+    closed = anyio.Event()
+    results: list[bool] = []
+
+    async def on_request(request: Request, response: Response) -> None:
+        async with EventSource(request, response, ping=None) as es:
+            es.on("close", lambda event: closed.set())
+            await es.send("hello")
+            await es.wait_closed()
+            results.append(await es.send("after"))
+
+    async with no_leaks(), running(Server(on_request=on_request)) as port:
+        with anyio.fail_after(TIMEOUT):
+            async with await tcp(port) as stream:
+                await stream.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n"
+                                  b"Accept: text/event-stream\r\n\r\n")
+                buffer = bytearray()
+                while b"data: hello" not in buffer:
+                    buffer += await stream.receive()
+                await stream.send_eof()
+                await closed.wait()
+                await read_to_eof(stream)  # the server closes its end
+    assert results == [False]
+
+
+# -- TLS handshake failures ------------------------------------------------------------------
+
+
+async def plain_http_to_tls(port: int) -> None:
+    async with await tcp(port) as stream:
+        await stream.send(upgrade_request())
+        await read_to_eof(stream)
+
+
+async def garbage_hello(port: int) -> None:
+    async with await tcp(port) as stream:
+        await stream.send(b"\x16\x03\x01\x00\x10" + b"\xff" * 16)  # a record, not a hello
+        await read_to_eof(stream)
+
+
+async def silent_tcp(port: int) -> None:
+    async with await tcp(port) as stream:
+        await read_to_eof(stream)  # the handshake timeout drops it
+
+
+async def half_hello_then_reset(port: int) -> None:
+    stream = await tcp(port)
+    await stream.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    await anyio.wait_all_tasks_blocked()
+    await reset(stream)
+
+
+async def untrusted_client(port: int) -> None:
+    ws = WebSocket.Client(f"wss://localhost:{port}/")  # the system CAs only
+    events = recorded(ws)
+    with pytest.raises(ssl.SSLCertVerificationError):  # documented in docs/client.md
+        async with ws:
+            pytest.fail("connected")
+    assert kinds(events) == [("error", None), ("close", 1006)]
+    assert ws.ready_state is ReadyState.CLOSED
+
+
+TLS_FAULTS: dict[str, Callable[[int], Awaitable[None]]] = {
+    "plain-http": plain_http_to_tls,
+    "garbage-hello": garbage_hello,
+    "silent": silent_tcp,
+    "half-hello-reset": half_hello_then_reset,
+    "untrusted-ca": untrusted_client,
+}
+
+
+@pytest.mark.parametrize("fault", list(TLS_FAULTS))
+async def test_tls_handshake_failure_drops_one_connection(
+        fault: str, server_context: ssl.SSLContext, client_context: ssl.SSLContext,
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with no_leaks():
+        async with ws_server(echo, ssl_context=server_context,
+                             server_options={"request_timeout": 0.5}) as (port, server):
+            with anyio.fail_after(TIMEOUT):
+                await TLS_FAULTS[fault](port)
+                await assert_echo(port, tls=client_context)
+        assert server.upgrades == 1  # only the good client got that far
+    no_errors_logged(caplog)
+
+
+async def test_client_tls_to_a_plain_server_fails_cleanly() -> None:
+    async with no_leaks(), ws_server(echo) as (port, server):
+        ws = WebSocket.Client(f"wss://127.0.0.1:{port}/")
+        events = recorded(ws)
+        with anyio.fail_after(TIMEOUT), pytest.raises(ssl.SSLError):
+            async with ws:
+                pytest.fail("connected")
+        assert kinds(events) == [("error", None), ("close", 1006)]
+        assert ws.ready_state is ReadyState.CLOSED
+        with anyio.fail_after(TIMEOUT):
+            await assert_echo(port)
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+async def test_client_tls_server_hanging_up_in_the_tls_handshake(
+        how: str, client_context: ssl.SSLContext) -> None:
+    async def hang_up(stream: anyio.abc.SocketStream) -> None:
+        await stream.receive()  # the ClientHello
+        await vanish(stream, how)
+
+    async with no_leaks(), raw_server(hang_up) as port:
+        ws = WebSocket.Client(f"wss://localhost:{port}/", tls=client_context)
+        events = recorded(ws)
+        # As when a plain server hangs up before answering (docs/client.md).
+        with anyio.fail_after(TIMEOUT), pytest.raises(HandshakeError) as caught:
+            async with ws:
+                pytest.fail("connected")
+    assert caught.value.status_code == 0
+    assert kinds(events) == [("error", None), ("close", 1006)]
+
+
+# -- a peer disappearing mid-handshake ------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+async def test_server_client_gone_in_the_middle_of_its_request_head(
+        how: str, caplog: pytest.LogCaptureFixture) -> None:
+    async with no_leaks(), ws_server(echo) as (port, server):
+        with anyio.fail_after(TIMEOUT):
+            stream = await tcp(port)
+            await stream.send(upgrade_request()[:40])
+            await anyio.wait_all_tasks_blocked()  # the server has the partial head
+            await vanish(stream, how)
+            await assert_echo(port)
+        assert server.upgrades == 1  # only the good client's
+    no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+async def test_server_client_gone_before_reading_the_101(
+        how: str, caplog: pytest.LogCaptureFixture) -> None:
+    async with no_leaks(), ws_server(echo) as (port, server):
+        server.gate = anyio.Event()  # hold the 101 until the client is gone
+        with anyio.fail_after(TIMEOUT):
+            stream = await tcp(port)
+            await stream.send(upgrade_request())
+            await server.wait_upgrades(1)
+            await vanish(stream, how)
+            await anyio.wait_all_tasks_blocked()  # the FIN or RST has arrived
+            server.gate.set()
+            conn = await server.conn(0)
+            await conn.done.wait()
+            # Whether or not writing the 101 failed, the connection ends once.
+            assert conn.closes() == [1006]
+            assert conn.ws.ready_state is ReadyState.CLOSED
+            # Both raise the same error: the 101 could not be written (a
+            # reset seen in time), or the loss came after it.
+            assert isinstance(conn.error, ConnectionClosedError) and conn.error.code == 1006
+            await assert_echo(port)
+    no_errors_logged(caplog)
+
+
+async def test_server_cancelled_while_the_101_is_blocked() -> None:
+    # A memory stream without a buffer: the 101 waits for a reader that never comes.
+    async with no_leaks():
+        client_end, server_end = memory_stream_pair(max_buffer_size=0)
+        ws = WebSocket(handshake_request(), server_end)
+        events = recorded(ws)
+        async with client_end:
+            with anyio.fail_after(TIMEOUT):
+                await cancel_entering(ws)
+            assert ws.ready_state is ReadyState.CLOSED
+            assert kinds(events) == [("close", 1006)]
+            await ws.wait_closed()
+            with pytest.raises(ConnectionClosedError):
+                await ws.send("never")
+            with pytest.raises(anyio.EndOfStream):  # the stream was closed
+                await client_end.receive()
+
+
+CLIENT_HANDSHAKE_FAULTS = ["partial-head-fin", "partial-head-rst", "no-answer-rst"]
+
+
+@pytest.mark.parametrize("fault", CLIENT_HANDSHAKE_FAULTS)
+async def test_client_server_gone_mid_handshake(fault: str) -> None:
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        await stream.receive()  # the request
+        if fault.startswith("partial-head"):
+            await stream.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs")
+            await anyio.wait_all_tasks_blocked()  # the client has the partial head
+        await vanish(stream, fault.rpartition("-")[2])
+
+    async with no_leaks(), raw_server(handle) as port:
+        ws = WebSocket.Client(f"ws://127.0.0.1:{port}/")
+        events = recorded(ws)
+        with anyio.fail_after(TIMEOUT), pytest.raises(HandshakeError) as caught:
+            async with ws:
+                pytest.fail("connected")
+    assert caught.value.status_code == 0
+    assert "connection closed before a response" in str(caught.value)
+    assert kinds(events) == [("error", None), ("close", 1006)]
+    assert ws.ready_state is ReadyState.CLOSED

@@ -164,18 +164,26 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         return await self._write(PING)
 
     async def _write(self, data: bytes) -> bool:
+        """Write ``data``, waiting while the client does not read (TCP
+        backpressure: nothing piles up in memory). ``False`` once closed,
+        also for a write that was waiting when the client went away."""
         if self._state is EventSourceState.CLOSED:
             return False
         async with self._lock:
+            if self._is_closed():  # closed while we waited for the lock
+                return False
             try:
                 if self._response is not None:
                     await self._response.write(data)
                 else:
                     await self._stream.send(data)
             except TRANSPORT_ERRORS:
-                await self._finish()
+                await self._client_gone()
                 return False
         return True
+
+    def _is_closed(self) -> bool:
+        return self._state is EventSourceState.CLOSED
 
     async def close(self) -> None:
         """End the stream (the ping timer stops, ``close`` fires once)."""
@@ -204,6 +212,17 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         finally:
             self._closed.set()
 
+    async def _client_gone(self) -> None:
+        """The client left (EOF, reset, failed write): drop the connection.
+
+        Nothing can reach the client any more, and a client that half-closed
+        but reads nothing must not hold a blocked write (ours or the HTTP
+        helper's final chunk) for ever; the abort ends such a write at once.
+        """
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(self._stream)
+            await self._finish()
+
     async def _watch(self) -> None:
         """Read the connection while streaming: EOF means the client left."""
         with self._watch_scope:
@@ -212,8 +231,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
                     pass  # a client has nothing to say on an event stream
             except TRANSPORT_ERRORS:
                 pass
-            with anyio.CancelScope(shield=True):
-                await self._finish()
+            await self._client_gone()
 
     async def _keepalive(self, interval: float) -> None:
         while self._state is not EventSourceState.CLOSED:

@@ -22,6 +22,7 @@ import os
 import socket
 import ssl
 import struct
+import tracemalloc
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import pytest
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection
@@ -640,3 +642,104 @@ async def test_client_server_gone_mid_handshake(fault: str) -> None:
     assert "connection closed before a response" in str(caught.value)
     assert kinds(events) == [("error", None), ("close", 1006)]
     assert ws.ready_state is ReadyState.CLOSED
+
+
+# -- readers that stop reading --------------------------------------------------------------
+
+#: What a stalled sender may have pushed into the kernel: the server's send
+#: buffer (set to 64 KiB, which Linux doubles) plus the reader's receive
+#: buffer (at most 256 KiB here) plus the one message being written, with room.
+STALL_BOUND = 1 << 20
+
+
+def small_send_buffer(stream: anyio.abc.AnyByteStream) -> None:
+    """Pin the server socket's send buffer (no autotuning), so the bytes a
+    stalled sender got rid of are bounded by a known figure."""
+    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+
+
+async def slow_reader(port: int, head: bytes) -> anyio.abc.SocketStream:
+    """Connect, send ``head``, read the response head, then stop reading."""
+    stream = await tcp(port)
+    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 131072)
+    await stream.send(head)
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        buffer += await stream.receive(1)
+    return stream
+
+
+class Sender:
+    """A loop sending CHUNK-sized messages until a send fails."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.in_send = False
+        self.result: object = None
+        self.done = anyio.Event()
+
+    async def stalled(self) -> None:
+        """Wait until the loop is blocked inside a send (backpressure)."""
+        while True:
+            await anyio.wait_all_tasks_blocked()
+            if self.in_send and self.sent:
+                return
+            await anyio.lowlevel.checkpoint()
+
+
+@pytest.mark.parametrize("leave", ["close", "half-close"])
+async def test_eventsource_reader_that_stops_reading(leave: str) -> None:
+    sender = Sender()
+    sources: list[EventSource] = []
+    closes: list[str] = []
+    data = "x" * CHUNK
+
+    async def on_request(request: Request, response: Response) -> None:
+        small_send_buffer(response.stream)
+        async with EventSource(request, response, ping=None) as es:
+            sources.append(es)
+            es.on("close", lambda event: closes.append("close"))
+            while True:
+                sender.in_send = True
+                ok = await es.send(data)
+                sender.in_send = False
+                if not ok:
+                    sender.result = ok
+                    break
+                sender.sent += 1
+        sender.done.set()
+
+    async with no_leaks(), running(Server(on_request=on_request)) as port:
+        with anyio.fail_after(TIMEOUT):
+            tracemalloc.start()
+            try:
+                baseline = tracemalloc.get_traced_memory()[0]
+                reader = await slow_reader(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n"
+                                                 b"Accept: text/event-stream\r\n\r\n")
+                await sender.stalled()
+                peak = tracemalloc.get_traced_memory()[1] - baseline
+            finally:
+                tracemalloc.stop()
+            # ``await es.send`` blocks: the server pushed what the socket
+            # buffers hold and no more, and kept nothing of it in memory.
+            assert sender.sent * CHUNK <= STALL_BOUND
+            assert peak < 32 * CHUNK
+            assert closes == []
+            if leave == "close":
+                await reader.aclose()  # unread data: the kernel sends a reset
+            else:
+                fds = open_fds()
+                await reader.send_eof()  # gone, as far as it cares, but never reads
+            await sender.done.wait()
+            assert sender.result is False  # the documented result once closed
+            assert closes == ["close"]
+            assert sources[0].ready_state is EventSource.CLOSED
+            assert sender.sent * CHUNK <= STALL_BOUND  # over the whole stall
+            if leave == "half-close":
+                # The server closed its socket, although this reader still
+                # reads nothing (a blocked final chunk would hold it).
+                while open_fds() >= fds:  # noqa: ASYNC110 (no event for fds)
+                    await anyio.sleep(0.01)
+                await reader.aclose()

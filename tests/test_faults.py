@@ -149,6 +149,7 @@ class Conn:
     """One server-side WebSocket and what happened to it."""
 
     ws: WebSocket
+    stream: anyio.abc.ByteStream
     events: list[Event] = field(default_factory=list)
     #: The handler's scope around ``async with ws``: cancelled by the tests.
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -182,7 +183,7 @@ class WSServer:
         self._changed.set()
         if self.gate is not None:
             await self.gate.wait()
-        conn = Conn(WebSocket(request, stream, body, **self.options))
+        conn = Conn(WebSocket(request, stream, body, **self.options), stream)
         for type in ("open", "error", "close"):
             conn.ws.on(type, conn.events.append)
         self.conns.append(conn)
@@ -743,3 +744,109 @@ async def test_eventsource_reader_that_stops_reading(leave: str) -> None:
                 while open_fds() >= fds:  # noqa: ASYNC110 (no event for fds)
                     await anyio.sleep(0.01)
                 await reader.aclose()
+
+
+def autotuned_send_bound() -> int:
+    """What a stalled sender whose send buffer autotunes may have pushed: the
+    kernel's largest send buffer, the reader's receive buffer, one message."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        wmem_max = int(f.read().split()[2])
+    return wmem_max + STALL_BOUND
+
+
+@pytest.mark.parametrize("leave", ["reset", "half-close"])
+async def test_server_websocket_reader_that_stops_reading(leave: str) -> None:
+    sender = Sender()
+
+    async def handler(conn: Conn) -> None:
+        if sender.sent:  # the next client
+            await echo(conn)
+            return
+        small_send_buffer(conn.stream)
+        while True:
+            sender.in_send = True
+            await conn.ws.send(b"x" * CHUNK)
+            sender.in_send = False
+            sender.sent += 1
+
+    async with no_leaks(), ws_server(handler) as (port, server):
+        with anyio.fail_after(TIMEOUT):
+            tracemalloc.start()
+            try:
+                baseline = tracemalloc.get_traced_memory()[0]
+                reader = await slow_reader(port, upgrade_request())
+                await sender.stalled()
+                peak = tracemalloc.get_traced_memory()[1] - baseline
+            finally:
+                tracemalloc.stop()
+            conn = await server.conn(0)
+            ws = conn.ws
+            assert sender.sent * CHUNK <= STALL_BOUND
+            assert peak < 32 * CHUNK
+            # The blocked message counts as buffered: past write_limit
+            # (64 KiB), send_nowait refuses rather than queueing.
+            assert ws.buffered_amount > CHUNK
+            with pytest.raises(anyio.WouldBlock):
+                ws.send_nowait(b"one more")
+            assert ws.close_code is None  # a stalled peer is not a lost one
+            if leave == "reset":
+                await reset(reader)
+            else:
+                await reader.send_eof()
+            await conn.done.wait()
+            # The waiting send ended with the connection.
+            assert isinstance(conn.error, ConnectionClosedError) and conn.error.code == 1006
+            assert sender.in_send
+            assert conn.closes() == [1006]
+            assert ws.ready_state is ReadyState.CLOSED
+            if leave == "half-close":
+                await read_to_eof(reader)  # the server closed its end
+                await reader.aclose()
+            await assert_echo(port)
+
+
+@pytest.mark.parametrize("leave", ["reset", "half-close"])
+async def test_client_websocket_peer_that_stops_reading(leave: str) -> None:
+    sender = Sender()
+
+    async def stall(peer: Peer, stream: anyio.abc.SocketStream, ws: WSConnection) -> None:
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 131072)
+        await peer.release.wait()
+        if leave == "reset":
+            await reset(stream)
+        else:
+            await stream.send_eof()
+
+    async with no_leaks(), ws_peer(stall) as peer:
+        with anyio.fail_after(TIMEOUT):
+            async with WebSocket.Client(f"ws://127.0.0.1:{peer.port}/") as ws:
+                events = recorded(ws)
+
+                async def send_forever() -> None:
+                    try:
+                        while True:
+                            sender.in_send = True
+                            await ws.send(b"x" * CHUNK)
+                            sender.in_send = False
+                            sender.sent += 1
+                    except ConnectionClosedError as exc:
+                        sender.result = exc
+                    sender.done.set()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(send_forever)
+                    await sender.stalled()
+                    assert sender.sent * CHUNK <= autotuned_send_bound()
+                    assert ws.buffered_amount > CHUNK
+                    with pytest.raises(anyio.WouldBlock):
+                        ws.send_nowait("one more")
+                    peer.release.set()
+                await sender.done.wait()
+                # The waiting send ended with the connection.
+                assert isinstance(sender.result, ConnectionClosedError)
+                assert sender.result.code == 1006 and sender.in_send
+                await ws.wait_closed()
+                assert kinds(events) == [("close", 1006)]
+                assert ws.ready_state is ReadyState.CLOSED
+            await peer.hung_up.wait()

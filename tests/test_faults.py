@@ -24,8 +24,8 @@ import ssl
 import struct
 import tracemalloc
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ import anyio.abc
 import anyio.lowlevel
 import pytest
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection
+from wsproto.events import AcceptConnection, CloseConnection, TextMessage
 from wsproto.events import Request as WSRequest
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
@@ -188,10 +188,13 @@ class WSServer:
             conn.ws.on(type, conn.events.append)
         self.conns.append(conn)
         self._changed.set()
+        # The first connection is the one under test; later ones (the
+        # "still serving" checks) get an echo.
+        handler = self.handler if len(self.conns) == 1 else echo
         try:
             with conn.scope:
                 async with conn.ws:
-                    await self.handler(conn)
+                    await handler(conn)
         except BaseException as exc:
             conn.error = exc
             raise
@@ -759,9 +762,6 @@ async def test_server_websocket_reader_that_stops_reading(leave: str) -> None:
     sender = Sender()
 
     async def handler(conn: Conn) -> None:
-        if sender.sent:  # the next client
-            await echo(conn)
-            return
         small_send_buffer(conn.stream)
         while True:
             sender.in_send = True
@@ -850,3 +850,190 @@ async def test_client_websocket_peer_that_stops_reading(leave: str) -> None:
                 assert kinds(events) == [("close", 1006)]
                 assert ws.ready_state is ReadyState.CLOSED
             await peer.hung_up.wait()
+
+
+# -- cancellation at each await point ------------------------------------------------------
+
+
+@contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A port whose listener has a full backlog: a new connect waits for ever
+    (Linux drops its SYNs), so the client stays in TCP connect."""
+    listener = socket.socket()
+    filler = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler.settimeout(TIMEOUT)
+        filler.connect(listener.getsockname())  # takes the one backlog slot
+        yield listener.getsockname()[1]
+    finally:
+        filler.close()
+        listener.close()
+
+
+async def test_client_cancelled_while_connecting() -> None:
+    async with no_leaks():
+        with unanswered_port() as port:
+            ws = WebSocket.Client(f"ws://127.0.0.1:{port}/")
+            events = recorded(ws)
+            with anyio.fail_after(TIMEOUT):
+                await cancel_entering(ws)
+            assert ws.ready_state is ReadyState.CLOSED
+            assert kinds(events) == [("close", 1006)]  # documented: no ``error``
+            await ws.wait_closed()
+            with pytest.raises(ConnectionClosedError):
+                await ws.send("never")
+
+
+async def test_client_open_timeout_while_connecting() -> None:
+    async with no_leaks():
+        with unanswered_port() as port:
+            ws = WebSocket.Client(f"ws://127.0.0.1:{port}/", open_timeout=0.2)
+            events = recorded(ws)
+            with anyio.fail_after(TIMEOUT), pytest.raises(TimeoutError):
+                async with ws:
+                    pytest.fail("connected")
+            assert kinds(events) == [("error", None), ("close", 1006)]
+
+
+#: Where the caller is when it is cancelled; and the Close codes the peer
+#: then sees (none after a send cut in the middle of a frame).
+CANCEL_POINTS = {"send": [], "receive": [1001], "close": [1000], "exit": [1000]}
+
+
+async def at_point(ws: WebSocket | WebSocket.Client, point: str, reached: anyio.Event,
+                   stream: anyio.abc.AnyByteStream | None = None) -> None:
+    """Block at ``point``: a send the peer does not read, a receive with
+    nothing coming, a close the peer does not answer, or the implicit close
+    when the block ends (the caller's ``async with`` runs that one)."""
+    reached.set()
+    if point == "send":
+        while True:
+            await ws.send(b"x" * CHUNK)
+    elif point == "receive":
+        await ws.receive()
+    elif point == "close":
+        await ws.close()
+
+
+@pytest.mark.parametrize("point", list(CANCEL_POINTS))
+async def test_client_cancelled_at(point: str) -> None:
+    async with no_leaks(), ws_peer(read_nothing if point == "send" else just_read) as peer:
+        ws = WebSocket.Client(f"ws://127.0.0.1:{peer.port}/")
+        events = recorded(ws)
+        scope = anyio.CancelScope()
+        reached = anyio.Event()
+        after: list[str] = []
+
+        async def run() -> None:
+            with scope:
+                async with ws:
+                    await at_point(ws, point, reached)
+                after.append(point)  # must not run: the cancel reaches our scope
+
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run)
+                await reached.wait()
+                await anyio.wait_all_tasks_blocked()
+                assert ws.close_code is None
+                scope.cancel()
+            assert scope.cancelled_caught and after == []
+            assert ws.ready_state is ReadyState.CLOSED
+            assert kinds(events) == [("open", None), ("close", 1006)]
+            with pytest.raises(ConnectionClosedError):
+                await ws.send("after")
+            peer.release.set()
+            await peer.hung_up.wait()  # the client's socket is closed
+        assert peer.closes() == CANCEL_POINTS[point]
+
+
+@pytest.mark.parametrize("point", list(CANCEL_POINTS))
+async def test_server_cancelled_at(point: str) -> None:
+    async def handler(conn: Conn) -> None:
+        if point == "send":
+            small_send_buffer(conn.stream)
+        await at_point(conn.ws, point, conn.at_point)
+        if point != "exit":
+            conn.after_point = True
+
+    async with no_leaks(), ws_server(handler) as (port, server):
+        with anyio.fail_after(TIMEOUT):
+            async with await tcp(port) as stream:
+                c = await raw_connect(stream)
+                assert c.accepted is not None
+                conn = await server.conn(0)
+                await conn.at_point.wait()
+                await anyio.wait_all_tasks_blocked()
+                assert conn.ws.close_code is None
+                conn.scope.cancel()
+                await conn.done.wait()
+                if point == "send":
+                    await read_to_eof(stream)  # frames cut short, then the end
+                else:
+                    event = await c.next_event()
+                    assert isinstance(event, CloseConnection)
+                    assert event.code == CANCEL_POINTS[point][0]
+                    assert await read_to_eof(stream) == b""  # then the server hangs up
+            assert conn.scope.cancelled_caught and not conn.after_point
+            assert conn.error is None  # nothing but the cancellation, caught by its scope
+            assert conn.closes() == [1006]
+            assert conn.ws.ready_state is ReadyState.CLOSED
+            await assert_echo(port)
+
+
+async def test_client_cancelled_receive_loses_nothing() -> None:
+    async def late_message(peer: Peer, stream: anyio.abc.SocketStream,
+                           ws: WSConnection) -> None:
+        await peer.release.wait()
+        await stream.send(ws.send(TextMessage("late")))
+        while not peer.closes():  # answer the client's Close
+            ws.receive_data(await stream.receive())
+            peer.received.extend(ws.events())
+        await stream.send(ws.send(CloseConnection(1000)))
+        await stream.aclose()  # the server closes TCP first (RFC 6455 section 7.1.1)
+
+    async with no_leaks(), ws_peer(late_message) as peer:
+        with anyio.fail_after(TIMEOUT):
+            async with WebSocket.Client(f"ws://127.0.0.1:{peer.port}/") as ws:
+                events = recorded(ws)
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(ws.receive)
+                        await anyio.wait_all_tasks_blocked()
+                        scope.cancel()
+                assert scope.cancelled_caught
+                assert ws.ready_state is ReadyState.OPEN  # only the receive was cancelled
+                peer.release.set()
+                assert await ws.receive() == "late"
+            assert kinds(events) == [("close", 1000)]
+            await peer.hung_up.wait()
+
+
+async def test_server_cancelled_receive_loses_nothing() -> None:
+    receive_scope = anyio.CancelScope()
+
+    async def handler(conn: Conn) -> None:
+        with receive_scope:
+            conn.at_point.set()
+            await conn.ws.receive()
+        conn.after_point = True
+        await echo(conn)
+
+    async with no_leaks(), ws_server(handler) as (port, server):
+        with anyio.fail_after(TIMEOUT):
+            async with await tcp(port) as stream:
+                c = await raw_connect(stream)
+                conn = await server.conn(0)
+                await conn.at_point.wait()
+                await anyio.wait_all_tasks_blocked()
+                receive_scope.cancel()
+                await c.send("after the cancel")
+                assert await c.receive() == "after the cancel"
+                assert conn.ws.ready_state is ReadyState.OPEN
+                closed = await c.close()
+                assert closed is not None and closed.code == 1000
+            await conn.done.wait()
+        assert receive_scope.cancelled_caught and conn.after_point
+        assert conn.closes() == [1000]

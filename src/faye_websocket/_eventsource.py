@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from anyio.streams.tls import TLSAttribute
 
 from ._core.eventsource import PING, format_event, format_retry, is_eventsource, response_headers
@@ -98,6 +99,8 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         self._lock = anyio.Lock()
         self._closed = anyio.Event()
         self._watch_scope = anyio.CancelScope()
+        #: A write was cancelled part-way: the stream cannot be ended cleanly.
+        self._broken = False
 
     @staticmethod
     def is_eventsource(request: Request | h11.Request) -> bool:
@@ -112,11 +115,13 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
     async def __asynccontextmanager__(self) -> AsyncIterator[EventSource]:
         try:
             async with anyio.create_task_group() as tg:
-                await self._open()
-                tg.start_soon(self._watch)
-                if self._ping_interval:
-                    tg.start_soon(self._keepalive, self._ping_interval)
                 try:
+                    # Inside the try: a head cut short by a cancellation
+                    # closes the stream (CLOSED, ``close`` fires) too.
+                    await self._open()
+                    tg.start_soon(self._watch)
+                    if self._ping_interval:
+                        tg.start_soon(self._keepalive, self._ping_interval)
                     yield self
                 finally:
                     with anyio.CancelScope(shield=True):
@@ -172,14 +177,23 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         async with self._lock:
             if self._is_closed():  # closed while we waited for the lock
                 return False
+            # A cancellation already pending is not one that cuts the write.
+            await anyio.lowlevel.checkpoint_if_cancelled()
             try:
                 if self._response is not None:
                     await self._response.write(data)
                 else:
                     await self._stream.send(data)
             except TRANSPORT_ERRORS:
-                await self._client_gone()
+                await self._drop()
                 return False
+            except BaseException:
+                # Cancelled mid-write: the client may hold part of an event,
+                # and whatever we wrote next (the end of the body included)
+                # would be read as its rest. The stream cannot go on (h11's
+                # send_failed rule); close() drops it.
+                self._broken = True
+                raise
         return True
 
     def _is_closed(self) -> bool:
@@ -188,6 +202,9 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
     async def close(self) -> None:
         """End the stream (the ping timer stops, ``close`` fires once)."""
         if self._state is EventSourceState.CLOSED:
+            return
+        if self._broken:
+            await self._drop()
             return
         if self._response is not None and self._response.headers_sent:
             with anyio.move_on_after(1):
@@ -212,12 +229,14 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         finally:
             self._closed.set()
 
-    async def _client_gone(self) -> None:
-        """The client left (EOF, reset, failed write): drop the connection.
+    async def _drop(self) -> None:
+        """Abort the connection and finish: the client left (EOF, reset, a
+        failed write), or a write was cut short.
 
-        Nothing can reach the client any more, and a client that half-closed
-        but reads nothing must not hold a blocked write (ours or the HTTP
-        helper's final chunk) for ever; the abort ends such a write at once.
+        Nothing more can usefully reach the client, and a client that
+        half-closed but reads nothing must not hold a blocked write (ours or
+        the HTTP helper's final chunk) for ever; the abort ends such a write
+        at once.
         """
         with anyio.CancelScope(shield=True):
             await anyio.aclose_forcefully(self._stream)
@@ -231,7 +250,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
                     pass  # a client has nothing to say on an event stream
             except TRANSPORT_ERRORS:
                 pass
-            await self._client_gone()
+            await self._drop()
 
     async def _keepalive(self, interval: float) -> None:
         while self._state is not EventSourceState.CLOSED:

@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import h11
 import pytest
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, TextMessage
@@ -663,8 +664,12 @@ def small_send_buffer(stream: anyio.abc.AnyByteStream) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
 
 
-async def slow_reader(port: int, head: bytes) -> anyio.abc.SocketStream:
-    """Connect, send ``head``, read the response head, then stop reading."""
+async def slow_reader(port: int, head: bytes) -> tuple[anyio.abc.SocketStream, bytes]:
+    """Connect, send ``head``, read the response head, then stop reading.
+
+    Returns:
+        The stream and the response head.
+    """
     stream = await tcp(port)
     sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 131072)
@@ -672,7 +677,7 @@ async def slow_reader(port: int, head: bytes) -> anyio.abc.SocketStream:
     buffer = b""
     while b"\r\n\r\n" not in buffer:
         buffer += await stream.receive(1)
-    return stream
+    return stream, buffer
 
 
 class Sender:
@@ -720,7 +725,7 @@ async def test_eventsource_reader_that_stops_reading(leave: str) -> None:
             tracemalloc.start()
             try:
                 baseline = tracemalloc.get_traced_memory()[0]
-                reader = await slow_reader(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n"
+                reader, head = await slow_reader(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n"
                                                  b"Accept: text/event-stream\r\n\r\n")
                 await sender.stalled()
                 peak = tracemalloc.get_traced_memory()[1] - baseline
@@ -774,7 +779,7 @@ async def test_server_websocket_reader_that_stops_reading(leave: str) -> None:
             tracemalloc.start()
             try:
                 baseline = tracemalloc.get_traced_memory()[0]
-                reader = await slow_reader(port, upgrade_request())
+                reader, head = await slow_reader(port, upgrade_request())
                 await sender.stalled()
                 peak = tracemalloc.get_traced_memory()[1] - baseline
             finally:
@@ -1037,3 +1042,103 @@ async def test_server_cancelled_receive_loses_nothing() -> None:
             await conn.done.wait()
         assert receive_scope.cancelled_caught and conn.after_point
         assert conn.closes() == [1000]
+
+
+def sse_events(raw: bytes) -> tuple[list[str], bool]:
+    """The complete blocks (events, the retry field) of a raw chunked
+    event-stream response, and whether the body ended properly."""
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="GET", target="/", headers=[("Host", "localhost")]))
+    conn.send(h11.EndOfMessage())
+    conn.receive_data(raw)
+    conn.receive_data(b"")
+    body = bytearray()
+    ended = False
+    try:
+        while (event := conn.next_event()) is not h11.NEED_DATA:
+            if isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                ended = True
+                break
+    except h11.RemoteProtocolError:
+        pass  # the body was cut short
+    blocks = bytes(body).split(b"\r\n\r\n")[:-1]  # complete events only
+    return [b.decode() for b in blocks], ended
+
+
+@pytest.mark.parametrize("reader_then", ["stalls", "reads"])
+async def test_eventsource_cancelled_while_send_is_blocked(reader_then: str) -> None:
+    sender = Sender()
+    closes: list[str] = []
+    scope = anyio.CancelScope()
+    data = "x" * CHUNK
+
+    async def on_request(request: Request, response: Response) -> None:
+        small_send_buffer(response.stream)
+        with scope:
+            async with EventSource(request, response, ping=None, retry=1) as es:
+                es.on("close", lambda event: closes.append("close"))
+                while True:
+                    sender.in_send = True
+                    await es.send(data)
+                    sender.in_send = False
+                    sender.sent += 1
+        sender.done.set()
+
+    async with no_leaks(), running(Server(on_request=on_request)) as port:
+        with anyio.fail_after(TIMEOUT):
+            reader, head = await slow_reader(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n"
+                                             b"Accept: text/event-stream\r\n\r\n")
+            async with reader:
+                await sender.stalled()
+                fds = open_fds()
+                scope.cancel()
+                if reader_then == "reads":
+                    raw = head + await read_to_eof(reader)
+                await sender.done.wait()
+                assert scope.cancelled_caught and sender.in_send
+                assert closes == ["close"]
+                # The server's socket is closed, even while this reader
+                # still reads nothing.
+                while open_fds() >= fds:  # noqa: ASYNC110 (no event for fds)
+                    await anyio.sleep(0.01)
+                if reader_then == "stalls":
+                    raw = head + await read_to_eof(reader)
+    # What arrived is whole events: the event cut by the cancellation is
+    # not completed by the end of the body.
+    events, _ = sse_events(raw)
+    assert events[0] == "retry: 1000"
+    assert events[1:] == [f"data: {data}"] * len(events[1:])
+
+
+async def test_eventsource_cancelled_while_the_head_is_blocked() -> None:
+    # A raw stream without a buffer: the head waits for a reader that never comes.
+    async with no_leaks():
+        client_end, server_end = memory_stream_pair(max_buffer_size=0)
+        request = Request.build("GET", "/", {"Host": "test", "Accept": "text/event-stream"})
+        es = EventSource(request, server_end, ping=None)
+        events: list[str] = []
+        es.on("open", lambda event: events.append("open"))
+        es.on("close", lambda event: events.append("close"))
+        async with client_end:
+            with anyio.fail_after(TIMEOUT):
+                entered = False
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as tg:
+
+                        async def enter() -> None:
+                            nonlocal entered
+                            async with es:
+                                entered = True
+
+                        tg.start_soon(enter)
+                        await anyio.wait_all_tasks_blocked()
+                        scope.cancel()
+                assert scope.cancelled_caught and not entered
+                assert es.ready_state is EventSource.CLOSED
+                assert events == ["close"]
+                await es.wait_closed()
+                assert not await es.send("never")
+                with pytest.raises(anyio.EndOfStream):  # the stream was closed
+                    await client_end.receive()

@@ -1142,3 +1142,33 @@ async def test_eventsource_cancelled_while_the_head_is_blocked() -> None:
                 assert not await es.send("never")
                 with pytest.raises(anyio.EndOfStream):  # the stream was closed
                     await client_end.receive()
+
+
+async def test_client_connect_form_cancelled_while_waiting_for_the_101() -> None:
+    # (``async with`` while waiting for the 101 is in test_client.py.)
+    hung_up = anyio.Event()
+    requested = anyio.Event()
+
+    async def never_answer(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()  # the request
+            requested.set()
+            await read_to_eof(stream)
+            hung_up.set()
+
+    async with no_leaks(), raw_server(never_answer) as port:
+        after: list[str] = []
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                with anyio.CancelScope() as scope:
+
+                    async def cancel_when_waiting() -> None:
+                        await requested.wait()
+                        await anyio.wait_all_tasks_blocked()
+                        scope.cancel()
+
+                    tg.start_soon(cancel_when_waiting)
+                    await WebSocket.Client.connect(tg, f"ws://127.0.0.1:{port}/")
+                    after.append("connected")
+            assert scope.cancelled_caught and after == []
+            await hung_up.wait()  # the client closed its socket

@@ -145,6 +145,20 @@ def handshake_request() -> Request:
 # -- our server, recording every connection -----------------------------------------
 
 
+@asynccontextmanager
+async def serving(server: Server, *, ssl_context: ssl.SSLContext | None = None
+                  ) -> AsyncIterator[int]:
+    """Run ``server`` for the block (yields its port). On leaving, every
+    connection's tasks must end on their own before the server is stopped:
+    stopping it would cancel a stuck one and hide it."""
+    async with running(server, ssl_context=ssl_context) as port:
+        idle = len(anyio.get_running_tasks())
+        yield port
+        with anyio.fail_after(TIMEOUT):
+            while len(anyio.get_running_tasks()) > idle:  # noqa: ASYNC110 (no event)
+                await anyio.sleep(0.01)
+
+
 @dataclass(eq=False)
 class Conn:
     """One server-side WebSocket and what happened to it."""
@@ -221,7 +235,7 @@ async def ws_server(handler: Handler, *, ssl_context: ssl.SSLContext | None = No
                     **options: Any) -> AsyncIterator[tuple[int, WSServer]]:
     ws_srv = WSServer(handler, options)
     server = Server(on_upgrade=ws_srv.on_upgrade, **(server_options or {}))
-    async with running(server, ssl_context=ssl_context) as port:
+    async with serving(server, ssl_context=ssl_context) as port:
         yield port, ws_srv
 
 
@@ -461,7 +475,7 @@ async def test_eventsource_reader_half_close() -> None:
             await es.wait_closed()
             results.append(await es.send("after"))
 
-    async with no_leaks(), running(Server(on_request=on_request)) as port:
+    async with no_leaks(), serving(Server(on_request=on_request)) as port:
         with anyio.fail_after(TIMEOUT):
             async with await tcp(port) as stream:
                 await stream.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n"
@@ -720,7 +734,7 @@ async def test_eventsource_reader_that_stops_reading(leave: str) -> None:
                 sender.sent += 1
         sender.done.set()
 
-    async with no_leaks(), running(Server(on_request=on_request)) as port:
+    async with no_leaks(), serving(Server(on_request=on_request)) as port:
         with anyio.fail_after(TIMEOUT):
             tracemalloc.start()
             try:
@@ -1086,7 +1100,7 @@ async def test_eventsource_cancelled_while_send_is_blocked(reader_then: str) -> 
                     sender.sent += 1
         sender.done.set()
 
-    async with no_leaks(), running(Server(on_request=on_request)) as port:
+    async with no_leaks(), serving(Server(on_request=on_request)) as port:
         with anyio.fail_after(TIMEOUT):
             reader, head = await slow_reader(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n"
                                              b"Accept: text/event-stream\r\n\r\n")

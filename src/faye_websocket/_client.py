@@ -185,7 +185,14 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
             # the server hung up without answering (as the reference).
             await self._fail_open(stream, 1002 if exc.status_code else 1006, str(exc))
             raise
-        except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+        except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+            # The server hung up or reset the connection during the TLS
+            # handshake or before its response: the documented error for a
+            # server that hangs up without answering, not anyio's.
+            message = "Error during WebSocket handshake: connection closed before a response"
+            await self._fail_open(stream, 1006, message)
+            raise HandshakeError(message) from exc
+        except (OSError, TimeoutError) as exc:
             await self._fail_open(stream, 1006, _describe(exc, self.url))
             raise
         except BaseException:

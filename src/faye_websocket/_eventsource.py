@@ -116,6 +116,8 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         self._lock = anyio.Lock(fast_acquire=True)
         self._closed = anyio.Event()
         self._watch_scope = anyio.CancelScope()
+        #: A write was cancelled part-way: the stream cannot be ended cleanly.
+        self._broken = False
 
     @staticmethod
     def is_eventsource(request: Request | h11.Request) -> bool:
@@ -135,13 +137,15 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
     async def __asynccontextmanager__(self) -> AsyncIterator[EventSource]:
         try:
             async with anyio.create_task_group() as tg:
-                await self._open()
-                self._tg = tg
-                tg.start_soon(self._watch)
-                tg.start_soon(self._write_loop)
-                if self._ping_interval:
-                    tg.start_soon(self._keepalive, self._ping_interval)
                 try:
+                    # Inside the try: a head cut short by a cancellation
+                    # closes the stream (CLOSED, ``close`` fires) too.
+                    await self._open()
+                    self._tg = tg
+                    tg.start_soon(self._watch)
+                    tg.start_soon(self._write_loop)
+                    if self._ping_interval:
+                        tg.start_soon(self._keepalive, self._ping_interval)
                     yield self
                 finally:
                     with anyio.CancelScope(shield=True):
@@ -197,7 +201,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
             await self._flush()
         else:
             self._wakeup.set()
-        return self.ready_state is not EventSourceState.CLOSED  # (not narrowed by mypy)
+        return not self._is_closed()
 
     def send_nowait(self, data: str, *, event: str | None = None,
                     id: str | None = None) -> bool:
@@ -241,20 +245,26 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
 
     async def _write(self, data: bytes) -> bool:
         """Queue ``data`` behind what is queued already, and write it all;
-        waits while the client is not reading (TCP backpressure)."""
+        waits while the client is not reading (TCP backpressure). ``False``
+        once closed, also for a write that was waiting when the client went
+        away."""
         if self._state is EventSourceState.CLOSED or self._closing:
             return False
         self._queue(data)
         await self._flush()
-        return self.ready_state is not EventSourceState.CLOSED  # (not narrowed by mypy)
+        return not self._is_closed()
 
     async def _flush(self) -> None:
         """Write what is queued; a transport error ends the stream."""
         async with self._lock:
+            if self._is_closed():  # closed while we waited for the lock
+                return
+            # A cancellation already pending is not one that cuts the write.
+            await anyio.lowlevel.checkpoint_if_cancelled()
             try:
                 await self._write_pending()
             except TRANSPORT_ERRORS:
-                await self._finish()
+                await self._drop()
 
     async def _write_pending(self) -> None:
         """Write the queued frames (the caller holds the lock)."""
@@ -268,8 +278,21 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
                     await self._response.write(data)
                 else:
                     await self._stream.send(data)
+            except TRANSPORT_ERRORS:
+                raise
+            except BaseException:
+                # Cancelled mid-write: the client may hold part of an event,
+                # and whatever we wrote next (the end of the body included)
+                # would be read as its rest. The stream cannot go on (h11's
+                # send_failed rule); close() drops it.
+                self._broken = True
+                raise
             finally:
                 self._in_flight = 0
+
+    def _is_closed(self) -> bool:
+        # A method, so that mypy does not narrow ``_state`` across awaits.
+        return self._state is EventSourceState.CLOSED
 
     async def _write_loop(self) -> None:
         while self._state is not EventSourceState.CLOSED:
@@ -291,6 +314,9 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
             await self.wait_closed()
             return
         self._closing = True
+        if self._broken:
+            await self._drop()
+            return
         with anyio.move_on_after(1) as scope:
             try:
                 async with self._lock:
@@ -332,8 +358,20 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
                     pass  # a client has nothing to say on an event stream
             except TRANSPORT_ERRORS:
                 pass
-            with anyio.CancelScope(shield=True):
-                await self._finish()
+            await self._drop()
+
+    async def _drop(self) -> None:
+        """Abort the connection and finish: the client left (EOF, reset, a
+        failed write), or a write was cut short.
+
+        Nothing more can usefully reach the client, and a client that
+        half-closed but reads nothing must not hold a blocked write (ours or
+        the HTTP helper's final chunk) for ever; the abort ends such a write
+        at once.
+        """
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(self._stream)
+            await self._finish()
 
     async def _keepalive(self, interval: float) -> None:
         while self._state is not EventSourceState.CLOSED:

@@ -26,7 +26,8 @@ from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
 from ._runtime import server as _server
 from ._runtime.connection import Connection, Core
-from .exceptions import HandshakeError
+from ._runtime.streams import TRANSPORT_ERRORS
+from .exceptions import ConnectionClosedError, HandshakeError
 
 if TYPE_CHECKING:
     import h11
@@ -144,9 +145,14 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         self.extensions = result.extensions
         try:
             await self._transport.send(result.response)
-        except BaseException:
+        except BaseException as exc:
+            # The client left (or the caller cancelled) before the 101 was
+            # written: the connection ends here, as it would have once open.
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(self._transport)
+                await self._lost_before_open()
+            if isinstance(exc, TRANSPORT_ERRORS):
+                raise ConnectionClosedError(1006, "connection lost") from exc
             raise
         self.version = result.version
         core: Core
@@ -162,6 +168,16 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         with _server.track(self):
             async with self._running(self._transport, core, self._body):
                 yield self
+
+    async def _lost_before_open(self) -> None:
+        """CLOSED, ``close`` with 1006 and waiters woken; no ``open`` fired."""
+        self._finished = True
+        self._final_code, self._final_reason = 1006, ""
+        self._queue.close()
+        try:
+            await self._emit(Event("close", self, code=1006, reason=""))
+        finally:
+            self._closed.set()
 
     async def _reject(self, result: Rejected) -> None:
         with anyio.move_on_after(self._close_timeout, shield=True):

@@ -306,8 +306,8 @@ class Server:
         listener = _patient(tcp)
         if ssl_context is not None:
             # standard_compatible: closing sends close_notify (RFC 8446 6.1).
-            listener = TLSListener(listener, ssl_context,
-                                   handshake_timeout=self.request_timeout)
+            listener = _TLSListener(listener, ssl_context,
+                                    handshake_timeout=self.request_timeout)
         await self.serve_listener(listener, task_status=task_status, port=bound)
 
     async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.ByteStream], *,
@@ -485,6 +485,23 @@ class Server:
                 await stream.send(http_response(status, head, body))
             except TRANSPORT_ERRORS:
                 pass
+
+
+class _TLSListener(TLSListener):
+    """anyio's TLS listener, with failed handshakes logged at DEBUG level.
+
+    On the open internet they are routine (scanners, plain HTTP sent to the
+    TLS port, clients that do not trust the certificate); anyio logs each
+    one at ERROR level with a traceback.
+    """
+
+    @staticmethod
+    async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream
+                                     ) -> None:
+        await anyio.aclose_forcefully(stream)
+        if not isinstance(exc, Exception):
+            raise exc  # cancellation
+        logger.debug("TLS handshake failed: %r", exc)
 
 
 def _head_size(request: h11.Request) -> int:

@@ -18,7 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faye_websocket._core.deflate import DeflateParams, DeflateSession, PerMessageDeflate
-from faye_websocket._core.frames import mask, parse_header, serialize
+from faye_websocket._core.frames import (
+    Masker,
+    c_mask,
+    mask,
+    parse_header,
+    python_mask,
+    serialize,
+)
 from faye_websocket._core.websocket import (
     Event,
     Failed,
@@ -78,9 +85,14 @@ def _compress(data: bytes, compressor: zlib._Compress) -> bytes:
 
 
 def _summary(events: list[Event]) -> list[tuple[str, object]]:
-    # Failure reasons are compared too: the fast path must not invent its own.
-    return [(type(e).__name__, getattr(e, "data", None) or getattr(e, "payload", None)
-             or (getattr(e, "code", None), getattr(e, "reason", None))) for e in events]
+    # A failure is compared by its code and the start of its reason: the
+    # fast path must not invent reasons of its own, but wsproto's text for
+    # bad UTF-8 gives a position within the chunk it was fed.
+    def key(e: Event) -> object:
+        if isinstance(e, Failed):
+            return e.code, e.reason.split(" in position")[0]
+        return getattr(e, "data", None) or getattr(e, "payload", None)
+    return [(type(e).__name__, key(e)) for e in events]
 
 
 def _feed(core: WebSocketProtocol, data: bytes, cuts: list[int]) -> tuple[list[Event], bytes]:
@@ -173,14 +185,40 @@ def test_serialize_reads_back_through_wsproto(size: int, client: bool) -> None:
     assert reader.events_received() == [MessageReceived(payload)]
 
 
-@pytest.mark.parametrize("size", [0, 3, 4, 5, 2047, 2048, 2049, 100_003])
-def test_mask_is_its_own_inverse(size: int) -> None:
+#: Both maskers when the C accelerator is built (it is optional).
+MASKERS = [python_mask, *([c_mask] if c_mask is not None else [])]
+
+
+@pytest.mark.parametrize("masker", MASKERS, ids=lambda m: m.__module__)
+@pytest.mark.parametrize("size", [0, 3, 4, 5, 7, 8, 9, 2047, 2048, 2049, 65536, 100_003])
+def test_mask_is_its_own_inverse(masker: Masker, size: int) -> None:
     payload, key = os.urandom(size), os.urandom(4)
-    masked = mask(payload, key)
-    assert len(masked) == size
-    assert mask(masked, key) == payload
-    expected = bytes(b ^ key[i % 4] for i, b in enumerate(payload[:64]))
-    assert masked[:64] == expected
+    masked = masker(payload, key)
+    assert type(masked) is bytes and len(masked) == size
+    assert masker(masked, key) == payload
+    assert masked == bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+@given(st.binary(max_size=300), st.binary(min_size=4, max_size=4), st.integers(0, 8))
+def test_maskers_agree(payload: bytes, key: bytes, offset: int) -> None:
+    # From an offset into a bytearray, as the parser calls it on its buffer.
+    data = bytearray(b"x" * offset + payload)[offset:]
+    results = {masker(data, bytearray(key)) for masker in MASKERS}
+    assert results == {bytes(b ^ key[i % 4] for i, b in enumerate(payload))}
+
+
+def test_c_masker_is_built_and_checks_its_arguments() -> None:
+    """The accelerator is optional for users, but this suite expects it
+    (with a C compiler, ``pip install -e .`` builds it), except when run
+    with FAYE_WEBSOCKET_NO_SPEEDUPS=1 to test the pure-Python path."""
+    if os.environ.get("FAYE_WEBSOCKET_NO_SPEEDUPS"):
+        assert c_mask is None and mask is python_mask
+        return
+    assert c_mask is not None and mask is c_mask
+    with pytest.raises(ValueError, match="4 bytes"):
+        c_mask(b"abc", b"12345")
+    with pytest.raises(TypeError):
+        c_mask("text", b"1234")  # type: ignore[arg-type]
 
 
 def test_non_minimal_lengths_are_left_to_wsproto() -> None:
@@ -229,3 +267,17 @@ def test_non_minimal_length_fails_as_in_wsproto(client: bool, wide: int, opcode:
     events = _feed(fast, data, [])[0]
     assert _summary(events) == _summary(_feed(reference, data, [])[0])
     assert len(events) == 1 and isinstance(events[0], Failed) and events[0].code == 1002
+
+
+@pytest.mark.parametrize("client", [False, True])
+def test_bad_text_fails_before_the_rest_of_its_frame(client: bool) -> None:
+    """Autobahn 6.4.3: invalid UTF-8 fails the connection at once, even
+    when the frame it is in has not fully arrived."""
+    frame = _raw_frame(1, "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"x" * 100,
+                       masked=not client)
+    core = WebSocketProtocol(client=client)
+    core.receive_data(frame[:12])  # valid so far
+    assert core.events_received() == []
+    core.receive_data(frame[12:20])
+    events = core.events_received()
+    assert len(events) == 1 and isinstance(events[0], Failed) and events[0].code == 1007

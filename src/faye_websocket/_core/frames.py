@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 
-__all__ = ["SIMPLE", "mask", "parse_header", "serialize"]
+__all__ = ["SIMPLE", "c_mask", "mask", "parse_header", "python_mask", "serialize"]
 
 _TEXT, _BINARY, _PING, _PONG = 0x1, 0x2, 0x9, 0xA
 
@@ -67,9 +68,9 @@ def parse_header(buf: bytearray | bytes, pos: int) -> tuple[int, int, int] | Non
     return (10, length, masked) if length > 0xFFFF and not length >> 63 else _MALFORMED
 
 
-def mask(payload: bytes | bytearray | memoryview, key: bytes | bytearray) -> bytes:
+def python_mask(payload: bytes | bytearray | memoryview, key: bytes | bytearray) -> bytes:
     """XOR ``payload`` with the 4-byte masking ``key`` (masking and unmasking
-    are the same operation)."""
+    are the same operation), in pure Python."""
     size = len(payload)
     if size < _TRANSLATE_FROM:
         if not size:
@@ -81,6 +82,26 @@ def mask(payload: bytes | bytearray | memoryview, key: bytes | bytearray) -> byt
     for i in range(4):
         out[i::4] = out[i::4].translate(_XOR[key[i]])
     return bytes(out)
+
+
+Masker = Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]
+
+
+def _load_speedups() -> Masker | None:
+    """The C ``mask`` when it was built (setup.py marks it optional) and not
+    turned off with ``FAYE_WEBSOCKET_NO_SPEEDUPS=1``."""
+    if os.environ.get("FAYE_WEBSOCKET_NO_SPEEDUPS"):
+        return None
+    try:
+        from ._speedups import mask as c_mask
+    except ImportError:
+        return None
+    return c_mask
+
+
+#: The C accelerator's ``mask``, or ``None`` (pure Python).
+c_mask = _load_speedups()
+mask: Masker = c_mask or python_mask
 
 
 def serialize(opcode: int, payload: bytes, *, rsv1: bool = False,

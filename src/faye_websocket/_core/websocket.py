@@ -11,6 +11,7 @@ can never interleave.
 
 from __future__ import annotations
 
+import codecs
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -200,6 +201,9 @@ class WebSocketProtocol:
         #: :meth:`_receive_fast`); otherwise wsproto holds it.
         self._buf = bytearray()
         self._fast = True
+        # Validation state of an incomplete text frame at the buffer's start.
+        self._text_checked = 0
+        self._text_decoder = _utf8_decoder()
         self._events: list[Event] = []
         self._parts: list[str | bytes] = []
         self._size = 0
@@ -265,7 +269,11 @@ class WebSocketProtocol:
                 size += 4
             start = pos + size
             if end - start < length:
+                if opcode == _TEXT and not first & 0x40 and \
+                        not self._text_prefix_valid(buf, start, end, masked):
+                    return self._hand_over(pos)  # fail fast, as wsproto does
                 break
+            self._text_checked = 0
             if masked:
                 payload = mask(buf[start:start + length], buf[start - 4:start])
             else:
@@ -291,7 +299,30 @@ class WebSocketProtocol:
         del buf[:pos]
         return False
 
+    def _text_prefix_valid(self, buf: bytearray, start: int, end: int, masked: int) -> bool:
+        """Check the UTF-8 of the part of an incomplete text frame received
+        so far, so that invalid text fails the connection before the rest of
+        the frame comes (Autobahn 6.4.3 and 6.4.4 expect it); each byte is
+        checked once, however many reads the frame takes."""
+        checked = self._text_checked
+        if checked == 0:
+            self._text_decoder = _utf8_decoder()
+        if end - start <= checked:
+            return True
+        chunk = buf[start + checked:end]
+        if masked:
+            key = buf[start - 4:start]
+            turn = checked % 4
+            chunk = bytearray(mask(chunk, key[turn:] + key[:turn]))
+        try:
+            self._text_decoder.decode(chunk, False)
+        except UnicodeDecodeError:
+            return False
+        self._text_checked = end - start
+        return True
+
     def _hand_over(self, pos: int) -> bool:
+        self._text_checked = 0
         self._proto.receive_bytes(bytes(self._buf[pos:]))
         self._buf = bytearray()
         self._fast = False
@@ -512,6 +543,10 @@ class WebSocketProtocol:
         section 7.1.1); either side does after failing the connection.
         """
         return self._failed or (self.state is ReadyState.CLOSED and not self.client)
+
+
+def _utf8_decoder() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")()
 
 
 def _join(parts: list[str | bytes]) -> str | bytes:

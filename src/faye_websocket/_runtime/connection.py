@@ -58,6 +58,8 @@ Message = str | bytes
 #: Bytes asked of the transport per read: large, so that a burst of small
 #: frames is parsed in one go and a large message in few reads.
 _READ_SIZE = 1 << 18
+#: See Connection._sometimes_checkpoint.
+_CHECKPOINT_EVERY = 16
 _MAX_CONTROL_PAYLOAD = 125
 
 
@@ -136,6 +138,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._close_timer_started = False
         self._read_scope = anyio.CancelScope()
         self._in_flight = 0
+        self._quiet_calls = 0
         self._pings: list[_PendingPing] = []
         self._final_code = 1006
         self._final_reason = ""
@@ -279,8 +282,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         The message joins the frames queued in this turn of the event loop,
         which go out in one write. While more than ``write_limit`` bytes are
         queued, it writes them itself and waits until the peer takes them
-        (backpressure). It is a cancellation point, but yields to other
-        tasks only when it has to wait.
+        (backpressure). It is a checkpoint when it waits, and once every
+        16 calls otherwise.
 
         Args:
             item: the message.
@@ -292,7 +295,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             ConnectionClosed: the connection is closing or closed.
         """
         _check_message(item)
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await self._sometimes_checkpoint()
         core = self._check_open()
         core.send_message(item, compress=compress)
         if self.buffered_amount > self._write_limit:
@@ -320,6 +323,18 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             raise anyio.WouldBlock
         core.send_message(item, compress=compress)
         self._wake_writer()
+
+    async def _sometimes_checkpoint(self) -> None:
+        """A checkpoint (cancellation and scheduling point) for every
+        ``_CHECKPOINT_EVERY`` calls of :meth:`send` and :meth:`receive` that
+        do not wait: a full one per call costs more than the rest of a
+        small message's handling on asyncio. Calls that wait are checkpoints
+        anyway, and a loop of calls that never wait is bounded by
+        ``max_queue`` and ``write_limit``."""
+        self._quiet_calls += 1
+        if self._quiet_calls >= _CHECKPOINT_EVERY:
+            self._quiet_calls = 0
+            await anyio.lowlevel.checkpoint()
 
     async def ping(self, payload: str | bytes = b"") -> float:
         """Ping the peer and wait for the matching pong.
@@ -397,6 +412,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     async def receive(self) -> Message:
         """The next message: ``str`` for text, ``bytes`` for binary.
 
+        A message already queued is returned at once; the call is a
+        checkpoint when it waits, and once every 16 calls otherwise.
+
         Raises:
             ConnectionClosedOK: the connection closed normally (an
                 ``anyio.EndOfStream``, so ``async for`` just stops).
@@ -404,7 +422,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         """
         queue = self._queue
         if len(queue):
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            await self._sometimes_checkpoint()
             return queue.get_nowait()
         core = self._core
         if core is not None and core.pending and not self._send_lock.locked():

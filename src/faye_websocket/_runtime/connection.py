@@ -381,7 +381,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 is over 123 bytes.
         """
         self.close_nowait(code, reason)
-        if self._core is not None:
+        if self._core is not None and not self._closed.is_set():
             await self.wait_closed()
 
     def close_nowait(self, code: int = 1000, reason: str = "") -> None:
@@ -432,7 +432,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         try:
             return await queue.get()
         except anyio.EndOfStream:
-            await self._closed.wait()
+            if not self._closed.is_set():
+                await self._closed.wait()
             raise self._closed_error() from None
 
     def receive_nowait(self) -> Message:

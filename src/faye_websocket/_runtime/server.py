@@ -467,12 +467,12 @@ class Server:
         assert self.on_upgrade is not None
         # Let h11 consume the (normally empty) body; it then pauses, and
         # every byte after the head is the new protocol's.
-        with anyio.fail_after(self.request_timeout):
-            while (event := conn.next_event()) is not h11.PAUSED:
-                if event is h11.NEED_DATA:
+        while (event := conn.next_event()) is not h11.PAUSED:
+            if event is h11.NEED_DATA:
+                with anyio.fail_after(self.request_timeout):
                     conn.receive_data(await stream.receive())
-                elif isinstance(event, h11.ConnectionClosed):
-                    return
+            elif isinstance(event, h11.ConnectionClosed):
+                return
         body, _closed = conn.trailing_data
         await self.on_upgrade(request, stream, bytes(body))
 

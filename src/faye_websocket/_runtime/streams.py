@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+import weakref
 
 import anyio
 import anyio.abc
 
 __all__ = ["TRANSPORT_ERRORS", "close_stream"]
+
+#: Streams close_stream() has closed (a WebSocket closes its stream, then the
+#: HTTP helper closes the connection it handed over).
+_closed: weakref.WeakSet[anyio.abc.AnyByteStream] = weakref.WeakSet()
 
 #: Errors that mean the transport is gone (reset, closed, TLS torn down).
 TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream,
@@ -16,7 +22,21 @@ TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.
 
 async def close_stream(stream: anyio.abc.AnyByteStream, grace: float = 1) -> None:
     """Close gracefully (TLS close_notify included) within ``grace`` seconds,
-    then forcefully; shielded, so it also runs in cancelled code."""
+    then forcefully; shielded, so it also runs in cancelled code. Closing
+    a stream this function closed already costs nothing."""
+    if stream in _closed:
+        return
+    with contextlib.suppress(TypeError):  # a stream that cannot be weakly referenced
+        _closed.add(stream)
+    if isinstance(stream, anyio.abc.SocketStream):
+        # A plain socket closes without waiting for the peer (no timeout
+        # scope needed, which is most of the cost of closing).
+        with anyio.CancelScope(shield=True):
+            try:
+                await stream.aclose()
+            except TRANSPORT_ERRORS:
+                pass
+        return
     with anyio.move_on_after(grace, shield=True) as scope:
         try:
             await stream.aclose()

@@ -206,7 +206,7 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
                 try:
                     await self._emit(Event("close", self, code=1006, reason=""))
                 finally:
-                    self._closed.set()
+                    self._mark_closed()
             raise
         self.protocol, self.extensions = protocol, extensions
         core = WebSocketProtocol(client=True, extensions=sessions,
@@ -223,7 +223,7 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         with anyio.CancelScope(shield=True):
             await self._emit(Event("error", self, message=message))
             await self._emit(Event("close", self, code=code, reason=message))
-        self._closed.set()
+        self._mark_closed()
 
 
 def check_connection_options(*, max_length: int, ping: float | None,

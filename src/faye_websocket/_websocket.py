@@ -177,7 +177,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         try:
             await self._emit(Event("close", self, code=1006, reason=""))
         finally:
-            self._closed.set()
+            self._mark_closed()
 
     async def _reject(self, result: Rejected) -> None:
         with anyio.move_on_after(self._close_timeout, shield=True):
@@ -192,4 +192,4 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         self._queue.close()
         await self._emit(Event("error", self, message=message))
         await self._emit(Event("close", self, code=1002, reason=message))
-        self._closed.set()
+        self._mark_closed()

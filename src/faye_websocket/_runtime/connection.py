@@ -123,15 +123,16 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._core: Core | None = None
         self._initial = b""
         self._tg: anyio.abc.TaskGroup | None = None
-        # fast_acquire: an uncontended acquire does not yield (anyio's default
-        # lock passes through the event loop on every acquire).
-        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._send_lock_: anyio.Lock | None = None
         # The writer task starts with the first deferred write (idle
         # connections never need it); it waits on ``_wakeup``.
         self._writer_started = False
         self._wakeup: anyio.Event | None = None
         self._wakeup_pending = False
-        self._closed = anyio.Event()
+        # Created when first needed: an idle connection holds as few objects
+        # as it can (an anyio event costs about a kilobyte on asyncio).
+        self._closed_event: anyio.Event | None = None
+        self._closed_flag = False
         self._finished = False
         self._opened = False
         self._broken = False
@@ -253,7 +254,27 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed and the ``close`` event has fired."""
-        await self._closed.wait()
+        await self._wait_closed()
+
+    def _mark_closed(self) -> None:
+        """Wake :meth:`wait_closed` (the ``close`` event has fired)."""
+        self._closed_flag = True
+        if self._closed_event is not None:
+            self._closed_event.set()
+
+    async def _wait_closed(self) -> None:
+        if not self._closed_flag:
+            if self._closed_event is None:
+                self._closed_event = anyio.Event()
+            await self._closed_event.wait()
+
+    @property
+    def _send_lock(self) -> anyio.Lock:
+        # fast_acquire: an uncontended acquire does not yield (anyio's default
+        # lock passes through the event loop on every acquire).
+        if self._send_lock_ is None:
+            self._send_lock_ = anyio.Lock(fast_acquire=True)
+        return self._send_lock_
 
     # -- sending ----------------------------------------------------------
 
@@ -381,7 +402,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 is over 123 bytes.
         """
         self.close_nowait(code, reason)
-        if self._core is not None and not self._closed.is_set():
+        if self._core is not None and not self._closed_flag:
             await self.wait_closed()
 
     def close_nowait(self, code: int = 1000, reason: str = "") -> None:
@@ -425,15 +446,16 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._sometimes_checkpoint()
             return queue.get_nowait()
         core = self._core
-        if core is not None and core.pending and not self._send_lock.locked():
+        if core is not None and core.pending and not (
+                self._send_lock_ is not None and self._send_lock_.locked()):
             # About to wait for the peer: first send what this task queued
             # (its replies), rather than leaving it to the writer task.
             await self._flush()
         try:
             return await queue.get()
         except anyio.EndOfStream:
-            if not self._closed.is_set():
-                await self._closed.wait()
+            if not self._closed_flag:
+                await self._wait_closed()
             raise self._closed_error() from None
 
     def receive_nowait(self) -> Message:
@@ -699,7 +721,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._emit(Event("close", self, code=self._final_code,
                                    reason=self._final_reason))
         finally:
-            self._closed.set()
+            self._mark_closed()
 
 
 def _check_message(item: object) -> None:  # annotations are not enforced at run time

@@ -361,13 +361,14 @@ def handshakes(port: int, pid: int, duration: float, warmup: float,
     One cycle is: connect, handshake, send Close, read the server's Close and
     its end of the TCP connection, close. A server that has not closed TCP
     within ``close_limit`` after the closing handshake is counted in
-    ``close_timeouts`` (and we close ourselves).
+    ``close_timeouts`` (and we close ourselves); one that closes TCP without
+    sending its Close frame, in ``missing_close``.
     """
     request = upgrade_request(port, "/")
     sel = selectors.DefaultSelector()
     # per socket: [state, buffer, close deadline]; states 0 connect, 1 head, 2 close
     conns: dict[socket.socket, list[Any]] = {}
-    done = start_done = timeouts = 0
+    done = start_done = timeouts = missing_close = 0
     meter: _Meter | None = None
     warm_end = time.perf_counter() + warmup
     end = warm_end + duration
@@ -424,7 +425,9 @@ def handshakes(port: int, pid: int, duration: float, warmup: float,
                 if data:
                     state[1] += data
                     continue
-                if not state[1].startswith(b"\x88"):
+                if not state[1]:
+                    missing_close += 1  # the server ended TCP without its Close frame
+                elif not state[1].startswith(b"\x88"):
                     raise RuntimeError(f"expected the server's Close, got {state[1][:8]!r}")
                 finish(sock)
                 if not stopping:
@@ -453,6 +456,7 @@ def handshakes(port: int, pid: int, duration: float, warmup: float,
         per_s=count / result["elapsed_s"],
         cpu_us_per_handshake=1e6 * result["server_cpu_s"] / max(count, 1),
         close_timeouts=timeouts,
+        missing_close=missing_close,
     )
     return result
 

@@ -321,6 +321,7 @@ def _summary(result: dict[str, Any], scenario: Scenario) -> str:
                       ("cpu_pct", "client CPU"), ("fixed_server_cpu_pct", "echo server CPU")):
         if key in result:
             parts.append(f"{name} {result[key]:.0f}%")
+    parts += [f"{k} {result[k]}" for k in ("close_timeouts", "missing_close") if result.get(k)]
     return ", ".join(parts)
 
 

@@ -79,6 +79,7 @@ class Peer:
     es_baseline: str = "sse-starlette"
     modules: tuple[str, ...] = ()
     node: bool = False
+    default: bool = True  # measured unless --only says otherwise
 
 
 PEERS: tuple[Peer, ...] = (
@@ -108,6 +109,9 @@ PEERS: tuple[Peer, ...] = (
          modules=("sse_starlette", "uvicorn")),
     Peer("node-faye", "Node faye-websocket", frozenset({WS, ES}),
          server=(str(BENCH / "node" / "server.js"),), node=True),
+    # Not a library: the load generator's ceiling, measured only when asked for.
+    Peer("bare", "bare asyncio Protocol (ceiling)", frozenset({WS}),
+         server=("-m", "bench.servers.bare_echo",), default=False),
 )
 PEER_NAMES = tuple(p.name for p in PEERS)
 

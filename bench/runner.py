@@ -299,9 +299,10 @@ def versions() -> dict[str, str | None]:
 # --- main --------------------------------------------------------------------------------
 
 
-def _pick(names: str | None, known: tuple[str, ...], what: str) -> list[str]:
+def _pick(names: str | None, known: tuple[str, ...], what: str,
+          default: tuple[str, ...] | None = None) -> list[str]:
     if not names:
-        return list(known)
+        return list(known if default is None else default)
     chosen = []
     for raw in names.split(","):
         name = raw.strip()
@@ -332,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, help="rounds (default: 3, or 1 with --quick)")
     p.add_argument("--duration", type=float, help="seconds measured per throughput scenario")
     p.add_argument("--only", help="comma-separated peers (a prefix such as 'ours' or "
-                   f"'websockets' picks all its variants): {', '.join(PEER_NAMES)}")
+                   f"'websockets' picks all its variants): {', '.join(PEER_NAMES)}; "
+                   "'bare' (the load generator's ceiling) runs only when named")
     p.add_argument("--scenario", help=f"comma-separated: {', '.join(SCENARIO_NAMES)}")
     p.add_argument("--out", type=Path, default=RESULTS, help="directory for JSON and markdown")
     a = p.parse_args(argv)
@@ -344,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.duration:
         changes["duration"] = a.duration
     settings = Settings(**{**asdict(settings), **changes})
-    wanted = set(_pick(a.only, PEER_NAMES, "peer"))
+    wanted = set(_pick(a.only, PEER_NAMES, "peer",
+                       tuple(pe.name for pe in PEERS if pe.default)))
     scenarios = [s for s in SCENARIOS if s.name in _pick(a.scenario, SCENARIO_NAMES,
                                                           "scenario")]
     peers = []

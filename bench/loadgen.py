@@ -242,7 +242,8 @@ def large_echo(port: int, pid: int, duration: float, warmup: float) -> Result:
         view.release()
         _close_ws(sock)
     messages = count - start
-    result.update(messages=messages, mib_per_s=messages / result["elapsed_s"])
+    result.update(messages=messages, mib_per_s=messages / result["elapsed_s"],
+                  cpu_ms_per_mib=1e3 * result["server_cpu_s"] / messages)
     return result
 
 

@@ -32,6 +32,7 @@ from .peers import (
     SCENARIO_NAMES,
     SCENARIOS,
     WS,
+    Metric,
     Peer,
     Scenario,
     node_package_version,
@@ -199,14 +200,46 @@ def medians(runs: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
             continue
         scenario = next(s for s in SCENARIOS if s.name == run["scenario"])
         for metric in scenario.metrics:
-            values.setdefault((run["peer"], metric.key + "@" + scenario.name), []).append(
-                float(run["result"][metric.key]))
+            if metric.key in run["result"]:
+                values.setdefault((run["peer"], _key(scenario, metric)), []).append(
+                    float(run["result"][metric.key]))
     return {key: statistics.median(v) for key, v in values.items()}
+
+
+def _table(med: dict[tuple[str, str], float], peers: list[Peer],
+           columns: list[tuple[Scenario, Metric]], what: str) -> list[str]:
+    present = {p.name for p in peers for s, m in columns if (p.name, _key(s, m)) in med}
+    out = [f"| {what} | ratio vs | " + " | ".join(
+        f"{m.title} {'↑' if m.higher_is_better else '↓'}" for _, m in columns) + " |",
+        "|---|---|" + "---:|" * len(columns)]
+    for peer in peers:
+        cells = []
+        bases = set()
+        for s, m in columns:
+            value = med.get((peer.name, _key(s, m)))
+            if value is None:
+                cells.append("–")
+                continue
+            base_name = _baseline(peer, s, present)
+            base = med.get((base_name, _key(s, m))) if base_name else None
+            cell = m.fmt.format(value)
+            if base:
+                cell += f" ({value / base:.2f})"
+                bases.add(base_name)
+            cells.append(cell)
+        vs = ", ".join(sorted(b for b in bases if b)) or "–"
+        out.append(f"| {peer.name} | {vs} | " + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
+def _key(scenario: Scenario, metric: Metric) -> str:
+    return metric.key + "@" + scenario.name
 
 
 def tables(runs: list[dict[str, Any]], peers: list[Peer],
            scenarios: list[Scenario]) -> str:
-    """The results as markdown: WebSocket servers, EventSource, clients."""
+    """The results as markdown: WebSocket servers (figures, then CPU time per
+    unit of work), EventSource servers, clients (idem)."""
     med = medians(runs)
     out: list[str] = []
     for kind, heading, what in (
@@ -214,35 +247,17 @@ def tables(runs: list[dict[str, Any]], peers: list[Peer],
         (ES, "EventSource servers", "server"),
         (CLIENT, "WebSocket clients (against the fixed echo server)", "client"),
     ):
-        group = [s for s in scenarios if s.kind == kind]
         rows = [p for p in peers if kind in p.kinds]
-        if not group or not rows:
-            continue
-        present = {p.name for p in rows if any((p.name, m.key + "@" + s.name) in med
-                                               for s in group for m in s.metrics)}
-        columns = [(s, m) for s in group for m in s.metrics]
-        out.append(f"**{heading}**\n")
-        out.append(f"| {what} | ratio vs | " + " | ".join(
-            f"{m.title} {'↑' if m.higher_is_better else '↓'}" for _, m in columns) + " |")
-        out.append("|---|---|" + "---:|" * len(columns))
-        for peer in rows:
-            cells = []
-            bases = set()
-            for s, m in columns:
-                value = med.get((peer.name, m.key + "@" + s.name))
-                if value is None:
-                    cells.append("–")
-                    continue
-                base_name = _baseline(peer, s, present)
-                base = med.get((base_name, m.key + "@" + s.name)) if base_name else None
-                cell = m.fmt.format(value)
-                if base:
-                    cell += f" ({value / base:.2f})"
-                    bases.add(base_name)
-                cells.append(cell)
-            vs = ", ".join(sorted(b for b in bases if b)) or "–"
-            out.append(f"| {peer.name} | {vs} | " + " | ".join(cells) + " |")
-        out.append("")
+        group = [s for s in scenarios if s.kind == kind]
+        split = kind != ES  # EventSource has two columns: one table
+        figures = [(s, m) for s in group for m in s.metrics if not (split and m.cpu)]
+        costs = [(s, m) for s in group for m in s.metrics if split and m.cpu]
+        if rows and figures:
+            out.append(f"**{heading}**\n")
+            out += _table(med, rows, figures, what)
+        if rows and costs:
+            out.append(f"**{heading}: {what} CPU time per unit of work**\n")
+            out += _table(med, rows, costs, what)
     out.append("Medians over the rounds; in parentheses the ratio to the peer named in "
                "*ratio vs* (value / baseline: above 1 is better for ↑ columns, below 1 "
                "for ↓ columns).")

@@ -88,7 +88,8 @@ async def large(send: Send, recv: Recv, duration: float, warmup: float) -> dict[
     elapsed = now - t0
     cpu = time.process_time() - c0
     n = count - start
-    return {"messages": n, "mib_per_s": n / elapsed, "cpu_pct": 100 * cpu / elapsed}
+    return {"messages": n, "mib_per_s": n / elapsed, "cpu_ms_per_mib": 1e3 * cpu / n,
+            "cpu_pct": 100 * cpu / elapsed}
 
 
 async def run(args: argparse.Namespace, send: Send, recv: Recv) -> None:

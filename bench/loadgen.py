@@ -346,7 +346,7 @@ def open_many(port: int, path: str, n: int, concurrency: int,
                     opened.append(sock)
     except BaseException:
         for key in list(sel.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
+            key.data.sock.close()
         for sock in opened:
             sock.close()
         raise
@@ -380,7 +380,7 @@ def handshakes(port: int, pid: int, duration: float, warmup: float,
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.connect_ex((HOST, port))
-        sel.register(sock, selectors.EVENT_WRITE)
+        sel.register(sock, selectors.EVENT_WRITE, sock)
         conns[sock] = [0, b"", 0.0]
 
     def finish(sock: socket.socket) -> None:
@@ -398,14 +398,14 @@ def handshakes(port: int, pid: int, duration: float, warmup: float,
             if time.monotonic() > hard_deadline:
                 raise RuntimeError("handshakes: connections did not finish")
             for key, _ev in sel.select(timeout=0.2):
-                sock = key.fileobj  # type: ignore[assignment]
+                sock = key.data
                 state = conns[sock]
                 if state[0] == 0:
                     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     if err:
                         raise OSError(err, os.strerror(err))
                     sock.send(request)
-                    sel.modify(sock, selectors.EVENT_READ)
+                    sel.modify(sock, selectors.EVENT_READ, sock)
                     state[0] = 1
                     continue
                 try:
@@ -492,7 +492,7 @@ def broadcast(port: int, pid: int, clients: int, repeat: int) -> Result:
     times: list[float] = []
     try:
         for sock in socks:
-            sel.register(sock, selectors.EVENT_READ)
+            sel.register(sock, selectors.EVENT_READ, sock)
         time.sleep(0.2)  # let the server register every connection
         total = _Meter(pid)
         for _ in range(repeat):
@@ -505,12 +505,12 @@ def broadcast(port: int, pid: int, clients: int, repeat: int) -> Result:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"broadcast: {remaining} clients still waiting")
                 for key, _ev in sel.select(timeout=1.0):
-                    sock = key.fileobj
-                    data = sock.recv(65536)  # type: ignore[union-attr]
+                    sock = key.data
+                    data = sock.recv(65536)
                     if not data:
                         raise RuntimeError("broadcast: a client was disconnected")
-                    before = got[sock]  # type: ignore[index]
-                    got[sock] = before + len(data)  # type: ignore[index]
+                    before = got[sock]
+                    got[sock] = before + len(data)
                     if before < size <= before + len(data):
                         remaining -= 1
             times.append((time.perf_counter() - t0) * 1e3)

@@ -331,7 +331,7 @@ def _pick(names: str | None, known: tuple[str, ...], what: str,
 
 def _summary(result: dict[str, Any], scenario: Scenario) -> str:
     if "error" in result:
-        return "FAILED: " + result["error"]
+        return "FAILED: " + str(result["error"])
     parts = [f"{m.fmt.format(result[m.key])} {m.title.split()[-1]}" for m in scenario.metrics]
     for key, name in (("server_cpu_pct", "server CPU"), ("loadgen_cpu_pct", "loadgen CPU"),
                       ("cpu_pct", "client CPU"), ("fixed_server_cpu_pct", "echo server CPU")):
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    meta = {
+    meta: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command.strip(), "elapsed_s": round(elapsed, 1),
         "settings": asdict(settings), "machine": machine(), "versions": versions(),

@@ -21,7 +21,9 @@ from ._common import HOST, announce, prepare
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover - websockets is installed with the bench
-    apply_mask = xor_mask
+
+    def apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
+        return xor_mask(bytes(data), bytes(mask))
 
 OP_PING = 0x9
 OP_PONG = 0xA

@@ -302,6 +302,7 @@ def versions() -> dict[str, str | None]:
                      "trio-websocket", "aiohttp", "sse-starlette", "starlette", "uvicorn")
     }
     found["git"] = _git("describe", "--always", "--dirty")
+    found["src commit"] = _git("log", "-1", "--format=%h", "--", "src")
     node = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         node = subprocess.run(["node", "--version"], capture_output=True, text=True,
@@ -376,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             peers.append(peer)
 
     _proc.raise_nofile()
+    load_before = os.getloadavg()
     atexit.register(_stop_all)
     signal.signal(signal.SIGTERM, _on_signal)
     started = time.monotonic()
@@ -405,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command.strip(), "elapsed_s": round(elapsed, 1),
         "settings": asdict(settings), "machine": machine(), "versions": versions(),
-        "load_average": os.getloadavg(),
+        "load_average": {"before": load_before, "after": os.getloadavg()},
     }
     a.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -58,9 +58,9 @@ class Settings:
 
 
 FULL = Settings(rounds=3, duration=2.0, warmup=0.5, rtt_count=5000, idle_connections=2000,
-                broadcast_clients=1000, broadcast_repeat=20, events=20000, events_repeat=3)
+                broadcast_clients=1000, broadcast_repeat=20, events=50000, events_repeat=3)
 QUICK = Settings(rounds=1, duration=0.5, warmup=0.2, rtt_count=500, idle_connections=300,
-                 broadcast_clients=1000, broadcast_repeat=3, events=5000, events_repeat=1)
+                 broadcast_clients=1000, broadcast_repeat=3, events=10000, events_repeat=1)
 
 
 # --- processes ---------------------------------------------------------------------------

@@ -119,14 +119,20 @@ def _close_ws(sock: socket.socket, limit: float = 2.0) -> None:
 
 
 def small_echo(port: int, pid: int, duration: float, warmup: float,
-               inflight: int = 64) -> Result:
-    """32-byte text messages, ``inflight`` of them pipelined on one connection."""
+               inflight: int = 64, refill: int = 1) -> Result:
+    """32-byte text messages, ``inflight`` of them pipelined on one connection.
+
+    Each echo received is replaced at once (``refill=1``), all those of one
+    read in one ``send``. With ``refill=k``, replacements wait until ``k`` are
+    due (between ``inflight - k + 1`` and ``inflight`` in flight), which
+    saves sends against servers that write each echo on its own.
+    """
     sock = connect_ws(port)
     frame = client_frame(OP_TEXT, SMALL)
     batches = [frame * k for k in range(inflight + 1)]
     reply = server_frame_size(len(SMALL))
     first_byte = 0x80 | OP_TEXT
-    received = done = 0
+    received = done = owed = 0
     meter: _Meter | None = None
     start_done = 0
     warm_end = time.perf_counter() + warmup
@@ -146,7 +152,10 @@ def small_echo(port: int, pid: int, duration: float, warmup: float,
             k = received // reply - done
             if k:
                 done += k
-                send(batches[k])
+                owed += k
+                if owed >= refill:
+                    send(batches[owed])
+                    owed = 0
             now = perf()
             if meter is None:
                 if now >= warm_end:
@@ -542,10 +551,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--count", type=int, default=2000,
                    help="rtt samples / idle connections / broadcast clients / events")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--refill", type=int, default=1,
+                   help="small_echo: messages re-sent in one batch")
     a = p.parse_args(argv)
     _proc.raise_nofile()
     if a.scenario == "small_echo":
-        result = small_echo(a.port, a.pid, a.duration, a.warmup)
+        result = small_echo(a.port, a.pid, a.duration, a.warmup, refill=a.refill)
     elif a.scenario == "rtt":
         result = rtt(a.port, a.pid, a.count, max(100, a.count // 10), a.duration * 5 + 10)
     elif a.scenario == "large_echo":

@@ -1,8 +1,9 @@
-"""Developer sessions: ``nox -s tests lint typecheck autobahn``."""
+"""Developer sessions: ``nox -s tests lint typecheck autobahn bench``."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import nox
 
@@ -23,7 +24,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
 
 
 @nox.session
@@ -61,3 +62,17 @@ def autobahn(session: nox.Session) -> None:
             env={"AB_OUT": out, "AB_TIMEOUT": "3600", "AB_AGENT": "faye_websocket"},
             external=True,
         )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark suite against the peers (docs/performance.md); about
+    12 minutes. ``nox -s bench -- --quick`` is a smoke run (under 2 minutes);
+    ``-- --only ours-asyncio,websockets --scenario small_echo`` narrows it."""
+    session.install("-e", ".[bench]")
+    if shutil.which("node") and shutil.which("npm"):
+        session.run("npm", "ci", "--no-audit", "--no-fund", "--prefix", "bench/node",
+                    external=True)
+    else:
+        session.log("node/npm not found: the Node faye-websocket peer will be skipped")
+    session.run("python", "-m", "bench", *session.posargs)

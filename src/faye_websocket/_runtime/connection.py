@@ -41,7 +41,7 @@ from .._core.websocket import (
 from .._emitter import Event, EventEmitter, logger
 from ..exceptions import ConnectionClosed, ConnectionClosedError, connection_closed
 from .queue import MessageQueue
-from .streams import TRANSPORT_ERRORS, close_stream
+from .streams import TRANSPORT_ERRORS, DirectWriter, close_stream
 
 #: The sans-IO core driving a connection: hybi-13, or one of the drafts.
 Core = WebSocketProtocol | HixieProtocol
@@ -139,6 +139,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._close_timer_started = False
         self._read_scope = anyio.CancelScope()
         self._in_flight = 0
+        self._direct: DirectWriter | None = None
         self._quiet_calls = 0
         self._pings: list[_PendingPing] = []
         self._final_code = 1006
@@ -160,6 +161,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     @property
     def buffered_amount(self) -> int:
         """Bytes queued for the peer and not yet written to the transport."""
+        if self._direct is not None:
+            # A write waiting for the peer counts whole, as with send().
+            return (self._core.pending if self._core else 0) + \
+                max(self._in_flight, self._direct.buffered)
         return (self._core.pending if self._core else 0) + self._in_flight
 
     @property
@@ -225,6 +230,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 core: Core, initial: bytes) -> None:
         """Start the background tasks in ``tg``."""
         self._tg, self._stream, self._core, self._initial = tg, stream, core, initial
+        self._direct = DirectWriter.for_stream(stream)
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
         tg.start_soon(self._read_loop)
@@ -343,7 +349,14 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if self.buffered_amount >= self._write_limit:
             raise anyio.WouldBlock
         core.send_message(item, compress=compress)
-        self._wake_writer()
+        if self._direct is not None and not self._broken:
+            # The transport takes it now (as a write by the writer task
+            # would, minus the task switch).
+            if not self._direct.write(core.data_to_send()):
+                self._broken = True
+                self._wake_writer()  # whose flush drops the transport
+        else:
+            self._wake_writer()
 
     async def _sometimes_checkpoint(self) -> None:
         """A checkpoint (cancellation and scheduling point) for every
@@ -614,6 +627,21 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         """Write everything the core has queued; never raises transport errors."""
         core, stream = self._core, self._stream
         assert core is not None and stream is not None
+        direct = self._direct
+        if direct is not None:
+            while not self._broken and (data := core.data_to_send()):
+                if not direct.write(data):
+                    self._broken = True
+                    break
+                self._in_flight = len(data)
+                try:
+                    if not await direct.drained():
+                        self._broken = True
+                finally:
+                    self._in_flight = 0
+            if self._broken:
+                await self._abort()
+            return
         async with self._send_lock:
             while not self._broken and (data := core.data_to_send()):
                 self._in_flight = len(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import weakref
@@ -9,7 +10,7 @@ import weakref
 import anyio
 import anyio.abc
 
-__all__ = ["TRANSPORT_ERRORS", "close_stream"]
+__all__ = ["TRANSPORT_ERRORS", "DirectWriter", "close_stream"]
 
 #: Streams close_stream() has closed (a WebSocket closes its stream, then the
 #: HTTP helper closes the connection it handed over).
@@ -44,3 +45,64 @@ async def close_stream(stream: anyio.abc.AnyByteStream, grace: float = 1) -> Non
             pass
     if scope.cancelled_caught:
         await anyio.aclose_forcefully(stream)
+
+
+class DirectWriter:
+    """Writes to the asyncio transport under one of anyio's asyncio socket
+    streams, without the two scheduler round trips anyio's ``send()`` makes
+    around every write (they cost more than a small message's framing).
+
+    ``transport.write()`` takes whole buffers synchronously, so frames can
+    never interleave and a cancellation can never cut one in half; waiting
+    happens only while the transport is over its (zero) high-water mark,
+    on the event anyio's protocol sets when it drains.
+
+    This reads two attributes anyio keeps private; :meth:`for_stream`
+    returns ``None`` for anything else (TLS, trio, memory streams, another
+    anyio), and the runtime then uses ``send()``. tests/test_frames.py
+    checks that plain TCP on asyncio gets one.
+    """
+
+    __slots__ = ("_protocol", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, protocol: asyncio.Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    @classmethod
+    def for_stream(cls, stream: anyio.abc.AnyByteStream) -> DirectWriter | None:
+        kind = type(stream)
+        if kind.__name__ != "SocketStream" or kind.__module__ != "anyio._backends._asyncio":
+            return None
+        transport = getattr(stream, "_transport", None)
+        protocol = getattr(stream, "_protocol", None)
+        if not isinstance(transport, asyncio.Transport) or \
+                not isinstance(getattr(protocol, "write_event", None), asyncio.Event):
+            return None
+        assert isinstance(protocol, asyncio.Protocol)
+        return cls(transport, protocol)
+
+    @property
+    def broken(self) -> bool:
+        return self._transport.is_closing() or \
+            getattr(self._protocol, "exception", None) is not None
+
+    def write(self, data: bytes) -> bool:
+        """Hand ``data`` to the transport; False if it is closed or broken."""
+        if self.broken:
+            return False
+        self._transport.write(data)
+        return True
+
+    @property
+    def buffered(self) -> int:
+        """Bytes the transport holds, not yet taken by the kernel."""
+        return self._transport.get_write_buffer_size()
+
+    async def drained(self) -> bool:
+        """Wait until the transport has written what it holds; False if it
+        broke meanwhile."""
+        event: asyncio.Event = self._protocol.write_event  # type: ignore[attr-defined]
+        if not event.is_set():
+            await event.wait()
+        return not self.broken

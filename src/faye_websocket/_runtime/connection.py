@@ -41,7 +41,7 @@ from .._core.websocket import (
 from .._emitter import Event, EventEmitter, logger
 from ..exceptions import ConnectionClosed, ConnectionClosedError, connection_closed
 from .queue import MessageQueue
-from .streams import TRANSPORT_ERRORS, DirectWriter, close_stream
+from .streams import TRANSPORT_ERRORS, DirectTransport, close_stream
 
 #: The sans-IO core driving a connection: hybi-13, or one of the drafts.
 Core = WebSocketProtocol | HixieProtocol
@@ -139,7 +139,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._close_timer_started = False
         self._read_scope = anyio.CancelScope()
         self._in_flight = 0
-        self._direct: DirectWriter | None = None
+        self._direct: DirectTransport | None = None
         self._quiet_calls = 0
         self._pings: list[_PendingPing] = []
         self._final_code = 1006
@@ -230,7 +230,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 core: Core, initial: bytes) -> None:
         """Start the background tasks in ``tg``."""
         self._tg, self._stream, self._core, self._initial = tg, stream, core, initial
-        self._direct = DirectWriter.for_stream(stream)
+        self._direct = DirectTransport.for_stream(stream)
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
         tg.start_soon(self._read_loop)
@@ -491,7 +491,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                     await self._process(core, self._initial)
                     self._initial = b""
                     receive: Callable[[], Awaitable[bytes]]
-                    if isinstance(stream, anyio.abc.ByteReceiveStream):
+                    if self._direct is not None:
+                        receive = self._direct.receive
+                    elif isinstance(stream, anyio.abc.ByteReceiveStream):
                         receive = partial(stream.receive, _READ_SIZE)
                     else:
                         receive = stream.receive
@@ -525,20 +527,33 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._emit(Event("open", self))
 
     async def _process(self, core: Core, data: bytes) -> None:
+        """Feed ``data`` to the core and act on its events (the reader task).
+
+        Whenever this has to wait (a full queue, a listener, a peer not
+        reading our pongs), a direct transport stops reading the socket
+        first, so that waiting means backpressure, not buffering.
+        """
+        direct = self._direct
         core.receive_data(data)
         if not self._opened:
+            if direct is not None:
+                direct.pause_reading()
             await self._maybe_open()
         events = core.events_received()
         if events:
             queue = self._queue if not self.listener_count("message") else None
             for event in events:
+                if queue is not None and type(event) is MessageReceived and \
+                        queue.put_nowait(event.data):
+                    continue
+                if direct is not None:
+                    direct.pause_reading()
                 if queue is not None and type(event) is MessageReceived:
-                    if not queue.put_nowait(event.data):
-                        await queue.put(event.data)
+                    await queue.put(event.data)
                 else:
                     await self._handle(event)
         if core.pending:
-            await self._flush()
+            await self._flush(reader=True)
 
     async def _handle(self, event: CoreEvent) -> None:
         if isinstance(event, MessageReceived):
@@ -623,8 +638,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 await self._wakeup.wait()
                 self._wakeup = None
 
-    async def _flush(self) -> None:
-        """Write everything the core has queued; never raises transport errors."""
+    async def _flush(self, *, reader: bool = False) -> None:
+        """Write everything the core has queued; never raises transport errors.
+
+        ``reader``: called by the reader task, which stops reading a direct
+        transport while it waits for the peer to take our data.
+        """
         core, stream = self._core, self._stream
         assert core is not None and stream is not None
         direct = self._direct
@@ -634,6 +653,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                     self._broken = True
                     break
                 self._in_flight = len(data)
+                if reader and not direct.writable:
+                    direct.pause_reading()
                 try:
                     if not await direct.drained():
                         self._broken = True

@@ -281,3 +281,15 @@ def test_bad_text_fails_before_the_rest_of_its_frame(client: bool) -> None:
     core.receive_data(frame[12:20])
     events = core.events_received()
     assert len(events) == 1 and isinstance(events[0], Failed) and events[0].code == 1007
+
+
+@pytest.mark.parametrize(("code", "reason"), [
+    (None, ""), (1000, ""), (1000, "bye"), (1001, "going away"), (4001, "é" * 100),
+    (1005, ""), (1006, "x"), (1015, ""), (3000, "a" * 200),
+])
+def test_close_frames_match_wsproto(code: int | None, reason: str) -> None:
+    from wsproto.frame_protocol import FrameProtocol
+
+    ours = WebSocketProtocol(client=False)
+    ours.send_close(code, reason)
+    assert ours.data_to_send() == bytes(FrameProtocol(False, []).close(code, reason or None))

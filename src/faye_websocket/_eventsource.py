@@ -98,7 +98,9 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         self._retry = format_retry(retry)
         self._ping_interval = ping or None
         self._write_limit = write_limit
-        secure = self._stream.extra(TLSAttribute.ssl_object, None) is not None
+        # (A plain socket is never TLS; asking it costs a system call.)
+        secure = not isinstance(self._stream, anyio.abc.SocketStream) and \
+            self._stream.extra(TLSAttribute.ssl_object, None) is not None
         #: ``http(s)://`` + Host + path, by the same rules as WebSocket.url.
         self.url = request_url(self.request, secure=secure, websocket=False)
         #: The ``Last-Event-ID`` request header, ``""`` when absent.

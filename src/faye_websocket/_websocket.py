@@ -121,7 +121,9 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         self._extension_configs = list(extensions)
         self._extra_headers = normalize_headers(headers)
         self.max_length = max_length
-        secure = stream.extra(TLSAttribute.ssl_object, None) is not None
+        # (A plain socket is never TLS; asking it costs a system call.)
+        secure = not isinstance(stream, anyio.abc.SocketStream) and \
+            stream.extra(TLSAttribute.ssl_object, None) is not None
         self.url = request_url(self.request, secure=secure)
         self._allowed_origins = frozenset(allowed_origins) if allowed_origins is not None \
             else None

@@ -43,7 +43,9 @@ __all__ = [
 
 _NO_RSV = RsvBits(False, False, False)
 _RSV1 = RsvBits(True, False, False)
-_TEXT, _BINARY, _PING, _PONG = 0x1, 0x2, 0x9, 0xA
+_TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+#: Codes that must not be sent (RFC 6455 section 7.4.1); 1000 goes instead.
+_LOCAL_ONLY = frozenset({1005, 1006, 1015})
 #: First header bytes of whole compressed text and binary frames (FIN, RSV1).
 _COMPRESSED = frozenset({0xC1, 0xC2})
 _MAX_REASON_BYTES = 123
@@ -506,7 +508,7 @@ class WebSocketProtocol:
     def _queue_close(self, code: int | None, reason: str) -> None:
         if not self._close_sent:
             self._close_sent = True
-            self._queue(bytes(self._proto.close(code, reason or None)))
+            self._queue(serialize(_CLOSE, close_payload(code, reason), client=self.client))
 
     def _queue(self, frame: bytes) -> None:
         self._out.append(frame)
@@ -543,6 +545,16 @@ class WebSocketProtocol:
         section 7.1.1); either side does after failing the connection.
         """
         return self._failed or (self.state is ReadyState.CLOSED and not self.client)
+
+
+def close_payload(code: int | None, reason: str = "") -> bytes:
+    """A Close frame's payload: empty without a code, else the code and the
+    reason cut to 123 bytes of whole UTF-8 characters."""
+    if code is None:
+        return b""
+    if code in _LOCAL_ONLY:
+        code = 1000
+    return code.to_bytes(2, "big") + _truncate(reason).encode("utf-8")
 
 
 def _utf8_decoder() -> codecs.IncrementalDecoder:

@@ -70,11 +70,13 @@ class EventEmitter:
     EVENT_TYPES: ClassVar[tuple[str, ...]] = ("open", "message", "error", "close")
 
     def __init__(self) -> None:
-        self._listeners: dict[str, list[Listener]] = {t: [] for t in self.EVENT_TYPES}
-        self._handlers: dict[str, Listener | None] = dict.fromkeys(self.EVENT_TYPES)
+        # Filled only for the types that get listeners: most connections
+        # have none, and many of them stay open.
+        self._listeners: dict[str, list[Listener]] = {}
+        self._handlers: dict[str, Listener] = {}
 
     def _check_type(self, type: str) -> None:
-        if type not in self._listeners:
+        if type not in self.EVENT_TYPES:
             raise ValueError(f"unknown event {type!r}; expected one of {self.EVENT_TYPES}")
 
     @overload
@@ -87,19 +89,20 @@ class EventEmitter:
         self._check_type(type)
         if listener is None:
             def decorate(fn: _L) -> _L:
-                self._listeners[type].append(fn)
+                self._listeners.setdefault(type, []).append(fn)
                 return fn
             return decorate
-        self._listeners[type].append(listener)
+        self._listeners.setdefault(type, []).append(listener)
         return listener
 
     def off(self, type: str, listener: Listener | None = None) -> None:
         """Remove one listener, or all listeners of ``type`` when none is given."""
         self._check_type(type)
+        listeners = self._listeners.get(type, [])
         if listener is None:
-            self._listeners[type].clear()
-        elif listener in self._listeners[type]:
-            self._listeners[type].remove(listener)
+            listeners.clear()
+        elif listener in listeners:
+            listeners.remove(listener)
 
     add_event_listener = on
     remove_event_listener = off
@@ -107,7 +110,7 @@ class EventEmitter:
     def listener_count(self, type: str) -> int:
         """Listeners registered for ``type``, the ``on<type>`` property included."""
         self._check_type(type)
-        return len(self._listeners[type]) + (self._handlers[type] is not None)
+        return len(self._listeners.get(type, ())) + (type in self._handlers)
 
     async def _emit(self, event: Event) -> None:
         """Call every listener in order; async ones are awaited.
@@ -115,8 +118,10 @@ class EventEmitter:
         A listener that raises is logged and does not stop the others or the
         connection (the reference's driver recovers the same way).
         """
-        handler = self._handlers[event.type]
-        listeners = [*self._listeners[event.type], *([handler] if handler else [])]
+        if not self._listeners and not self._handlers:
+            return
+        handler = self._handlers.get(event.type)
+        listeners = [*self._listeners.get(event.type, ()), *([handler] if handler else [])]
         for listener in listeners:
             try:
                 result = listener(event)
@@ -126,10 +131,13 @@ class EventEmitter:
                 logger.exception("%s listener %r raised", event.type, listener)
 
     def _get_handler(self, type: str) -> Listener | None:
-        return self._handlers[type]
+        return self._handlers.get(type)
 
     def _set_handler(self, type: str, listener: Listener | None) -> None:
-        self._handlers[type] = listener
+        if listener is None:
+            self._handlers.pop(type, None)
+        else:
+            self._handlers[type] = listener
 
     onopen = property(lambda self: self._get_handler("open"),
                       lambda self, fn: self._set_handler("open", fn),

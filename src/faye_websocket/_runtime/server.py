@@ -355,7 +355,12 @@ class Server:
             slot = _ConnectionSlot(scope)
             self._slots.add(slot)
             try:
-                await self._serve_http(stream, slot)
+                upgrade = await self._serve_http(stream, slot)
+                if upgrade is not None:
+                    # Called here, once the HTTP parser's state is gone: a
+                    # WebSocket may stay open for days.
+                    assert self.on_upgrade is not None
+                    await self.on_upgrade(*upgrade)
             except TRANSPORT_ERRORS:
                 pass
             except HandshakeError as exc:
@@ -368,7 +373,11 @@ class Server:
                     self._all_done.set()
                 await close_stream(stream)
 
-    async def _serve_http(self, stream: anyio.abc.ByteStream, slot: _ConnectionSlot) -> None:
+    async def _serve_http(self, stream: anyio.abc.ByteStream, slot: _ConnectionSlot,
+                          ) -> tuple[Request, anyio.abc.ByteStream, bytes] | None:
+        """Serve requests until the connection ends, or until an upgrade
+        request, which is returned (with the bytes after its head) for
+        ``on_upgrade``."""
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
         while not self._shutting_down:
             slot.idle = True
@@ -376,27 +385,27 @@ class Server:
                 event = await self._next_request(conn, stream, slot)
             except h11.RemoteProtocolError as exc:
                 await self._bad_request(stream, exc.error_status_hint, str(exc))
-                return
+                return None
             if event is None:
-                return
+                return None
             slot.idle = False
             request = Request.from_h11(event)
             if _head_size(event) > self.max_head_size:
                 # h11 bounds only heads still incomplete; a head that arrived
                 # whole in one read is measured here.
                 await self._bad_request(stream, 431, "request header fields too large")
-                return
+                return None
             if self.on_upgrade is not None and _is_upgrade(request):
-                await self._upgrade(conn, stream, request)
-                return
+                body = await self._upgrade_body(conn, stream)
+                return None if body is None else (request, stream, body)
             try:
                 body = await self._read_body(conn, stream)
             except h11.RemoteProtocolError as exc:
                 await self._bad_request(stream, exc.error_status_hint, str(exc))
-                return
+                return None
             if body is None:
                 await self._bad_request(stream, 413, "request body too large")
-                return
+                return None
             request = Request.from_h11(event, body)
             response = Response(conn, stream, request)
             try:
@@ -406,20 +415,21 @@ class Server:
                 else:
                     await self.on_request(request, response)
             except TRANSPORT_ERRORS:
-                return
+                return None
             except Exception:
                 logger.exception("on_request handler raised")
                 if response.headers_sent:
-                    return
+                    return None
                 response = Response(conn, stream, request)
                 response.write_head(500, {"Content-Type": "text/plain", "Connection": "close"})
                 await response.end("Internal Server Error\n")
-                return
+                return None
             if not response.finished:
                 await response.end()
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                return
+                return None
             conn.start_next_cycle()
+        return None
 
     async def _next_request(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
                             slot: _ConnectionSlot) -> h11.Request | None:
@@ -462,19 +472,19 @@ class Server:
                 else:
                     raise h11.RemoteProtocolError("unexpected end of request")
 
-    async def _upgrade(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
-                       request: Request) -> None:
-        assert self.on_upgrade is not None
-        # Let h11 consume the (normally empty) body; it then pauses, and
-        # every byte after the head is the new protocol's.
+    async def _upgrade_body(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
+                            ) -> bytes | None:
+        """The bytes after an upgrade request's head (None if the client
+        left): h11 consumes the (normally empty) body, then pauses, and every
+        byte after that is the new protocol's."""
         while (event := conn.next_event()) is not h11.PAUSED:
             if event is h11.NEED_DATA:
                 with anyio.fail_after(self.request_timeout):
                     conn.receive_data(await stream.receive())
             elif isinstance(event, h11.ConnectionClosed):
-                return
+                return None
         body, _closed = conn.trailing_data
-        await self.on_upgrade(request, stream, bytes(body))
+        return bytes(body)
 
     async def _bad_request(self, stream: anyio.abc.ByteStream, status: int, reason: str) -> None:
         body = f"{reason}\n".encode()

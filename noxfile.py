@@ -7,7 +7,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "tests_pure", "lint", "typecheck"]
 nox.options.error_on_missing_interpreters = False
 
 AUTOBAHN = os.path.join(os.path.dirname(__file__), "..", "shared", "tools", "autobahn")
@@ -19,6 +19,16 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("npm", "ci", "--prefix", "tests/interop", external=True)
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def tests_pure(session: nox.Session) -> None:
+    """The suite again with the optional C accelerator turned off, so the
+    pure-Python fallback passes the same tests."""
+    session.install("-e", ".[test]")
+    session.run("npm", "ci", "--prefix", "tests/interop", external=True)
+    session.run("python", "-m", "pytest", *session.posargs,
+                env={"FAYE_WEBSOCKET_NO_SPEEDUPS": "1"})
 
 
 @nox.session

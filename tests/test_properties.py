@@ -34,7 +34,12 @@ from wsproto.frame_protocol import FrameProtocol
 
 from faye_websocket import PerMessageDeflate
 from faye_websocket._core.client import ClientHandshake, HandshakeFailure, Target
-from faye_websocket._core.deflate import DeflateParams, DeflateSession, format_params
+from faye_websocket._core.deflate import (
+    DeflateParams,
+    DeflateSession,
+    NegotiationError,
+    format_params,
+)
 from faye_websocket._core.eventsource import PING, format_event, format_retry
 from faye_websocket._core.handshake import Accepted, Rejected, accept_key, server_handshake
 from faye_websocket._core.hixie import HixieProtocol
@@ -864,3 +869,33 @@ def test_sse_edge_cases_round_trip(data: str) -> None:
     wire = format_event(data, event="e", id="1")
     events = [e for i in range(len(wire)) for e in parser.receive_data(wire[i : i + 1])]
     assert events == [ServerSentEvent("e", re.sub(r"\r\n|\r|\n", "\n", data), "1")]
+
+
+# -- regressions found by the fuzz targets (fuzz/) --------------------------------
+
+
+def test_fuzz_superscript_digit_in_window_bits_is_an_invalid_offer() -> None:
+    # fuzz_handshake, mode 2: 'client_max_window_bits="1\xb2"' (Latin-1, as h11
+    # decodes it). str.isdigit() accepted "²" and int() then raised a plain
+    # ValueError: the server answered 400 instead of skipping the offer, and
+    # the client's check_response raised ValueError, not HandshakeFailure.
+    value = 'permessage-deflate; client_max_window_bits="1\u00b2"; server_max_window_bits=9'
+    [(_, params)] = parse_extension_header(value)
+    assert params is not None
+    with pytest.raises(NegotiationError):
+        PerMessageDeflate().accept(params)
+    with pytest.raises(NegotiationError):
+        PerMessageDeflate().activate(params)
+
+    result = server_handshake(Request.build("GET", "/", [
+        *_GOOD.items(), ("Sec-WebSocket-Extensions", value + ", permessage-deflate")]),
+        extensions=[PerMessageDeflate()])
+    assert isinstance(result, Accepted) and result.extensions == "permessage-deflate"
+
+    handshake = ClientHandshake(Target(secure=False, host="example.com", port=80),
+                                extensions=[PerMessageDeflate()])
+    with pytest.raises(HandshakeFailure, match="invalid client_max_window_bits"):
+        handshake.check_response(101, [
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", accept_key(handshake.key)),
+            ("Sec-WebSocket-Extensions", value)])

@@ -178,8 +178,10 @@ def _validate(params: Params, *, client_side_offer: bool) -> None:
             # A bare client_max_window_bits is allowed only in an offer.
             if value is None and (key == "server_max_window_bits" or not client_side_offer):
                 raise NegotiationError(f"{key} needs a value")
+            # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
             if value is not None and not (
-                value.isdigit() and _MIN_BITS <= int(value) <= _MAX_BITS and value[0] != "0"
+                value.isascii() and value.isdigit()
+                and _MIN_BITS <= int(value) <= _MAX_BITS and value[0] != "0"
             ):
                 raise NegotiationError(f"invalid {key} value {value!r}")
 

@@ -1,14 +1,17 @@
 """atheris target: the hybi-13 frame reader (``WebSocketProtocol.receive_data``).
 
 Input layout: byte 0 chooses the configuration, byte 1 how the rest is cut
-into reads, the rest is what the peer sent.
+into reads and whether it is raw, the rest is what the peer sent.
 
 * byte 0, bit 0: this side is the client (expects unmasked frames);
   bit 1: permessage-deflate negotiated; bit 2: the peer resets its
   compressor per message (our inflater does too); bit 3: we reset ours;
   bit 4: ``defer_close_reply`` (as the runtime sets it); bits 5-6: the
   ``max_length`` (2**26 - 1, 0, 125 or 1000); bit 7: echo messages back.
-* byte 1: 0 feeds the rest whole; n feeds it in reads of n bytes.
+* byte 1, bits 0-6: 0 feeds the bytes whole, n in reads of n bytes; bit 7:
+  the rest is not raw bytes but frame descriptions that :func:`build`
+  turns into frames, deflating data frames with a real compressor (mutated
+  raw bytes seldom hold valid deflate data).
 
 Invariants checked on every input:
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import struct
 import sys
+import zlib
 
 import atheris
 
@@ -61,6 +65,51 @@ def make_core(*, client: bool, deflate: bool, inbound_reset: bool, outbound_rese
                                inbound_no_context_takeover=inbound_reset)
         sessions.append(DeflateSession(PerMessageDeflate(), params, max_length=max_length))
     return WebSocketProtocol(client=client, extensions=sessions, max_length=max_length)
+
+
+def build(spec: bytes, *, masked: bool, reset: bool) -> bytes:
+    """Frames from descriptions: a flags byte, a length byte, that many
+    payload bytes. Flags: bits 0-2 the opcode (continuation, text, binary,
+    close, ping, pong, 3, 11); bit 3 not final; bit 4 deflate the payload
+    (RSV1 on a message's first frame); bit 5 the payload 300 times over
+    (a 16-bit length); bit 6 masked the wrong way; bit 7 RSV1 flipped."""
+    out = bytearray()
+    compressor = None
+    pos = 0
+    while pos + 2 <= len(spec):
+        flags, size = spec[pos], spec[pos + 1]
+        payload = spec[pos + 2 : pos + 2 + size]
+        pos += 2 + size
+        opcode = (0, 1, 2, 8, 9, 10, 3, 11)[flags & 7]
+        fin = not flags & 8
+        if flags & 32:
+            payload *= 300
+        rsv1 = False
+        if flags & 16 and opcode < 3:
+            if compressor is None:
+                compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+            payload = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            if fin:  # RFC 7692 section 7.2.1: the message drops its last empty block
+                payload = payload[:-4]
+                if reset:
+                    compressor = None
+            rsv1 = opcode != 0
+        rsv1 ^= bool(flags & 128)
+        out.append((0 if not fin else 0x80) | (0x40 if rsv1 else 0) | opcode)
+        mask = masked != bool(flags & 64)
+        bit = 0x80 if mask else 0
+        if len(payload) < 126:
+            out.append(bit | len(payload))
+        elif len(payload) < 65536:
+            out += bytes([bit | 126]) + struct.pack("!H", len(payload))
+        else:
+            out += bytes([bit | 127]) + struct.pack("!Q", len(payload))
+        if mask:
+            key = b"\x9c\x01\x5a\xe3"
+            out += key + bytes(b ^ key[i & 3] for i, b in enumerate(payload))
+        else:
+            out += payload
+    return bytes(out)
 
 
 def feed(core: WebSocketProtocol, data: bytes, step: int) -> list[Event]:
@@ -125,9 +174,11 @@ def same_events(whole: list[Event], split: list[Event]) -> bool:
 def one_input(data: bytes) -> None:
     if len(data) < 2:
         return
-    config, step, wire = data[0], data[1], data[2:]
+    config, step, wire = data[0], data[1] & 0x7F, data[2:]
     client, deflate = bool(config & 1), bool(config & 2)
     inbound_reset, outbound_reset = bool(config & 4), bool(config & 8)
+    if data[1] & 0x80:
+        wire = build(wire, masked=not client, reset=inbound_reset)
     defer, echo = bool(config & 16), bool(config & 128)
     max_length = MAX_LENGTHS[(config >> 5) & 3]
 

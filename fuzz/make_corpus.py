@@ -59,6 +59,13 @@ def frames_seeds() -> dict[str, bytes]:
         "rsv1-on-continuation": b"\x82\x00" + frame(1, hello[:2], fin=False, rsv1=True)
         + frame(0, hello[2:], rsv1=True),
         "deflate-bomb-at-1000": b"\xe2\x00" + frame(2, deflated(b"\0" * 100_000), rsv1=True),
+        # byte 1 bit 7: frame descriptions (flags, length, payload), see build().
+        "built-deflate-fragments-ping": b"\x82\x84" + b"\x19\x05hello" + b"\x04\x01p"
+        + b"\x10\x06 world" + b"\x12\x03abc" + b"\x03\x02\x03\xe8",
+        "built-client-large-compressed": b"\x8b\x80" + b"\x31\x08abcdefgh" + b"\x05\x00"
+        + b"\x39\x04wxyz" + b"\x30\x02!!",
+        "built-plain-fragments": b"\x80\x81" + b"\x09\x02ab" + b"\x04\x00"
+        + b"\x28\x03xyz" + b"\x00\x01!",
     }
 
 

@@ -118,6 +118,10 @@ class _LengthGuard(_WsprotoExtension):
     def __init__(self, max_length: int) -> None:
         self._max_length = max_length
         self._size = 0
+        # The size of the message's frames read to their end. wsproto may
+        # report one header twice (before its masking key has arrived, and
+        # again once it has), so the header hook must not accumulate.
+        self._done = 0
 
     def enabled(self) -> bool:
         return True
@@ -130,12 +134,17 @@ class _LengthGuard(_WsprotoExtension):
         if opcode.iscontrol():
             return _NO_RSV
         if opcode is Opcode.CONTINUATION:
-            self._size += payload_length
+            self._size = self._done + payload_length
         else:
             self._size = payload_length
         if self._size > self._max_length:
             return CloseReason.MESSAGE_TOO_BIG
         return _NO_RSV
+
+    def frame_inbound_complete(self, proto: FrameDecoder | FrameProtocol,
+                               fin: bool) -> bytes | CloseReason | None:
+        self._done = self._size  # a control frame's end leaves it as it is
+        return None
 
 
 #: Registered codes wsproto does not know (IANA "WebSocket Close Code Number

@@ -67,11 +67,17 @@ def make_core(*, client: bool, deflate: bool, inbound_reset: bool, outbound_rese
     return WebSocketProtocol(client=client, extensions=sessions, max_length=max_length)
 
 
+def _xor(data: bytes, key: bytes) -> bytes:
+    n = len(data)
+    stream = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
+
+
 def build(spec: bytes, *, masked: bool, reset: bool) -> bytes:
     """Frames from descriptions: a flags byte, a length byte, that many
     payload bytes. Flags: bits 0-2 the opcode (continuation, text, binary,
     close, ping, pong, 3, 11); bit 3 not final; bit 4 deflate the payload
-    (RSV1 on a message's first frame); bit 5 the payload 300 times over
+    (RSV1 on a message's first frame); bit 5 the payload 40 times over
     (a 16-bit length); bit 6 masked the wrong way; bit 7 RSV1 flipped."""
     out = bytearray()
     compressor = None
@@ -83,7 +89,7 @@ def build(spec: bytes, *, masked: bool, reset: bool) -> bytes:
         opcode = (0, 1, 2, 8, 9, 10, 3, 11)[flags & 7]
         fin = not flags & 8
         if flags & 32:
-            payload *= 300
+            payload *= 40
         rsv1 = False
         if flags & 16 and opcode < 3:
             if compressor is None:
@@ -106,7 +112,7 @@ def build(spec: bytes, *, masked: bool, reset: bool) -> bytes:
             out += bytes([bit | 127]) + struct.pack("!Q", len(payload))
         if mask:
             key = b"\x9c\x01\x5a\xe3"
-            out += key + bytes(b ^ key[i & 3] for i, b in enumerate(payload))
+            out += key + _xor(payload, key)
         else:
             out += payload
     return bytes(out)
@@ -117,6 +123,7 @@ def feed(core: WebSocketProtocol, data: bytes, step: int) -> list[Event]:
     if step == 0:
         core.receive_data(data)
         return core.events_received()
+    step = max(step, len(data) // 1024)  # at most about a thousand reads
     for i in range(0, len(data), step):
         core.receive_data(data[i : i + step])
         events += core.events_received()

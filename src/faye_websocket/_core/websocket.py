@@ -270,6 +270,10 @@ class WebSocketProtocol:
                 opcode = first & 0x0F
             head = parse_header(buf, pos)
             if head is None:
+                if opcode & 0x8 and end - pos >= 2 and buf[pos + 1] & 0x7F > 125:
+                    # A control frame with a 16/64-bit length: wsproto fails
+                    # it now, without waiting for the rest of the header.
+                    return self._hand_over(pos)
                 break
             size, length, masked = head
             if not size or masked == client or (

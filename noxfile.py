@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck autobahn bench``."""
+"""Developer sessions: ``nox -s tests lint typecheck autobahn bench fuzz``."""
 
 from __future__ import annotations
 
@@ -86,3 +86,31 @@ def bench(session: nox.Session) -> None:
     else:
         session.log("node/npm not found: the Node faye-websocket peer will be skipped")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+FUZZ_TARGETS = {"handshake": 4096, "frames": 4096}  # target: -max_len
+
+
+@nox.session(python="3.11")
+def fuzz(session: nox.Session) -> None:
+    """The atheris targets in fuzz/, each for a bounded time.
+
+    ``nox -s fuzz`` runs every target for 600 s; ``nox -s fuzz -- 60`` for
+    60 s; ``nox -s fuzz -- 60 frames`` one target. New inputs go to
+    fuzz/work/<target>/ (the committed seeds in fuzz/corpus/<target>/ stay
+    as they are), crashes to fuzz/crashes/<target>/; both are gitignored.
+    A crash fails the session. Python 3.11: atheris ships wheels for it.
+    """
+    seconds = session.posargs[0] if session.posargs else "600"
+    targets = session.posargs[1:] or list(FUZZ_TARGETS)
+    session.install("-e", ".[fuzz]")
+    for target in targets:
+        work, crashes = f"fuzz/work/{target}", f"fuzz/crashes/{target}"
+        os.makedirs(work, exist_ok=True)
+        os.makedirs(crashes, exist_ok=True)
+        session.run(
+            "python", f"fuzz/fuzz_{target}.py", f"-max_total_time={seconds}",
+            f"-max_len={FUZZ_TARGETS[target]}", "-timeout=10", "-rss_limit_mb=2048",
+            f"-artifact_prefix={crashes}/", "-print_final_stats=1", work,
+            f"fuzz/corpus/{target}",
+        )

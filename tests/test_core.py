@@ -273,6 +273,23 @@ def test_compressed_messages_inflate() -> None:
     assert core.events_received() == [MessageReceived(b"raw")]
 
 
+def test_control_frames_inside_a_compressed_message_are_not_inflated() -> None:
+    # Found by tests/test_properties.py: a Ping between the fragments of a
+    # compressed message was fed to the inflater (its payload came out as
+    # garbage, a long one made the pong raise ValueError) and its end reset
+    # the message, so the last fragment went through still compressed.
+    core = deflate_server()
+    body = deflated(b"hello hello hello")
+    core.receive_data(frame(0x1, body[:3], fin=False, rsv1=True) + frame(0x9, b"p")
+                      + frame(0xA, b"Z0\x02") + frame(0x0, body[3:]))
+    assert core.events_received() == [PingReceived(b"p"), PongReceived(b"Z0\x02"),
+                                      MessageReceived("hello hello hello")]
+    assert core.data_to_send() == b"\x8a\x01p"
+    core.receive_data(frame(0x1, b"", fin=False, rsv1=True) + frame(0x9, b"Z0\x02")
+                      + frame(0x0, deflated(b"")))
+    assert core.events_received() == [PingReceived(b"Z0\x02"), MessageReceived("")]
+
+
 def test_deflate_bomb_closes_1009_without_inflating_it_all(monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
     limit = 1 << 20

@@ -178,8 +178,10 @@ def _validate(params: Params, *, client_side_offer: bool) -> None:
             # A bare client_max_window_bits is allowed only in an offer.
             if value is None and (key == "server_max_window_bits" or not client_side_offer):
                 raise NegotiationError(f"{key} needs a value")
+            # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
             if value is not None and not (
-                value.isdigit() and _MIN_BITS <= int(value) <= _MAX_BITS and value[0] != "0"
+                value.isascii() and value.isdigit()
+                and _MIN_BITS <= int(value) <= _MAX_BITS and value[0] != "0"
             ):
                 raise NegotiationError(f"invalid {key} value {value!r}")
 
@@ -210,6 +212,9 @@ class DeflateSession(_WsprotoExtension):
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
         self._inbound_compressed = False
+        # The frame being read is a control frame: a Ping or Pong between the
+        # fragments of a compressed message is never inflated (RFC 7692 6.1).
+        self._inbound_control = False
         self._inflated = 0
         #: Set by the core to send the next message uncompressed.
         self.skip_next = False
@@ -224,7 +229,8 @@ class DeflateSession(_WsprotoExtension):
 
     def frame_inbound_header(self, proto: FrameDecoder | FrameProtocol, opcode: Opcode,
                              rsv: RsvBits, payload_length: int) -> CloseReason | RsvBits:
-        if opcode.iscontrol():
+        self._inbound_control = opcode.iscontrol()
+        if self._inbound_control:
             return _NO_RSV  # RSV1 on a control frame is a protocol error
         if opcode is Opcode.CONTINUATION:
             if rsv.rsv1:  # RFC 7692 section 6.1: only the first frame may set it
@@ -236,13 +242,13 @@ class DeflateSession(_WsprotoExtension):
 
     def frame_inbound_payload_data(self, proto: FrameDecoder | FrameProtocol,
                                    data: bytes) -> bytes | CloseReason:
-        if not self._inbound_compressed:
+        if not self._inbound_compressed or self._inbound_control:
             return data
         return self._inflate(data)
 
     def frame_inbound_complete(self, proto: FrameDecoder | FrameProtocol,
                                fin: bool) -> bytes | CloseReason | None:
-        if not self._inbound_compressed or not fin:
+        if not self._inbound_compressed or self._inbound_control or not fin:
             return None
         tail = self._inflate(_TAIL)
         self._inbound_compressed = False

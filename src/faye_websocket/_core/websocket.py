@@ -118,6 +118,10 @@ class _LengthGuard(_WsprotoExtension):
     def __init__(self, max_length: int) -> None:
         self._max_length = max_length
         self._size = 0
+        # The size of the message's frames read to their end. wsproto may
+        # report one header twice (before its masking key has arrived, and
+        # again once it has), so the header hook must not accumulate.
+        self._done = 0
 
     def enabled(self) -> bool:
         return True
@@ -130,12 +134,17 @@ class _LengthGuard(_WsprotoExtension):
         if opcode.iscontrol():
             return _NO_RSV
         if opcode is Opcode.CONTINUATION:
-            self._size += payload_length
+            self._size = self._done + payload_length
         else:
             self._size = payload_length
         if self._size > self._max_length:
             return CloseReason.MESSAGE_TOO_BIG
         return _NO_RSV
+
+    def frame_inbound_complete(self, proto: FrameDecoder | FrameProtocol,
+                               fin: bool) -> bytes | CloseReason | None:
+        self._done = self._size  # a control frame's end leaves it as it is
+        return None
 
 
 #: Registered codes wsproto does not know (IANA "WebSocket Close Code Number
@@ -261,6 +270,10 @@ class WebSocketProtocol:
                 opcode = first & 0x0F
             head = parse_header(buf, pos)
             if head is None:
+                if opcode & 0x8 and end - pos >= 2 and buf[pos + 1] & 0x7F > 125:
+                    # A control frame with a 16/64-bit length: wsproto fails
+                    # it now, without waiting for the rest of the header.
+                    return self._hand_over(pos)
                 break
             size, length, masked = head
             if not size or masked == client or (

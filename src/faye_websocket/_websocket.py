@@ -26,7 +26,7 @@ from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
 from ._runtime import server as _server
 from ._runtime.connection import Connection, Core
-from ._runtime.streams import TRANSPORT_ERRORS
+from ._runtime.streams import TRANSPORT_ERRORS, DirectTransport
 from .exceptions import ConnectionClosedError, HandshakeError
 
 if TYPE_CHECKING:
@@ -146,7 +146,11 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         self.protocol = result.protocol
         self.extensions = result.extensions
         try:
-            await self._transport.send(result.response)
+            self._direct = DirectTransport.for_stream(self._transport)
+            if self._direct is None:
+                await self._transport.send(result.response)
+            elif not self._direct.write(result.response) or not await self._direct.drained():
+                raise anyio.BrokenResourceError
         except BaseException as exc:
             # The client left (or the caller cancelled) before the 101 was
             # written: the connection ends here, as it would have once open.

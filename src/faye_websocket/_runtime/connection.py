@@ -230,7 +230,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 core: Core, initial: bytes) -> None:
         """Start the background tasks in ``tg``."""
         self._tg, self._stream, self._core, self._initial = tg, stream, core, initial
-        self._direct = DirectTransport.for_stream(stream)
+        if self._direct is None:
+            self._direct = DirectTransport.for_stream(stream)
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
         tg.start_soon(self._read_loop)

@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck autobahn bench``."""
+"""Developer sessions: ``nox -s tests lint typecheck autobahn bench soak``."""
 
 from __future__ import annotations
 
@@ -86,3 +86,13 @@ def bench(session: nox.Session) -> None:
     else:
         session.log("node/npm not found: the Node faye-websocket peer will be skipped")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Soak and load run (bench/soak.py): 1,000 echo clients x 100 messages,
+    slow readers and broadcast, on both backends, the echo run also through
+    TLS; results in bench/results/. ``nox -s soak -- --quick`` for small
+    sizes; other arguments go to bench/soak.py (see its ``--help``)."""
+    session.install("-e", ".", "trio", "trustme")
+    session.run("python", "bench/soak.py", *session.posargs)

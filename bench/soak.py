@@ -514,6 +514,13 @@ def read_status(pid: int) -> dict[str, int]:
     return values
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def mib(n: float | None) -> str:
     return "-" if n is None else f"{n / MIB:.1f} MiB"
 
@@ -611,14 +618,19 @@ class ServerProcess(Process):
     def memory(self) -> dict[str, int]:
         return read_status(self.pid)
 
-    def stats(self) -> dict[str, Any]:
-        """``GET /stats``, over TLS if the server speaks it."""
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def stats(self, trim: bool = False) -> dict[str, Any]:
+        """``GET /stats`` (``?trim=1``: after gc and ``malloc_trim``), over
+        TLS if the server speaks it."""
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
         if self.tls is not None:
             context = ssl.create_default_context(cafile=str(self.tls.ca))
             sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
         with sock:
-            sock.sendall(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            target = b"/stats?trim=1" if trim else b"/stats"
+            sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          b"Connection: close\r\n\r\n")
             data = b""
             while chunk := sock.recv(65536):
@@ -769,14 +781,19 @@ def scenario_echo(run: Run, backend: str, tls: bool) -> dict[str, Any]:
         rss_connected = server.memory()["VmRSS"]
         connected = sum(r["connected"] for r in ready)
         sampler = Sampler(server.pid, 0.5)
+        cpu_before = server.cpu()
+        t_go = time.monotonic()
         for w in workers:
             w.send("go")
         results = [w.expect("result", args.timeout) for w in workers]
         for w in workers:
             w.finish(30)
+        cpu = server.cpu() - cpu_before
+        settle()
         samples = sampler.stop()
         memory = server.memory()
-        stats = server.stats()
+        stats = server.stats(trim=True)
+        rss_trimmed = server.memory()["VmRSS"]
         server_exit = server.stop()
     first_send = min((r["first_send"] for r in results if r["first_send"]), default=0.0)
     last_receive = max((r["last_receive"] for r in results), default=0.0)
@@ -804,18 +821,23 @@ def scenario_echo(run: Run, backend: str, tls: bool) -> dict[str, Any]:
         rss_start=rss_start, rss_connected=rss_connected,
         rss_per_connection=(rss_connected - rss_start) / connected if connected else None,
         rss_peak_sampled=max((rss for _t, rss in samples), default=None),
-        rss_end=memory["VmRSS"], vm_hwm=memory["VmHWM"],
+        rss_load_per_connection=(memory["VmHWM"] - rss_start) / connected if connected else None,
+        rss_end=memory["VmRSS"], rss_end_trimmed=rss_trimmed, vm_hwm=memory["VmHWM"],
+        server_cpu_s=round(cpu, 1),
         server_stats=stats, server_exit=server_exit, errors=errors,
+        rss_samples=[(round(t - t_go, 1), rss) for t, rss in samples],
         error_samples=[s for r in results for s in r["errors"]["samples"]][:5],
     )
     result["ok"] = (result["lost"] == 0 and result["corrupted"] == 0 and result["extra"] == 0
                     and result["chain_mismatch"] == 0 and result["connect_failed"] == 0
-                    and received == result["expected"] and stats["handler_errors"] == 0)
+                    and received == result["expected"] and stats["handler_errors"] == 0
+                    and stats["alive_websockets"] == 0)
     print(f"   {'ok' if result['ok'] else 'FAILED'}: {received}/{result['expected']} echoed, "
           f"lost {result['lost']}, corrupted {result['corrupted']}, "
           f"{result['run_time_s']} s, {result['messages_per_s']} msg/s, "
           f"peak RSS {mib(result['vm_hwm'])}, "
-          f"{kib(result['rss_per_connection'])}/connection", flush=True)
+          f"{kib(result['rss_per_connection'])}/connection; after: {mib(result['rss_end'])}, "
+          f"trimmed {mib(rss_trimmed)}; server CPU {result['server_cpu_s']} s", flush=True)
     return result
 
 
@@ -881,7 +903,8 @@ def scenario_slow(run: Run, backend: str, tls: bool) -> dict[str, Any]:
         settle()
         samples = sampler.stop()
         memory = server.memory()
-        stats_after = server.stats()
+        stats_after = server.stats(trim=True)
+        rss_trimmed = server.memory()["VmRSS"]
         server_exit = server.stop()
     connected = ready["connected"]
     pushing = [(t, rss) for t, rss in samples if push_started <= t <= push_ended]
@@ -910,7 +933,8 @@ def scenario_slow(run: Run, backend: str, tls: bool) -> dict[str, Any]:
         rss_growth_per_connection=(peak_push - rss_idle) / connected if connected else None,
         rss_by_quarter=[window_max(q / 4, (q + 1) / 4) for q in range(4)],
         rss_growth_last_half=(window_max(0.5, 1.0) or 0) - (window_max(0.0, 0.5) or 0),
-        rss_after_release=memory["VmRSS"], released_in_s=released_in,
+        rss_after_release=memory["VmRSS"], rss_after_release_trimmed=rss_trimmed,
+        released_in_s=released_in,
         bound=bound, per_connection_bound=per_connection_bound,
         pushed_bytes=stats["pushed_bytes"], pushed_messages=stats["pushed_messages"],
         would_block=stats["push_would_block"],
@@ -930,7 +954,7 @@ def scenario_slow(run: Run, backend: str, tls: bool) -> dict[str, Any]:
         and released_in is not None and probe_result["lost"] == 0
         and probe_result["corrupted"] == 0 and during
         and (result["probe_max_ms"] or 0) <= args.probe_max_ms
-        and stats_after["handler_errors"] == 0)
+        and stats_after["handler_errors"] == 0 and stats_after["alive_websockets"] == 0)
     print(f"   {'ok' if result['ok'] else 'FAILED'}: RSS idle {mib(rss_idle)}, peak while "
           f"pushing {mib(peak_push)} (bound {mib(bound)}), by quarter "
           f"{', '.join(mib(v) for v in result['rss_by_quarter'])}; "
@@ -987,12 +1011,14 @@ def scenario_broadcast(run: Run, backend: str, tls: bool) -> dict[str, Any]:
         results = [w.expect("result", args.timeout) for w in workers]
         for w in workers:
             w.finish(30)
+        settle()
         samples = sampler.stop()
         memory = server.memory()
-        stats = server.stats()
+        stats = server.stats(trim=True)
+        rss_trimmed = server.memory()["VmRSS"]
         server_exit = server.stop()
     connected = sum(r["connected"] for r in ready)
-    result.update(
+    result.update(rss_end=memory["VmRSS"], rss_end_trimmed=rss_trimmed,
         connected=connected, connect_failed=sum(r["connect_failed"] for r in results),
         rounds=rounds,
         expected=sum(r["expected"] for r in results),
@@ -1009,7 +1035,7 @@ def scenario_broadcast(run: Run, backend: str, tls: bool) -> dict[str, Any]:
     result["ok"] = (result["missing"] == 0 and result["duplicates"] == 0
                     and result["corrupted"] == 0 and result["connect_failed"] == 0
                     and all(r["delivered"] == connected for r in rounds)
-                    and stats["handler_errors"] == 0)
+                    and stats["handler_errors"] == 0 and stats["alive_websockets"] == 0)
     print(f"   {'ok' if result['ok'] else 'FAILED'}: missing {result['missing']}, duplicates "
           f"{result['duplicates']}, corrupted {result['corrupted']}, peak RSS "
           f"{mib(result['vm_hwm'])}", flush=True)
@@ -1057,9 +1083,9 @@ def markdown(run: Run, env: dict[str, Any], elapsed: float) -> str:
             "## Echo",
             "",
             "| backend | TLS | clients x msgs | lost | corrupted | run time | msg/s "
-            "| MiB/s each way | RSS start | RSS connected | RSS/connection "
-            "| peak RSS (VmHWM) | result |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| MiB/s each way | server CPU | RSS start | RSS connected | RSS/connection "
+            "| peak RSS (VmHWM) | peak/connection | RSS after (trimmed) | result |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in echo:
             lines.append(
@@ -1067,13 +1093,23 @@ def markdown(run: Run, env: dict[str, Any], elapsed: float) -> str:
                 f"{r['clients']} x {r['messages']} | {r.get('lost', '-')} | "
                 f"{r.get('corrupted', '-')} | {r.get('run_time_s', '-')} s | "
                 f"{r.get('messages_per_s', '-')} | {r.get('mib_per_s_each_way', '-')} | "
+                f"{r.get('server_cpu_s', '-')} s | "
                 f"{mib(r.get('rss_start'))} | {mib(r.get('rss_connected'))} | "
                 f"{kib(r.get('rss_per_connection'))} | {mib(r.get('vm_hwm'))} | "
+                f"{kib(r.get('rss_load_per_connection'))} | "
+                f"{mib(r.get('rss_end'))} ({mib(r.get('rss_end_trimmed'))}) | "
                 f"{_verdict(r)} |")
         lines += ["", "Messages are 1 B-64 KiB (60 % <= 512 B, 30 % <= 8 KiB, 10 % <= 64 KiB), "
-                  "half text, half binary; each echo is checked by SHA-256 of type and payload, "
-                  "in order. Run time: first message sent to last echo received. "
-                  "RSS/connection: (RSS with every client connected - RSS at start) / clients.",
+                  "half text, half binary, sent as fast as the server takes them (each client "
+                  "has a sender and a receiver task); each echo is checked by SHA-256 of type "
+                  "and payload, in order. Run time: first message sent to last echo received; "
+                  "msg/s counts echoed messages. "
+                  "RSS/connection: (RSS with every client connected and idle - RSS at start) / "
+                  "clients. Peak/connection: (VmHWM - RSS at start) / clients, i.e. under load, "
+                  "when each connection may hold up to max_queue received messages, a read "
+                  "chunk and the message being written. RSS after: once every client has "
+                  "left; in brackets after `gc.collect()` and `malloc_trim(0)` in the server "
+                  "(what is still in use rather than kept by the allocator).",
                   ""]
     slow = [r for r in run.results if r["scenario"] == "slow"]
     if slow:

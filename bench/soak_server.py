@@ -15,7 +15,8 @@ Built on the public API only: :class:`faye_websocket.http.Server` and
     kernel) takes them; the slow-reader scenario connects clients that then
     never read.
 ``GET /stats``
-    a JSON snapshot of the counters below.
+    a JSON snapshot of the counters below; ``GET /stats?trim=1`` first runs
+    the garbage collector and glibc's ``malloc_trim(0)``.
 
 Run ``python bench/soak_server.py --help``. Once listening it prints one
 line, ``listening <port>``, on stdout; SIGTERM or SIGINT shuts it down
@@ -25,12 +26,16 @@ line, ``listening <port>``, on stdout; SIGTERM or SIGINT shuts it down
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import functools
+import gc
 import json
 import resource
 import signal
 import ssl
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -76,6 +81,8 @@ class SoakServer:
         self.server = Server(on_request=self.on_request, on_upgrade=self.on_upgrade,
                              request_timeout=args.request_timeout)
         self.push_payload = b"\x5a" * args.push_size
+        #: Every WebSocket this server created and that is still alive.
+        self.alive: weakref.WeakSet[WebSocket] = weakref.WeakSet()
         options: dict[str, Any] = {}
         for name in ("max_length", "max_queue", "write_limit"):
             value = getattr(args, name)
@@ -89,8 +96,15 @@ class SoakServer:
 
     async def on_request(self, request: Request, response: Response) -> None:
         if request.path == "/stats":
+            if request.target.endswith("?trim=1"):
+                # Collect garbage and hand free heap pages back to the OS, so
+                # that RSS shows what is still in use (not what the allocator
+                # keeps for later).
+                gc.collect()
+                _malloc_trim()
             snapshot = asdict(self.stats)
             snapshot["push_buffered"] = [ws.buffered_amount for ws in self.pushers]
+            snapshot["alive_websockets"] = len(self.alive)
             body = json.dumps(snapshot).encode()
             response.write_head(200, {"Content-Type": "application/json"})
             await response.end(body)
@@ -112,6 +126,7 @@ class SoakServer:
             return
         name = request.path[1:]
         ws = WebSocket(request, stream, body, **self.options)
+        self.alive.add(ws)
         stats = self.stats
 
         def on_close(event: Any) -> None:
@@ -177,6 +192,15 @@ class SoakServer:
                 await anyio.lowlevel.checkpoint()
         finally:
             self.pushers.discard(ws)
+
+
+def _malloc_trim() -> None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    libc = ctypes.CDLL(name)
+    if hasattr(libc, "malloc_trim"):  # glibc
+        libc.malloc_trim(0)
 
 
 def raise_fd_limit() -> int:

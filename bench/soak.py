@@ -180,6 +180,7 @@ class _EchoTotals:
     lost: int = 0
     extra: int = 0
     chain_mismatch: int = 0
+    close_errors: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
     first_send: float = 0.0
@@ -254,21 +255,25 @@ async def _worker_echo(config: dict[str, Any]) -> None:
             totals.extra += 1
 
     async def client(index: int) -> None:
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                async with connect_slots:
-                    ws = await stack.enter_async_context(
-                        WebSocket.Client(config["url"], **options))
-            except Exception as exc:  # counted: every message of it is lost
-                totals.connect_failed += 1
-                totals.lost += messages
-                totals.errors.add(exc)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    async with connect_slots:
+                        ws = await stack.enter_async_context(
+                            WebSocket.Client(config["url"], **options))
+                except Exception as exc:  # counted: every message of it is lost
+                    totals.connect_failed += 1
+                    totals.lost += messages
+                    totals.errors.add(exc)
+                    settle()
+                    return
+                totals.connected += 1
                 settle()
-                return
-            totals.connected += 1
-            settle()
-            await go.wait()
-            await exchange(ws, index)
+                await go.wait()
+                await exchange(ws, index)
+        except Exception as exc:  # e.g. the closing handshake failed
+            totals.errors.add(exc)
+            totals.close_errors += 1
 
     async with anyio.create_task_group() as tg:
         for index in range(config["first"], config["first"] + count):
@@ -278,6 +283,7 @@ async def _worker_echo(config: dict[str, Any]) -> None:
         if await _command() != "go":
             tg.cancel_scope.cancel()
             return
+        cpu_at_go = time.process_time()
         go.set()
     _emit("result", connected=totals.connected, connect_failed=totals.connect_failed,
           expected=count * messages, received_ok=totals.received_ok,
@@ -285,7 +291,17 @@ async def _worker_echo(config: dict[str, Any]) -> None:
           chain_mismatch=totals.chain_mismatch, bytes_sent=totals.bytes_sent,
           bytes_received=totals.bytes_received, first_send=totals.first_send,
           last_receive=totals.last_receive, closed_at=time.monotonic(),
-          errors=totals.errors.as_dict())
+          close_errors=totals.close_errors, errors=totals.errors.as_dict(),
+          cpu_s=time.process_time() - cpu_at_go)
+
+
+@dataclass
+class _Round:
+    """One broadcast round, as this worker's clients saw it."""
+
+    done: Any
+    delivered: int = 0
+    last_at: float | None = None
 
 
 async def _worker_broadcast(config: dict[str, Any]) -> None:
@@ -293,27 +309,38 @@ async def _worker_broadcast(config: dict[str, Any]) -> None:
 
     from faye_websocket import ConnectionClosed, WebSocket
 
-    count, seed = config["count"], config["seed"]
+    count, seed, first = config["count"], config["seed"], config["first"]
     options = _client_options(config)
     connect_slots = anyio.Semaphore(config["connect_concurrency"])
     sockets: dict[int, Any] = {}
     failed = 0
     settled = anyio.Event()
-    # per client: round -> times received; plus corrupted messages
+    #: per client: round -> times received
     received: dict[int, dict[int, int]] = {}
     corrupted = 0
-    expected: dict[int, bytes] = {}
-    round_done: dict[int, anyio.Event] = {}
-    round_count: dict[int, int] = {}
-    round_last: dict[int, float] = {}
+    #: (round, size) -> SHA-256 of the round's message
+    digests: dict[tuple[int, int], bytes] = {}
+    rounds: dict[int, _Round] = {}
     errors = _Errors()
     quit_ = anyio.Event()
 
-    def expect_round(round_no: int, size: int) -> None:
-        if round_no not in expected:
-            expected[round_no] = hashlib.sha256(broadcast_payload(seed, round_no, size)).digest()
-            round_done[round_no] = anyio.Event()
-            round_count[round_no] = 0
+    def round_state(round_no: int) -> _Round:
+        # Created by whichever comes first: the driver's command, or the
+        # message itself (another worker's client may send it before this
+        # worker has read the command).
+        if round_no not in rounds:
+            rounds[round_no] = _Round(anyio.Event())
+        return rounds[round_no]
+
+    def is_intact(message: str | bytes) -> int | None:
+        """The round number of an intact broadcast message, else None."""
+        if not isinstance(message, bytes) or len(message) < 4:
+            return None
+        (round_no,) = struct.unpack("!I", message[:4])
+        key = (round_no, len(message))
+        if key not in digests:
+            digests[key] = hashlib.sha256(broadcast_payload(seed, *key)).digest()
+        return round_no if digests[key] == hashlib.sha256(message).digest() else None
 
     async def client(index: int) -> None:
         nonlocal failed, corrupted
@@ -335,28 +362,23 @@ async def _worker_broadcast(config: dict[str, Any]) -> None:
             try:
                 async for message in ws:
                     now = time.monotonic()
-                    if not isinstance(message, bytes) or len(message) < 4:
-                        corrupted += 1
-                        continue
-                    (round_no,) = struct.unpack("!I", message[:4])
-                    if expected.get(round_no) != hashlib.sha256(message).digest():
+                    round_no = is_intact(message)
+                    if round_no is None:
                         corrupted += 1
                         continue
                     counts[round_no] = counts.get(round_no, 0) + 1
                     if counts[round_no] == 1:
-                        round_count[round_no] += 1
-                        round_last[round_no] = now
-                        if round_count[round_no] == len(sockets):
-                            round_done[round_no].set()
-                    if quit_.is_set():
-                        break
+                        state = round_state(round_no)
+                        state.delivered += 1
+                        state.last_at = now
+                        if state.delivered == len(sockets):
+                            state.done.set()
             except ConnectionClosed as exc:
                 if not quit_.is_set():
                     errors.add(exc)
 
-    rounds: list[dict[str, Any]] = []
+    announced: list[int] = []
     async with anyio.create_task_group() as tg:
-        first = config["first"]
         for index in range(first, first + count):
             tg.start_soon(client, index)
         await settled.wait()
@@ -366,28 +388,28 @@ async def _worker_broadcast(config: dict[str, Any]) -> None:
             if not command or command[0] != "round":
                 break
             round_no, size = int(command[1]), int(command[2])
-            expect_round(round_no, size)
+            announced.append(round_no)
+            state = round_state(round_no)
             sent_at = None
             if first == 0 and 0 in sockets:
                 sent_at = time.monotonic()
                 await sockets[0].send(broadcast_payload(seed, round_no, size))
             with anyio.move_on_after(config["round_timeout"]):
-                await round_done[round_no].wait()
-            line = {"round": round_no, "sent_at": sent_at,
-                    "last_at": round_last.get(round_no),
-                    "delivered": round_count[round_no], "clients": len(sockets)}
-            rounds.append(line)
-            _emit("round", **line)
+                await state.done.wait()
+            _emit("round", round=round_no, sent_at=sent_at, last_at=state.last_at,
+                  delivered=state.delivered, clients=len(sockets))
         quit_.set()
         for ws in list(sockets.values()):
             with contextlib.suppress(ConnectionClosed):
                 ws.close_nowait()
-    n_rounds = len(expected)
-    missing = sum(1 for counts in received.values() for r in expected if r not in counts)
+    n_rounds = len(announced)
+    missing = sum(1 for counts in received.values() for r in announced if r not in counts)
+    unannounced = sum(1 for counts in received.values() for r in counts if r not in announced)
     duplicates = sum(n - 1 for counts in received.values() for n in counts.values() if n > 1)
     _emit("result", connected=len(sockets), connect_failed=failed, rounds=n_rounds,
           expected=(len(sockets) + failed) * n_rounds, missing=missing + failed * n_rounds,
-          duplicates=duplicates, corrupted=corrupted, errors=errors.as_dict())
+          duplicates=duplicates + unannounced, corrupted=corrupted, errors=errors.as_dict(),
+          cpu_s=time.process_time())
 
 
 def _masked_frame(payload: bytes, opcode: int = 0x1) -> bytes:
@@ -824,6 +846,8 @@ def scenario_echo(run: Run, backend: str, tls: bool) -> dict[str, Any]:
         rss_load_per_connection=(memory["VmHWM"] - rss_start) / connected if connected else None,
         rss_end=memory["VmRSS"], rss_end_trimmed=rss_trimmed, vm_hwm=memory["VmHWM"],
         server_cpu_s=round(cpu, 1),
+        client_cpu_s=round(sum(r["cpu_s"] for r in results), 1),
+        close_errors=sum(r["close_errors"] for r in results),
         server_stats=stats, server_exit=server_exit, errors=errors,
         rss_samples=[(round(t - t_go, 1), rss) for t, rss in samples],
         error_samples=[s for r in results for s in r["errors"]["samples"]][:5],
@@ -918,8 +942,10 @@ def scenario_slow(run: Run, backend: str, tls: bool) -> dict[str, Any]:
 
     # Bound: per connection, the library holds at most write_limit + one
     # message (send_nowait refuses at write_limit, one message may cross it);
-    # the transport may hold one more copy of the chunk being written.
-    per_connection_bound = 2 * (limit + size)
+    # the transport may hold one more copy of the chunk being written, and
+    # TLS one more (its ciphertext).
+    copies = 3 if tls else 2
+    per_connection_bound = copies * (limit + size)
     bound = rss_idle + connected * per_connection_bound
     buffered = stats["push_buffered"]
     base = [rtt for t, rtt in probe_result["samples"] if t < push_started]
@@ -1062,6 +1088,7 @@ def environment() -> dict[str, Any]:
         except Exception:
             versions[package] = None
     return {"python": platform.python_version(), "platform": platform.platform(),
+            "load_average": os.getloadavg(),
             "cpus": os.cpu_count(), "commit": commit, "versions": versions}
 
 
@@ -1071,7 +1098,9 @@ def markdown(run: Run, env: dict[str, Any], elapsed: float) -> str:
         f"# Soak run {run.stamp}",
         "",
         f"Commit `{env['commit']}`, Python {env['python']}, {env['cpus']} CPUs, "
-        f"{env['platform']}; total {elapsed:.0f} s.",
+        f"{env['platform']}; total {elapsed:.0f} s; load average at start "
+        f"{env['load_average'][0]:.1f}, at the end {os.getloadavg()[0]:.1f} (the machine is "
+        "shared: timings are noisy, CPU seconds less so).",
         f"Options: write_limit {args.write_limit}, max_queue {args.max_queue}, "
         f"max_length {args.max_length}, deflate {'on' if args.deflate else 'off'}, "
         f"{args.workers} client processes, seed {args.seed}.",
@@ -1083,7 +1112,7 @@ def markdown(run: Run, env: dict[str, Any], elapsed: float) -> str:
             "## Echo",
             "",
             "| backend | TLS | clients x msgs | lost | corrupted | run time | msg/s "
-            "| MiB/s each way | server CPU | RSS start | RSS connected | RSS/connection "
+            "| MiB/s each way | CPU server / clients | RSS start | RSS connected | RSS/connection "
             "| peak RSS (VmHWM) | peak/connection | RSS after (trimmed) | result |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
@@ -1093,7 +1122,7 @@ def markdown(run: Run, env: dict[str, Any], elapsed: float) -> str:
                 f"{r['clients']} x {r['messages']} | {r.get('lost', '-')} | "
                 f"{r.get('corrupted', '-')} | {r.get('run_time_s', '-')} s | "
                 f"{r.get('messages_per_s', '-')} | {r.get('mib_per_s_each_way', '-')} | "
-                f"{r.get('server_cpu_s', '-')} s | "
+                f"{r.get('server_cpu_s', '-')} / {r.get('client_cpu_s', '-')} s | "
                 f"{mib(r.get('rss_start'))} | {mib(r.get('rss_connected'))} | "
                 f"{kib(r.get('rss_per_connection'))} | {mib(r.get('vm_hwm'))} | "
                 f"{kib(r.get('rss_load_per_connection'))} | "
@@ -1103,7 +1132,10 @@ def markdown(run: Run, env: dict[str, Any], elapsed: float) -> str:
                   "half text, half binary, sent as fast as the server takes them (each client "
                   "has a sender and a receiver task); each echo is checked by SHA-256 of type "
                   "and payload, in order. Run time: first message sent to last echo received; "
-                  "msg/s counts echoed messages. "
+                  "msg/s counts echoed messages. CPU: seconds the server and all client "
+                  "processes used from the start of the exchange to the end of the closing "
+                  "handshakes (the clients do the same protocol work plus generating and "
+                  "hashing messages, so on 2 cores they rather than the server set the pace). "
                   "RSS/connection: (RSS with every client connected and idle - RSS at start) / "
                   "clients. Peak/connection: (VmHWM - RSS at start) / clients, i.e. under load, "
                   "when each connection may hold up to max_queue received messages, a read "
@@ -1116,19 +1148,21 @@ def markdown(run: Run, env: dict[str, Any], elapsed: float) -> str:
         lines += [
             "## Slow readers",
             "",
-            "| backend | TLS | readers | RSS idle | peak while pushing | bound | RSS by quarter "
-            "| growth last half | max buffered_amount | kernel bytes/conn "
+            "| backend | TLS | readers | RSS idle | peak while pushing | bound "
+            "| growth/conn (bound/conn) | RSS by quarter | growth last half "
+            "| max buffered_amount | kernel bytes/conn "
             "| probe p50 before/during | probe p99 / max | released | result |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in slow:
             if "bound" not in r:
                 lines.append(f"| {r['backend']} | {'yes' if r['tls'] else 'no'} | "
-                             f"{r['slow_clients']} | | | | | | | | | | | {_verdict(r)} |")
+                             f"{r['slow_clients']} | | | | | | | | | | | | {_verdict(r)} |")
                 continue
             lines.append(
                 f"| {r['backend']} | {'yes' if r['tls'] else 'no'} | {r['connected']} | "
                 f"{mib(r['rss_idle'])} | {mib(r['rss_peak_while_pushing'])} | {mib(r['bound'])} "
+                f"| {kib(r['rss_growth_per_connection'])} ({kib(r['per_connection_bound'])}) "
                 f"| {' / '.join(mib(v) for v in r['rss_by_quarter'])} | "
                 f"{mib(r['rss_growth_last_half'])} | {kib(r['buffered_max'])} | "
                 f"{kib(r['kernel_bytes_per_connection'])} | "
@@ -1142,13 +1176,14 @@ def markdown(run: Run, env: dict[str, Any], elapsed: float) -> str:
             f"server pushes {r0['push_size']}-byte messages with `send_nowait` "
             f"(`--push-mode {r0['push_mode']}`), retrying after `anyio.WouldBlock`, "
             f"for {r0['duration_s']:.0f} s. "
-            f"Bound = RSS with the readers connected and idle + readers x 2 x (write_limit + "
-            f"push size) = RSS idle + readers x {kib(r0['per_connection_bound'])}: "
-            "`send_nowait` refuses once `buffered_amount` reaches write_limit, so the library "
-            "holds at most write_limit + one message per connection (checked directly: max "
-            "`buffered_amount` above), and the transport may hold one more copy of the chunk "
-            "being written (asyncio's write buffer, TLS records). What the kernel holds "
-            "(socket buffers, the 'kernel bytes/conn' column) is not in the server's RSS. "
+            "Bound = RSS with the readers connected and idle + readers x k x (write_limit + "
+            "push size), k = 2 without TLS and 3 with TLS: `send_nowait` refuses once "
+            "`buffered_amount` reaches write_limit, so the library holds at most write_limit "
+            "+ one message per connection (checked directly: max `buffered_amount` above); "
+            "the chunk being written may be held once more by the transport (asyncio keeps "
+            "what the kernel did not take), and with TLS its ciphertext once more. What the "
+            "kernel holds (socket buffers, the 'kernel bytes/conn' column) is not in the "
+            "server's RSS. "
             "The probe is one normal client echoing "
             f"{args.probe_size} bytes every {args.probe_interval * 1000:.0f} ms on the same "
             "server; 'released' is the time the server took to close the readers' "

@@ -393,7 +393,10 @@ async def _worker_broadcast(config: dict[str, Any]) -> None:
             sent_at = None
             if first == 0 and 0 in sockets:
                 sent_at = time.monotonic()
-                await sockets[0].send(broadcast_payload(seed, round_no, size))
+                try:
+                    await sockets[0].send(broadcast_payload(seed, round_no, size))
+                except ConnectionClosed as exc:
+                    errors.add(exc)
             with anyio.move_on_after(config["round_timeout"]):
                 await state.done.wait()
             _emit("round", round=round_no, sent_at=sent_at, last_at=state.last_at,
@@ -1011,7 +1014,7 @@ def scenario_broadcast(run: Run, backend: str, tls: bool) -> dict[str, Any]:
         for i, (first, count) in enumerate(split(args.broadcast_clients, args.workers)):
             config = run.base_config("broadcast", args.client_backend or backend, server,
                                      "/broadcast")
-            config.update(first=first, count=count, round_timeout=args.timeout)
+            config.update(first=first, count=count, round_timeout=args.round_timeout)
             workers.append(run.worker(f"{name}-worker{i}", config))
         processes += workers
         ready = [w.expect("ready", args.timeout) for w in workers]
@@ -1022,11 +1025,12 @@ def scenario_broadcast(run: Run, backend: str, tls: bool) -> dict[str, Any]:
         for round_no, size in enumerate(sizes, 1):
             for w in workers:
                 w.send(f"round {round_no} {size}")
-            lines = [w.expect("round", args.timeout + 30) for w in workers]
-            sent_at = next(line["sent_at"] for line in lines if line["sent_at"] is not None)
+            lines = [w.expect("round", args.round_timeout + 30) for w in workers]
+            sent_at = next((line["sent_at"] for line in lines if line["sent_at"] is not None),
+                           None)
             last = [line["last_at"] for line in lines]
             delivered = sum(line["delivered"] for line in lines)
-            full = max(last) - sent_at if None not in last else None
+            full = max(last) - sent_at if sent_at is not None and None not in last else None
             rounds.append({"round": round_no, "size": size, "delivered": delivered,
                            "full_delivery_ms": _ms(full)})
             print(f"   round {round_no}: {size} B to {delivered} clients in "
@@ -1243,7 +1247,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="server backends, comma-separated (default: asyncio,trio)")
     parser.add_argument("--scenarios", default="echo,slow,broadcast",
                         help="comma-separated subset of echo,slow,broadcast")
-    parser.add_argument("--tls", default="asyncio",
+    parser.add_argument("--tls", default="all",
                         help="backends on which the echo scenario also runs through TLS "
                              "('' for none; 'all' for every backend)")
     parser.add_argument("--tls-only", action="store_true",
@@ -1270,7 +1274,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="one broadcast round per size (bytes)")
     parser.add_argument("--write-limit", type=int, default=65536)
     parser.add_argument("--max-queue", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=MAX_MESSAGE)
+    parser.add_argument("--max-length", type=int, default=MAX_MESSAGE + 1024,
+                        help="max_length on both sides; the default leaves room for "
+                             "permessage-deflate's overhead on incompressible 64 KiB messages "
+                             "(max_length also bounds the compressed size on the wire)")
+    parser.add_argument("--round-timeout", type=float, default=60,
+                        help="seconds a broadcast round may take to reach every client")
     parser.add_argument("--deflate", action="store_true", help="use permessage-deflate")
     parser.add_argument("--receive-timeout", type=float, default=120,
                         help="seconds a client waits for one echo before counting the rest lost")

@@ -36,6 +36,7 @@ import platform
 import queue
 import random
 import resource
+import shutil
 import signal
 import socket
 import ssl
@@ -1334,6 +1335,7 @@ def main(argv: list[str] | None = None) -> int:
             result = {"scenario": scenario, "backend": backend, "tls": tls,
                       "error": str(exc), "ok": False}
         run.results.append(result)
+    shutil.rmtree(run.tmp, ignore_errors=True)
     elapsed = time.monotonic() - started
     report = markdown(run, env, elapsed)
     run.out.mkdir(parents=True, exist_ok=True)

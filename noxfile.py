@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests lint typecheck autobahn bench fuzz``."""
+"""Developer sessions: ``nox -s tests tests_pure lint typecheck``; by hand,
+``autobahn``, ``bench``, ``soak`` and ``fuzz``."""
 
 from __future__ import annotations
 
@@ -114,3 +115,13 @@ def fuzz(session: nox.Session) -> None:
             f"-artifact_prefix={crashes}/", "-print_final_stats=1", work,
             f"fuzz/corpus/{target}",
         )
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Soak and load run (bench/soak.py): 1,000 echo clients x 100 messages,
+    slow readers and broadcast, on both backends, the echo run also through
+    TLS; results in bench/results/. ``nox -s soak -- --quick`` for small
+    sizes; other arguments go to bench/soak.py (see its ``--help``)."""
+    session.install("-e", ".", "trio", "trustme")
+    session.run("python", "bench/soak.py", *session.posargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -578,6 +579,53 @@ async def test_tls_connection_has_a_wss_url(server_context: Any, client_context:
                 assert recorder.ws is not None
                 assert recorder.ws.url == f"wss://localhost:{port}/"
                 await c.close()
+
+
+async def test_tls_peer_leaving_while_a_write_is_blocked_closes_1006(
+        server_context: Any, client_context: Any) -> None:
+    # The peer reads nothing, so the server's write blocks inside the TLS
+    # transport; then the peer resets the connection. The reader sees the
+    # reset first, and a graceful TLS close would need the transport the
+    # blocked write holds (for its close_notify): the connection must be
+    # dropped instead, with close 1006, and nothing else raised.
+    recorder = Recorder()
+    writing = anyio.Event()
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ws = WebSocket(request, stream, body)
+        ws.on("close", recorder.record)
+        try:
+            async with ws:
+                recorder.ws = ws
+                writing.set()
+                await ws.send(b"x" * 2**20)  # more than the socket buffers hold
+        except BaseException as exc:
+            recorder.error = exc
+        finally:
+            recorder.done.set()
+
+    async with running(Server(on_upgrade=on_upgrade), ssl_context=server_context) as port:
+        with anyio.fail_after(10):
+            stream = await anyio.connect_tcp("127.0.0.1", port, ssl_context=client_context,
+                                             tls_hostname="localhost",
+                                             tls_standard_compatible=False)
+            async with stream:
+                raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                await raw_connect(stream, host=f"localhost:{port}")
+                await writing.wait()
+                assert recorder.ws is not None
+                while recorder.ws.buffered_amount == 0:  # noqa: ASYNC110 (no event for it)
+                    await anyio.sleep(0.01)
+                await anyio.wait_all_tasks_blocked()
+                assert recorder.ws.buffered_amount > 0  # the write is stuck
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                await anyio.aclose_forcefully(stream)  # RST
+                await recorder.done.wait()
+    assert isinstance(recorder.error, ConnectionClosedError), repr(recorder.error)
+    assert [e.code for e in recorder.of("close")] == [1006]
 
 
 async def test_forwarded_proto_makes_the_url_wss() -> None:

@@ -40,12 +40,17 @@ async def close_stream(stream: anyio.abc.AnyByteStream, grace: float = 1) -> Non
             except TRANSPORT_ERRORS:
                 pass
         return
+    forcefully = False
     with anyio.move_on_after(grace, shield=True) as scope:
         try:
             await stream.aclose()
         except TRANSPORT_ERRORS:
             pass
-    if scope.cancelled_caught:
+        except anyio.BusyResourceError:
+            # Another task is blocked writing (the peer stopped reading), so
+            # TLS cannot send its close_notify now: drop the connection.
+            forcefully = True
+    if forcefully or scope.cancelled_caught:
         await anyio.aclose_forcefully(stream)
 
 

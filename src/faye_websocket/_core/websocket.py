@@ -210,7 +210,7 @@ class WebSocketProtocol:
         self._pending = 0
         #: Input not parsed yet, while the fast path has it (see
         #: :meth:`_receive_fast`); otherwise wsproto holds it.
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = bytearray()
         self._fast = True
         # Validation state of an incomplete text frame at the buffer's start.
         self._text_checked = 0
@@ -225,10 +225,15 @@ class WebSocketProtocol:
         """Feed bytes read from the transport."""
         if self.state is ReadyState.CLOSED or self._input_closed:
             return  # nothing after the closing handshake or a failure matters
-        if self._fast:
+        if not self._fast:
+            self._proto.receive_bytes(data)
+        elif self._buf:
             self._buf += data
         else:
-            self._proto.receive_bytes(data)
+            # Nothing buffered (the usual case): parse the bytes as they
+            # came, without copying them into the buffer first (a caller's
+            # bytearray is copied: the buffer is edited in place).
+            self._buf = data if type(data) is bytes else bytearray(data)
         try:
             # Each step returns True when it handed over to the other one
             # with bytes left to parse.
@@ -311,10 +316,22 @@ class WebSocketProtocol:
             else:
                 events.append(MessageReceived(payload))
             pos = start + length
-        del buf[:pos]
+        self._keep(buf, pos)
         return False
 
-    def _text_prefix_valid(self, buf: bytearray, start: int, end: int, masked: int) -> bool:
+    def _keep(self, buf: bytes | bytearray, pos: int) -> None:
+        """Keep the unparsed rest of ``buf`` (from ``pos``) for the next read."""
+        if pos == len(buf):
+            # A fresh buffer: a bytearray keeps its largest size otherwise,
+            # which an idle connection need not carry.
+            self._buf = bytearray()
+        elif isinstance(buf, bytearray):
+            del buf[:pos]
+        else:
+            self._buf = bytearray(memoryview(buf)[pos:])
+
+    def _text_prefix_valid(self, buf: bytes | bytearray, start: int, end: int,
+                           masked: int) -> bool:
         """Check the UTF-8 of the part of an incomplete text frame received
         so far, so that invalid text fails the connection before the rest of
         the frame comes (Autobahn 6.4.3 and 6.4.4 expect it); each byte is

@@ -293,3 +293,26 @@ def test_close_frames_match_wsproto(code: int | None, reason: str) -> None:
     ours = WebSocketProtocol(client=False)
     ours.send_close(code, reason)
     assert ours.data_to_send() == bytes(FrameProtocol(False, []).close(code, reason or None))
+
+
+def test_large_payloads_are_written_as_chunks_of_their_own() -> None:
+    def sends(core: WebSocketProtocol) -> None:
+        core.send_message("a")
+        core.send_message(b"b" * 70_000)
+        core.send_message("c")
+        core.send_message(b"d" * 65_536)
+
+    chunked, joined = WebSocketProtocol(client=False), WebSocketProtocol(client=False)
+    sends(chunked)
+    sends(joined)
+    assert chunked.pending == joined.pending
+    chunks = chunked.chunks_to_send()
+    assert b"".join(chunks) == joined.data_to_send()
+    # a + the large frame's header, its payload, c + the header, the payload
+    assert [len(c) for c in chunks] == [3 + 10, 70_000, 3 + 10, 65_536]
+    assert chunked.pending == 0 and chunked.chunks_to_send() == []
+    reader = WebSocketProtocol(client=True)
+    for chunk in chunks:
+        reader.receive_data(chunk)
+    assert reader.events_received() == [MessageReceived("a"), MessageReceived(b"b" * 70_000),
+                                        MessageReceived("c"), MessageReceived(b"d" * 65_536)]

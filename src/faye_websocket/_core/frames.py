@@ -15,7 +15,8 @@ import os
 import struct
 from collections.abc import Callable
 
-__all__ = ["SIMPLE", "c_mask", "mask", "parse_header", "python_mask", "serialize"]
+__all__ = ["SIMPLE", "c_mask", "frame_parts", "mask", "parse_header", "python_mask",
+           "serialize"]
 
 _TEXT, _BINARY, _PING, _PONG = 0x1, 0x2, 0x9, 0xA
 
@@ -107,6 +108,14 @@ mask: Masker = c_mask or python_mask
 def serialize(opcode: int, payload: bytes, *, rsv1: bool = False,
               client: bool = False) -> bytes:
     """One whole frame (FIN set); a client's frame is masked with a fresh key."""
+    head, body = frame_parts(opcode, payload, rsv1=rsv1, client=client)
+    return head + body
+
+
+def frame_parts(opcode: int, payload: bytes, *, rsv1: bool = False,
+                client: bool = False) -> tuple[bytes, bytes]:
+    """A whole frame as its header (with the masking key) and its body, so
+    that a large payload can be written without copying it into a frame."""
     first = 0x80 | opcode | (0x40 if rsv1 else 0)
     size = len(payload)
     if client:
@@ -117,9 +126,9 @@ def serialize(opcode: int, payload: bytes, *, rsv1: bool = False,
         else:
             head = _HEAD_64.pack(first, 0xFF, size)
         key = os.urandom(4)
-        return head + key + mask(payload, key)
+        return head + key, mask(payload, key)
     if size < 126:
-        return bytes((first, size)) + payload
+        return bytes((first, size)), payload
     if size < 0x10000:
-        return _HEAD_16.pack(first, 126, size) + payload
-    return _HEAD_64.pack(first, 127, size) + payload
+        return _HEAD_16.pack(first, 126, size), payload
+    return _HEAD_64.pack(first, 127, size), payload

@@ -199,6 +199,11 @@ class HixieProtocol:
     def fail(self, code: int, reason: str) -> None:
         self.send_close()
 
+    def chunks_to_send(self) -> list[bytes]:
+        """:meth:`data_to_send` as a list (the interface of the hybi core)."""
+        data = self.data_to_send()
+        return [data] if data else []
+
     def data_to_send(self) -> bytes:
         if not self._out:
             return b""

@@ -28,7 +28,7 @@ from wsproto.frame_protocol import (
 )
 
 from .deflate import DeflateSession
-from .frames import SIMPLE, mask, parse_header, serialize
+from .frames import SIMPLE, frame_parts, mask, parse_header, serialize
 
 __all__ = [
     "CloseReceived",
@@ -44,6 +44,9 @@ __all__ = [
 _NO_RSV = RsvBits(False, False, False)
 _RSV1 = RsvBits(True, False, False)
 _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+#: Payloads from this size on are handled through views and written as
+#: chunks of their own, to save copying them.
+_LARGE = 1 << 16
 #: Codes that must not be sent (RFC 6455 section 7.4.1); 1000 goes instead.
 _LOCAL_ONLY = frozenset({1005, 1006, 1015})
 #: First header bytes of whole compressed text and binary frames (FIN, RSV1).
@@ -294,7 +297,14 @@ class WebSocketProtocol:
                     return self._hand_over(pos)  # fail fast, as wsproto does
                 break
             self._text_checked = 0
-            if masked:
+            if length >= _LARGE:
+                # Through a view: one copy of a large payload, not two.
+                with memoryview(buf) as view:
+                    if masked:
+                        payload = mask(view[start:start + length], bytes(view[start - 4:start]))
+                    else:
+                        payload = bytes(view[start:start + length])
+            elif masked:
                 payload = mask(buf[start:start + length], buf[start - 4:start])
             else:
                 payload = bytes(buf[start:start + length])
@@ -517,7 +527,14 @@ class WebSocketProtocol:
             rsv, payload = deflate.frame_outbound(self._proto, Opcode(opcode), _NO_RSV,
                                                   payload, True)
             rsv1 = rsv.rsv1
-        self._queue(serialize(opcode, payload, rsv1=rsv1, client=self.client))
+        head, body = frame_parts(opcode, payload, rsv1=rsv1, client=self.client)
+        if len(body) >= _LARGE:
+            # Kept apart, so the payload reaches the transport uncopied
+            # (see chunks_to_send).
+            self._out += (head, body)
+            self._pending += len(head) + len(body)
+        else:
+            self._queue(head + body)
 
     def send_ping(self, payload: bytes = b"") -> None:
         if self.state is not ReadyState.OPEN:
@@ -553,6 +570,30 @@ class WebSocketProtocol:
         self._out = []
         self._pending = 0
         return data
+
+    def chunks_to_send(self) -> list[bytes]:
+        """Like :meth:`data_to_send`, as a list: small frames joined, large
+        payloads left as they are (each to be written without a copy)."""
+        out = self._out
+        if len(out) <= 1:
+            self._out = []
+            self._pending = 0
+            return out
+        self._out = []
+        self._pending = 0
+        chunks: list[bytes] = []
+        small: list[bytes] = []
+        for chunk in out:
+            if len(chunk) >= _LARGE:
+                if small:
+                    chunks.append(small[0] if len(small) == 1 else b"".join(small))
+                    small = []
+                chunks.append(chunk)
+            else:
+                small.append(chunk)
+        if small:
+            chunks.append(small[0] if len(small) == 1 else b"".join(small))
+        return chunks
 
     @property
     def can_send(self) -> bool:

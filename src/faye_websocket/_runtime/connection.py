@@ -353,7 +353,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if self._direct is not None and not self._broken:
             # The transport takes it now (as a write by the writer task
             # would, minus the task switch).
-            if not self._direct.write(core.data_to_send()):
+            direct = self._direct
+            if not all(direct.write(chunk) for chunk in core.chunks_to_send()):
                 self._broken = True
                 self._wake_writer()  # whose flush drops the transport
         else:
@@ -649,11 +650,11 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         assert core is not None and stream is not None
         direct = self._direct
         if direct is not None:
-            while not self._broken and (data := core.data_to_send()):
-                if not direct.write(data):
+            while not self._broken and (chunks := core.chunks_to_send()):
+                if not all(direct.write(chunk) for chunk in chunks):
                     self._broken = True
                     break
-                self._in_flight = len(data)
+                self._in_flight = sum(map(len, chunks))
                 if reader and not direct.writable:
                     direct.pause_reading()
                 try:

@@ -13,7 +13,7 @@ import anyio.abc
 from ._core.client import CLIENT_RESERVED, ClientHandshake, HandshakeFailure, parse_url, public_url
 from ._core.deflate import PerMessageDeflate
 from ._core.handshake import normalize_headers
-from ._core.options import check_count, check_seconds
+from ._core.options import check_count, check_seconds, protocol_list, unique_extensions
 from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
 from ._runtime.client import (
@@ -102,22 +102,15 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         open_timeout: float = 10,
         max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
     ) -> None:
-        check_connection_options(max_length=max_length, ping=ping, ping_timeout=ping_timeout,
-                                 close_timeout=close_timeout, max_queue=max_queue,
-                                 write_limit=write_limit)
+        check_count("max_length", max_length)
         check_seconds("open_timeout", open_timeout, positive=True)
         check_count("max_head_size", max_head_size, minimum=1)
         super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
                          max_queue=max_queue, write_limit=write_limit)
         self._target = parse_url(url)
         self.url = public_url(url)
-        if isinstance(protocols, str):
-            protocols = [p.strip() for p in protocols.split(",") if p.strip()]
-        names = [ext.name for ext in extensions]
-        if len(set(names)) != len(names):
-            raise ValueError(f"extension registered twice: {names}")
         self._handshake = ClientHandshake(
-            self._target, list(protocols or []), list(extensions),
+            self._target, protocol_list(protocols), unique_extensions(extensions),
             normalize_headers(headers, reserved=CLIENT_RESERVED), max_length)
         self._tls = tls_context(tls, ca)
         self._proxy = resolve_proxy(proxy, self._target)
@@ -224,22 +217,6 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
             await self._emit(Event("error", self, message=message))
             await self._emit(Event("close", self, code=code, reason=message))
         self._mark_closed()
-
-
-def check_connection_options(*, max_length: int, ping: float | None,
-                             ping_timeout: float | None, close_timeout: float,
-                             max_queue: int, write_limit: int) -> None:
-    """The options server and client WebSockets share.
-
-    Raises:
-        ValueError: one is out of range.
-    """
-    check_count("max_length", max_length)
-    check_seconds("ping", ping, optional=True)
-    check_seconds("ping_timeout", ping_timeout, positive=True, optional=True)
-    check_seconds("close_timeout", close_timeout)
-    check_count("max_queue", max_queue, minimum=1)
-    check_count("write_limit", write_limit)
 
 
 def _describe(exc: BaseException, url: str) -> str:

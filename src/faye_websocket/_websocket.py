@@ -11,7 +11,6 @@ import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
 from ._client import Client as _Client
-from ._client import check_connection_options
 from ._core.deflate import PerMessageDeflate
 from ._core.handshake import (
     Rejected,
@@ -22,6 +21,7 @@ from ._core.handshake import (
 )
 from ._core.hixie import HixieProtocol
 from ._core.http import Request, coerce_request
+from ._core.options import check_count, protocol_list, unique_extensions
 from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
 from ._runtime import server as _server
@@ -101,9 +101,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         write_limit: int = 65536,
         allowed_origins: Iterable[str] | None = None,
     ) -> None:
-        check_connection_options(max_length=max_length, ping=ping, ping_timeout=ping_timeout,
-                                 close_timeout=close_timeout, max_queue=max_queue,
-                                 write_limit=write_limit)
+        check_count("max_length", max_length)
         if isinstance(allowed_origins, str):
             # A lone string would be taken as a set of one-character origins.
             raise ValueError("allowed_origins is a list of origins, not one string")
@@ -112,13 +110,8 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         self.request = coerce_request(request)
         self._transport = stream
         self._body = bytes(body)
-        if isinstance(protocols, str):  # S-11: a comma-separated string works too
-            protocols = [p.strip() for p in protocols.split(",") if p.strip()]
-        self._protocols = list(protocols or [])
-        names = [ext.name for ext in extensions]
-        if len(set(names)) != len(names):
-            raise ValueError(f"extension registered twice: {names}")
-        self._extension_configs = list(extensions)
+        self._protocols = protocol_list(protocols)
+        self._extension_configs = unique_extensions(extensions)
         self._extra_headers = normalize_headers(headers)
         self.max_length = max_length
         # (A plain socket is never TLS; asking it costs a system call.)

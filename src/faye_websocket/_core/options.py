@@ -9,8 +9,18 @@ false, so a ``< 0`` check alone would let it through).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
-__all__ = ["check_count", "check_seconds"]
+__all__ = ["check_count", "check_seconds", "protocol_list", "unique_extensions"]
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_E = TypeVar("_E", bound=_Named)
 
 
 def check_seconds(name: str, value: float | None, *, positive: bool = False,
@@ -43,3 +53,23 @@ def check_count(name: str, value: int | None, *, minimum: int = 0,
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         extra = ", or None" if optional else ""
         raise ValueError(f"{name} must be an integer >= {minimum}{extra}, not {value!r}")
+
+
+def protocol_list(protocols: Sequence[str] | str | None) -> list[str]:
+    """The ``protocols`` argument as a list: a comma-separated string works
+    too (S-11)."""
+    if isinstance(protocols, str):
+        return [p.strip() for p in protocols.split(",") if p.strip()]
+    return list(protocols or [])
+
+
+def unique_extensions(extensions: Sequence[_E]) -> list[_E]:
+    """The ``extensions`` argument as a list.
+
+    Raises:
+        ValueError: two extensions have the same name.
+    """
+    names = [ext.name for ext in extensions]
+    if len(set(names)) != len(names):
+        raise ValueError(f"extension registered twice: {names}")
+    return list(extensions)

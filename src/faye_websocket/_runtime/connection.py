@@ -30,6 +30,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from .._core.hixie import HixieProtocol
+from .._core.options import check_count, check_seconds
 from .._core.websocket import (
     CloseReceived,
     Failed,
@@ -103,10 +104,11 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         write_limit: int = 65536,
     ) -> None:
         EventEmitter.__init__(self)
-        if ping is not None and ping < 0:
-            raise ValueError("ping must be a number of seconds >= 0, or None")
-        if close_timeout < 0:
-            raise ValueError("close_timeout must be >= 0")
+        check_seconds("ping", ping, optional=True)
+        check_seconds("ping_timeout", ping_timeout, positive=True, optional=True)
+        check_seconds("close_timeout", close_timeout)
+        check_count("max_queue", max_queue, minimum=1)
+        check_count("write_limit", write_limit)
         self._ping_interval = ping or None
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout

@@ -25,6 +25,8 @@ from faye_websocket._core.websocket import (
     WebSocketProtocol,
 )
 
+from .wsclient import raw_frame
+
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 
 
@@ -33,24 +35,6 @@ def upgrade(**headers: str) -> Request:
             "Sec-WebSocket-Key": KEY, "Sec-WebSocket-Version": "13"}
     base.update({k.replace("_", "-"): v for k, v in headers.items()})
     return Request.build("GET", "/chat?x=1", {k: v for k, v in base.items() if v})
-
-
-def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False,
-          mask: bool = True, length: int | None = None) -> bytes:
-    """A raw client frame, built by hand so tests can break the rules."""
-    size = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
-    bit = 0x80 if mask else 0
-    if size < 126:
-        head += bytes([bit | size])
-    elif size < 65536:
-        head += bytes([bit | 126]) + struct.pack("!H", size)
-    else:
-        head += bytes([bit | 127]) + struct.pack("!Q", size)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
 def server(**options: int) -> WebSocketProtocol:
@@ -194,14 +178,14 @@ def test_client_side_deflate_activation() -> None:
 
 def test_text_and_binary_messages() -> None:
     core = server()
-    core.receive_data(frame(0x1, "héllo".encode()) + frame(0x2, b"\x00\xff"))
+    core.receive_data(raw_frame(0x1, "héllo".encode()) + raw_frame(0x2, b"\x00\xff"))
     assert core.events_received() == [MessageReceived("héllo"), MessageReceived(b"\x00\xff")]
 
 
 def test_fragments_are_reassembled_around_control_frames() -> None:
     core = server()
-    data = (frame(0x1, b"he", fin=False) + frame(0x9, b"p") +
-            frame(0x0, b"ll", fin=False) + frame(0x0, b"o"))
+    data = (raw_frame(0x1, b"he", fin=False) + raw_frame(0x9, b"p") +
+            raw_frame(0x0, b"ll", fin=False) + raw_frame(0x0, b"o"))
     for i in range(len(data)):  # byte by byte: splits never matter
         core.receive_data(data[i : i + 1])
     assert core.events_received() == [PingReceived(b"p"), MessageReceived("hello")]
@@ -221,7 +205,7 @@ def test_sizes_round_trip_through_a_client_core(size: int) -> None:
 
 def test_max_length_is_checked_on_the_frame_header() -> None:
     core = server(max_length=100)
-    core.receive_data(frame(0x2, b"", length=101)[:8])  # header only, no payload
+    core.receive_data(raw_frame(0x2, b"", length=101)[:8])  # header only, no payload
     [event] = core.events_received()
     assert event == Failed(1009, "message larger than 100 bytes")
     assert core.data_to_send() == b""  # the runtime decides when to act
@@ -241,13 +225,13 @@ def failure(core: WebSocketProtocol) -> Failed:
 
 def test_max_length_counts_every_fragment() -> None:
     core = server(max_length=10)
-    core.receive_data(frame(0x1, b"x" * 6, fin=False) + frame(0x0, b"x" * 5))
+    core.receive_data(raw_frame(0x1, b"x" * 6, fin=False) + raw_frame(0x0, b"x" * 5))
     assert failure(core).code == core.close_code == 1009
 
 
 def test_exactly_max_length_is_accepted() -> None:
     core = server(max_length=10)
-    core.receive_data(frame(0x1, b"x" * 10))
+    core.receive_data(raw_frame(0x1, b"x" * 10))
     assert core.events_received() == [MessageReceived("x" * 10)]
 
 
@@ -267,9 +251,9 @@ def deflate_server(max_length: int = 2**26 - 1) -> WebSocketProtocol:
 def test_compressed_messages_inflate() -> None:
     core = deflate_server()
     body = deflated(b"hello " * 1000)
-    core.receive_data(frame(0x1, body[:10], fin=False, rsv1=True) + frame(0x0, body[10:]))
+    core.receive_data(raw_frame(0x1, body[:10], fin=False, rsv=4) + raw_frame(0x0, body[10:]))
     assert core.events_received() == [MessageReceived("hello " * 1000)]
-    core.receive_data(frame(0x2, b"raw"))  # RSV1 clear: passed through
+    core.receive_data(raw_frame(0x2, b"raw"))  # RSV1 clear: passed through
     assert core.events_received() == [MessageReceived(b"raw")]
 
 
@@ -280,13 +264,13 @@ def test_control_frames_inside_a_compressed_message_are_not_inflated() -> None:
     # the message, so the last fragment went through still compressed.
     core = deflate_server()
     body = deflated(b"hello hello hello")
-    core.receive_data(frame(0x1, body[:3], fin=False, rsv1=True) + frame(0x9, b"p")
-                      + frame(0xA, b"Z0\x02") + frame(0x0, body[3:]))
+    core.receive_data(raw_frame(0x1, body[:3], fin=False, rsv=4) + raw_frame(0x9, b"p")
+                      + raw_frame(0xA, b"Z0\x02") + raw_frame(0x0, body[3:]))
     assert core.events_received() == [PingReceived(b"p"), PongReceived(b"Z0\x02"),
                                       MessageReceived("hello hello hello")]
     assert core.data_to_send() == b"\x8a\x01p"
-    core.receive_data(frame(0x1, b"", fin=False, rsv1=True) + frame(0x9, b"Z0\x02")
-                      + frame(0x0, deflated(b"")))
+    core.receive_data(raw_frame(0x1, b"", fin=False, rsv=4) + raw_frame(0x9, b"Z0\x02")
+                      + raw_frame(0x0, deflated(b"")))
     assert core.events_received() == [PingReceived(b"Z0\x02"), MessageReceived("")]
 
 
@@ -310,7 +294,7 @@ def test_deflate_bomb_closes_1009_without_inflating_it_all(monkeypatch: pytest.M
 
     monkeypatch.setattr(zlib, "decompressobj", Spy)
     core = deflate_server(max_length=limit)
-    core.receive_data(frame(0x2, bomb, rsv1=True))
+    core.receive_data(raw_frame(0x2, bomb, rsv=4))
     assert failure(core).code == 1009
     assert largest <= limit + 1  # never more than the limit was allocated
 
@@ -328,24 +312,24 @@ def test_compress_false_skips_compression_for_one_message() -> None:
 
 def test_rsv1_without_deflate_is_1002() -> None:
     core = server()
-    core.receive_data(frame(0x1, b"x", rsv1=True))
+    core.receive_data(raw_frame(0x1, b"x", rsv=4))
     assert failure(core).code == 1002
 
 
 @pytest.mark.parametrize(
     ("data", "code"),
     [
-        (frame(0x1, b"\xff\xfe"), 1007),  # invalid UTF-8
-        (frame(0x1, b"ok", mask=False), 1002),  # unmasked client frame (S-33 says 1003)
-        (frame(0x3, b""), 1002),  # reserved opcode
-        (frame(0x9, b"", fin=False), 1002),  # fragmented control frame
-        (frame(0x9, b"x" * 126), 1002),  # control frame over 125 bytes
-        (frame(0x0, b"x"), 1002),  # continuation with nothing to continue
-        (frame(0x1, b"a", fin=False) + frame(0x1, b"b"), 1002),  # new message mid-message
-        (frame(0x8, b"\x03"), 1002),  # 1-byte close payload
-        (frame(0x8, struct.pack("!H", 1005)), 1002),  # local-only code
-        (frame(0x8, struct.pack("!H", 2000)), 1002),  # reserved range
-        (frame(0x8, struct.pack("!H", 1000) + b"\xff"), 1007),  # invalid UTF-8 reason
+        (raw_frame(0x1, b"\xff\xfe"), 1007),  # invalid UTF-8
+        (raw_frame(0x1, b"ok", mask=False), 1002),  # unmasked client frame (S-33 says 1003)
+        (raw_frame(0x3, b""), 1002),  # reserved opcode
+        (raw_frame(0x9, b"", fin=False), 1002),  # fragmented control frame
+        (raw_frame(0x9, b"x" * 126), 1002),  # control frame over 125 bytes
+        (raw_frame(0x0, b"x"), 1002),  # continuation with nothing to continue
+        (raw_frame(0x1, b"a", fin=False) + raw_frame(0x1, b"b"), 1002),  # new message mid-message
+        (raw_frame(0x8, b"\x03"), 1002),  # 1-byte close payload
+        (raw_frame(0x8, struct.pack("!H", 1005)), 1002),  # local-only code
+        (raw_frame(0x8, struct.pack("!H", 2000)), 1002),  # reserved range
+        (raw_frame(0x8, struct.pack("!H", 1000) + b"\xff"), 1007),  # invalid UTF-8 reason
     ],
 )
 def test_protocol_errors_fail_with_the_right_code(data: bytes, code: int) -> None:
@@ -356,13 +340,13 @@ def test_protocol_errors_fail_with_the_right_code(data: bytes, code: int) -> Non
     assert core.close_expected()
     out = core.data_to_send()
     assert out[0] == 0x88 and struct.unpack("!H", out[2:4])[0] == code
-    core.receive_data(frame(0x1, b"ignored"))  # nothing after a failure
+    core.receive_data(raw_frame(0x1, b"ignored"))  # nothing after a failure
     assert core.events_received() == []
 
 
 def test_peer_close_is_echoed_and_ends_the_connection() -> None:
     core = server()
-    core.receive_data(frame(0x8, struct.pack("!H", 4001) + b"bye"))
+    core.receive_data(raw_frame(0x8, struct.pack("!H", 4001) + b"bye"))
     assert core.events_received() == [CloseReceived(4001, "bye")]
     assert core.data_to_send() == b"\x88\x05\x0f\xa1bye"
     assert core.state is ReadyState.CLOSED and core.close_expected()
@@ -371,20 +355,20 @@ def test_peer_close_is_echoed_and_ends_the_connection() -> None:
 @pytest.mark.parametrize("code", [1000, 1001, 1012, 1013, 1014, 3000, 4999])
 def test_registered_and_private_close_codes_are_accepted(code: int) -> None:
     core = server()
-    core.receive_data(frame(0x8, struct.pack("!H", code)))
+    core.receive_data(raw_frame(0x8, struct.pack("!H", code)))
     assert core.events_received() == [CloseReceived(code, "")]
 
 
 def test_empty_close_reports_1000_and_echoes_empty() -> None:
     core = server()
-    core.receive_data(frame(0x8, b""))
+    core.receive_data(raw_frame(0x8, b""))
     assert core.events_received() == [CloseReceived(1000, "")]
     assert core.data_to_send() == b"\x88\x00"
 
 
 def test_messages_before_a_failure_can_still_be_answered() -> None:
     core = server()
-    core.receive_data(frame(0x1, b"echo me") + frame(0x3, b""))
+    core.receive_data(raw_frame(0x1, b"echo me") + raw_frame(0x3, b""))
     message, failed = core.events_received()
     assert message == MessageReceived("echo me") and isinstance(failed, Failed)
     core.send_message("echo me")
@@ -397,7 +381,7 @@ def test_messages_after_our_close_are_still_delivered() -> None:
     core = server()
     core.send_close(1000, "done")
     assert core.state is ReadyState.CLOSING
-    core.receive_data(frame(0x1, b"late") + frame(0x8, struct.pack("!H", 1000)))
+    core.receive_data(raw_frame(0x1, b"late") + raw_frame(0x8, struct.pack("!H", 1000)))
     assert core.events_received() == [MessageReceived("late"), CloseReceived(1000, "")]
     assert core.state is ReadyState.CLOSED  # type: ignore[comparison-overlap]
     assert core.data_to_send() == b"\x88\x06\x03\xe8done"  # one Close only
@@ -413,7 +397,7 @@ def test_pong_events() -> None:
     core = server()
     core.send_ping(b"abc")
     assert core.data_to_send() == b"\x89\x03abc"
-    core.receive_data(frame(0xA, b"abc"))
+    core.receive_data(raw_frame(0xA, b"abc"))
     assert core.events_received() == [PongReceived(b"abc")]
 
 

@@ -34,6 +34,8 @@ from faye_websocket._core.websocket import (
     WebSocketProtocol,
 )
 
+from .wsclient import raw_frame
+
 MAX_LENGTH = 4096
 
 
@@ -58,25 +60,6 @@ def _pair(client: bool, deflate: bool) -> tuple[WebSocketProtocol, WebSocketProt
         return cls(client=client, extensions=[_deflate()] if deflate else [],
                    max_length=MAX_LENGTH)
     return make(WebSocketProtocol), make(_WsprotoOnly)
-
-
-def _raw_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0,
-               masked: bool = True, wide: int = 0) -> bytes:
-    """Any frame, valid or not; ``wide`` forces a 16- (1) or 64-bit (2)
-    length even when it is not the minimal encoding."""
-    size = len(payload)
-    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
-    bit = 0x80 if masked else 0
-    if size < 126 and not wide:
-        head += bytes([bit | size])
-    elif size < 0x10000 and wide != 2:
-        head += bytes([bit | 126]) + struct.pack("!H", size)
-    else:
-        head += bytes([bit | 127]) + struct.pack("!Q", size)
-    if not masked:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + mask(payload, key)
 
 
 def _compress(data: bytes, compressor: zlib._Compress) -> bytes:
@@ -121,26 +104,26 @@ def frames(draw: st.DrawFn, client: bool, deflate: bool) -> bytes:
         payload = draw(payloads)
         if opcode >= 8:
             payload = payload[:125]
-        return _raw_frame(opcode, payload, masked=masked)
+        return raw_frame(opcode, payload, mask=masked)
     if kind == "fragmented":
         parts = draw(st.lists(texts, min_size=2, max_size=4))
         out = b""
         for i, part in enumerate(parts):
-            out += _raw_frame(1 if i == 0 else 0, part, fin=i == len(parts) - 1, masked=masked)
+            out += raw_frame(1 if i == 0 else 0, part, fin=i == len(parts) - 1, mask=masked)
             if draw(st.booleans()):
-                out += _raw_frame(9, b"in between", masked=masked)
+                out += raw_frame(9, b"in between", mask=masked)
         return out
     if kind == "compressed":
         payload = draw(payloads)
         data = _compress(payload, zlib.compressobj(6, zlib.DEFLATED, -15))
-        return _raw_frame(draw(st.sampled_from([1, 2])), data, rsv=4, masked=masked)
+        return raw_frame(draw(st.sampled_from([1, 2])), data, rsv=4, mask=masked)
     if kind == "close":
-        return _raw_frame(8, struct.pack("!H", 1000) + b"bye", masked=masked)
-    return _raw_frame(
+        return raw_frame(8, struct.pack("!H", 1000) + b"bye", mask=masked)
+    return raw_frame(
         draw(st.sampled_from([0, 1, 2, 3, 8, 9, 10, 11])),
         draw(st.one_of(payloads, st.binary(min_size=126, max_size=200))),
         fin=draw(st.booleans()), rsv=draw(st.sampled_from([0, 0, 1, 2, 4])),
-        masked=draw(st.sampled_from([masked, masked, not masked])),
+        mask=draw(st.sampled_from([masked, masked, not masked])),
         wide=draw(st.sampled_from([0, 0, 1, 2])),
     )
 
@@ -233,17 +216,17 @@ def test_wsproto_hands_the_stream_back_after_an_unusual_frame() -> None:
     """After a fragmented message, parsing returns to the fast path (this
     reads wsproto internals, so a new wsproto that moves them shows here)."""
     core = WebSocketProtocol(client=False)
-    core.receive_data(_raw_frame(1, b"he", fin=False) + _raw_frame(0, b"llo") +
-                      _raw_frame(1, b"next"))
+    core.receive_data(raw_frame(1, b"he", fin=False) + raw_frame(0, b"llo") +
+                      raw_frame(1, b"next"))
     assert core.events_received() == [MessageReceived("hello"), MessageReceived("next")]
     assert core._fast
-    core.receive_data(_raw_frame(9, b"p")[:3])
+    core.receive_data(raw_frame(9, b"p")[:3])
     assert core._fast and core.events_received() == []
 
 
 def test_compressed_message_too_large_after_inflating() -> None:
     fast, reference = _pair(False, True)
-    bomb = _raw_frame(2, _compress(b"\0" * (MAX_LENGTH + 1),
+    bomb = raw_frame(2, _compress(b"\0" * (MAX_LENGTH + 1),
                                    zlib.compressobj(9, zlib.DEFLATED, -15)), rsv=4)
     results = [_feed(core, bomb, [])[0] for core in (fast, reference)]
     assert _summary(results[0]) == _summary(results[1])
@@ -252,7 +235,7 @@ def test_compressed_message_too_large_after_inflating() -> None:
 
 def test_ping_is_answered_by_the_fast_path() -> None:
     core = WebSocketProtocol(client=False)
-    core.receive_data(_raw_frame(9, b"hi"))
+    core.receive_data(raw_frame(9, b"hi"))
     assert core.events_received() == [PingReceived(b"hi")]
     assert core.data_to_send() == b"\x8a\x02hi"
 
@@ -261,8 +244,8 @@ def test_ping_is_answered_by_the_fast_path() -> None:
 @pytest.mark.parametrize("wide", [1, 2])
 @pytest.mark.parametrize("opcode", [1, 2, 9])
 def test_non_minimal_length_fails_as_in_wsproto(client: bool, wide: int, opcode: int) -> None:
-    data = _raw_frame(opcode, b"hi", masked=not client, wide=wide) + _raw_frame(
-        1, b"after", masked=not client)
+    data = raw_frame(opcode, b"hi", mask=not client, wide=wide) + raw_frame(
+        1, b"after", mask=not client)
     fast, reference = _pair(client, False)
     events = _feed(fast, data, [])[0]
     assert _summary(events) == _summary(_feed(reference, data, [])[0])
@@ -273,8 +256,8 @@ def test_non_minimal_length_fails_as_in_wsproto(client: bool, wide: int, opcode:
 def test_bad_text_fails_before_the_rest_of_its_frame(client: bool) -> None:
     """Autobahn 6.4.3: invalid UTF-8 fails the connection at once, even
     when the frame it is in has not fully arrived."""
-    frame = _raw_frame(1, "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"x" * 100,
-                       masked=not client)
+    frame = raw_frame(1, "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"x" * 100,
+                       mask=not client)
     core = WebSocketProtocol(client=client)
     core.receive_data(frame[:12])  # valid so far
     assert core.events_received() == []

@@ -56,6 +56,8 @@ from faye_websocket._core.websocket import (
     WebSocketProtocol,
 )
 
+from .wsclient import raw_frame, xor_mask
+
 # deadline=None: timings on a shared machine are noise, not failures. The
 # example counts keep the whole file to a few seconds.
 QUICK = settings(max_examples=60, deadline=None,
@@ -72,31 +74,6 @@ DEFAULT_MAX = 2**26 - 1
 
 
 # -- wire format, by hand ------------------------------------------------------
-
-
-def _xor(payload: bytes, key: bytes) -> bytes:
-    n = len(payload)
-    if not n:
-        return b""
-    stream = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
-
-
-def encode_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0,
-                 mask: bytes | None = None, wide: int = 0) -> bytes:
-    """One frame; ``wide`` forces a 16-bit (1) or 64-bit (2) length field."""
-    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
-    bit = 0x80 if mask is not None else 0
-    size = len(payload)
-    if size < 126 and not wide:
-        head += bytes([bit | size])
-    elif size < 65536 and wide != 2:
-        head += bytes([bit | 126]) + struct.pack("!H", size)
-    else:
-        head += bytes([bit | 127]) + struct.pack("!Q", size)
-    if mask is None:
-        return head + payload
-    return head + mask + _xor(payload, mask)
 
 
 @dataclass(frozen=True)
@@ -141,7 +118,7 @@ def decode_frames(data: bytes, *, masked: bool) -> list[WireFrame]:
         if opcode >= CLOSE:
             assert b0 & 0x80 and size <= 125, "bad control frame"
         frames.append(WireFrame(bool(b0 & 0x80), (b0 >> 4) & 7, opcode,
-                                _xor(payload, key) if masked else payload))
+                                xor_mask(payload, key) if masked else payload))
     return frames
 
 
@@ -212,7 +189,7 @@ def valid_streams(draw: st.DrawFn) -> Stream:
     def put(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0) -> None:
         starts.append(len(wire))
         mask = draw(st.binary(min_size=4, max_size=4)) if client_sends else None
-        wire.extend(encode_frame(opcode, payload, fin=fin, rsv=rsv, mask=mask))
+        wire.extend(raw_frame(opcode, payload, fin=fin, rsv=rsv, mask=mask))
 
     def controls() -> None:
         for opcode, payload in draw(st.lists(st.tuples(st.sampled_from([PING_OP, PONG_OP]),
@@ -312,9 +289,9 @@ def test_split_byte_by_byte_with_deflate_and_pings() -> None:
     body = compressor.compress(b"hello hello hello") + compressor.flush(zlib.Z_SYNC_FLUSH)
     body = body[:-4]
     key = b"\x01\x02\x03\x04"
-    wire = (encode_frame(TEXT, body[:3], fin=False, rsv=4, mask=key)
-            + encode_frame(PING_OP, b"p", mask=key)
-            + encode_frame(CONT, body[3:], mask=key))
+    wire = (raw_frame(TEXT, body[:3], fin=False, rsv=4, mask=key)
+            + raw_frame(PING_OP, b"p", mask=key)
+            + raw_frame(CONT, body[3:], mask=key))
     stream = Stream(True, False, True, False, wire,
                     [PingReceived(b"p"), MessageReceived("hello hello hello")],
                     [(PONG_OP, b"p")])
@@ -405,7 +382,7 @@ def check_hostile(config: Config, data: bytes, cuts: Sequence[int]) -> None:
 
     # Nothing after the end counts, and EOF is always accepted.
     if last is not None and isinstance(last, (CloseReceived, Failed)):
-        core.receive_data(encode_frame(TEXT, b"late", mask=None if config.client else b"abcd"))
+        core.receive_data(raw_frame(TEXT, b"late", mask=None if config.client else b"abcd"))
         assert core.events_received() == []
     core.receive_eof()
     assert core.state is ReadyState.CLOSED and core.close_code is not None
@@ -448,7 +425,7 @@ def random_frames(draw: st.DrawFn, client_sends: bool) -> bytes:
         mask = draw(st.binary(min_size=4, max_size=4)) if masked else None
         rsv = draw(st.sampled_from([0, 0, 0, 4]) | st.integers(0, 7))
         fin = draw(st.booleans())
-        wire += encode_frame(opcode, payload, fin=fin, rsv=rsv, mask=mask,
+        wire += raw_frame(opcode, payload, fin=fin, rsv=rsv, mask=mask,
                              wide=draw(st.sampled_from([0, 0, 1, 2])))
     if draw(st.booleans()):
         wire = wire[: draw(st.integers(0, len(wire)))]  # cut short
@@ -935,9 +912,9 @@ def test_fuzz_a_frame_header_read_twice_is_counted_once() -> None:
     # so a fragmented message within the limit failed with 1009 when a read
     # ended inside a masking key.
     key = b"\x9c\x01\x5a\xe3"
-    wire = (encode_frame(TEXT, b"ab", fin=False, mask=key) + encode_frame(PING_OP, b"", mask=key)
-            + encode_frame(CONT, b"x" * 600, fin=False, mask=key)
-            + encode_frame(CONT, b"y" * 398, mask=key))
+    wire = (raw_frame(TEXT, b"ab", fin=False, mask=key) + raw_frame(PING_OP, b"", mask=key)
+            + raw_frame(CONT, b"x" * 600, fin=False, mask=key)
+            + raw_frame(CONT, b"y" * 398, mask=key))
     core = WebSocketProtocol(client=False, max_length=1000)  # exactly the message's size
     assert feed(core, wire, range(len(wire))) == [
         PingReceived(b""), MessageReceived("ab" + "x" * 600 + "y" * 398)]
@@ -957,11 +934,11 @@ def test_fuzz_a_long_control_frame_fails_before_its_length_arrives(client: bool)
     # on which path held them (whole: wsproto after a fragmented message;
     # in reads: the fast path).
     key = None if client else b"\x37\xfa\x21\x3d"
-    fragmented = encode_frame(TEXT, b"ab", fin=False, mask=key) + \
-        encode_frame(CONT, b"c", mask=key)
+    fragmented = raw_frame(TEXT, b"ab", fin=False, mask=key) + \
+        raw_frame(CONT, b"c", mask=key)
     for field in (126, 127):
         head = bytes([0x89, field | (0 if client else 0x80)])
-        wire = fragmented + encode_frame(BINARY, b"raw", mask=key) + head
+        wire = fragmented + raw_frame(BINARY, b"raw", mask=key) + head
         for cuts in ([], [len(wire) - 2], list(range(len(wire)))):
             core = WebSocketProtocol(client=client)
             assert feed(core, wire, cuts) == [

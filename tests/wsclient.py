@@ -3,6 +3,8 @@ over an anyio stream, so our server is checked against a third party."""
 
 from __future__ import annotations
 
+import os
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,3 +114,32 @@ def client_frame(data: str | bytes) -> bytes:
     from wsproto.frame_protocol import FrameProtocol
 
     return bytes(FrameProtocol(client=True, extensions=[]).send_data(data))
+
+
+def xor_mask(payload: bytes, key: bytes) -> bytes:
+    """RFC 6455 masking, written out independently of the library's."""
+    return bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def raw_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0,
+              mask: bytes | bool | None = True, wide: int = 0,
+              length: int | None = None) -> bytes:
+    """Any frame, valid or not, built by hand so tests can break the rules.
+
+    ``mask``: a 4-byte key, True for a random one, False or None for none.
+    ``wide`` forces a 16-bit (1) or 64-bit (2) length field even where it is
+    not the minimal encoding; ``length`` puts another value in it.
+    """
+    size = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    bit = 0x80 if mask else 0
+    if size < 126 and not wide:
+        head += bytes([bit | size])
+    elif size < 0x10000 and wide != 2:
+        head += bytes([bit | 126]) + struct.pack("!H", size)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", size)
+    if not mask:
+        return head + payload
+    key = os.urandom(4) if mask is True else mask
+    return head + key + xor_mask(payload, key)

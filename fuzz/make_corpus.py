@@ -90,12 +90,12 @@ def handshake_seeds() -> dict[str, bytes]:
         "server-hybi-deflate-config2": bytes([(1 | 2) << 2]) + request(
             *hybi, "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12; "
             'client_max_window_bits="10"; client_no_context_takeover'),
-        "server-hixie76": b"\x00" + request(
+        "server-hixie76": bytes([32 << 2]) + request(
             "GET /demo HTTP/1.1", "Host: example.com", "Connection: Upgrade",
             "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00", "Sec-WebSocket-Protocol: sample",
             "Upgrade: WebSocket", "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5",
             "Origin: http://example.com", body=b"^n:ds[4U" + b"\x00hi\xff\xff\x00"),
-        "server-hixie75": b"\x00" + request(
+        "server-hixie75": bytes([32 << 2]) + request(
             "GET /demo HTTP/1.1", "Host: example.com", "Connection: Upgrade",
             "Upgrade: WebSocket", "Origin: http://example.com", body=b"\x00hi\xff"),
         "server-version-8": b"\x00" + request(*hybi[:5], "Sec-WebSocket-Version: 8"),

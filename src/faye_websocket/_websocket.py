@@ -21,11 +21,11 @@ from ._core.handshake import (
 )
 from ._core.hixie import HixieProtocol
 from ._core.http import Request, coerce_request
-from ._core.options import check_count, protocol_list, unique_extensions
+from ._core.options import check_seconds, protocol_list, unique_extensions
 from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
 from ._runtime import server as _server
-from ._runtime.connection import Connection, Core
+from ._runtime.connection import DEFAULT_MAX_LENGTH, Connection, Core
 from ._runtime.streams import TRANSPORT_ERRORS, DirectTransport
 from .exceptions import ConnectionClosedError, HandshakeError
 
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     import h11
 
 __all__ = ["WebSocket"]
-
-DEFAULT_MAX_LENGTH = 2**26 - 1
 
 
 class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
@@ -73,6 +71,14 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             :class:`anyio.WouldBlock`.
         allowed_origins: if given, a request whose ``Origin`` header is not
             one of these (e.g. ``"https://example.com"``) gets HTTP 403.
+        drafts: also speak the pre-standard drafts hixie-75 and hixie-76, as
+            the reference does (off by default: no browser has used them
+            since 2012, they have no masking, ping or close codes, and any
+            client gets one by leaving out ``Sec-WebSocket-Key``). When off,
+            a draft request gets HTTP 426 naming version 13.
+        open_timeout: seconds a hixie-76 client has to send the 8 challenge
+            bytes that open its connection; past it, ``close`` fires with
+            1006.
 
     Raises:
         ValueError: a bad header, or an option out of range (a negative or
@@ -100,20 +106,23 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         max_queue: int = 16,
         write_limit: int = 65536,
         allowed_origins: Iterable[str] | None = None,
+        drafts: bool = False,
+        open_timeout: float = 10,
     ) -> None:
-        check_count("max_length", max_length)
+        check_seconds("open_timeout", open_timeout, positive=True)
         if isinstance(allowed_origins, str):
             # A lone string would be taken as a set of one-character origins.
             raise ValueError("allowed_origins is a list of origins, not one string")
         super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
-                         max_queue=max_queue, write_limit=write_limit)
+                         max_queue=max_queue, write_limit=write_limit, max_length=max_length)
+        self._handshake_timeout = open_timeout
+        self._drafts = drafts
         self.request = coerce_request(request)
         self._transport = stream
         self._body = bytes(body)
         self._protocols = protocol_list(protocols)
         self._extension_configs = unique_extensions(extensions)
         self._extra_headers = normalize_headers(headers)
-        self.max_length = max_length
         # (A plain socket is never TLS; asking it costs a system call.)
         secure = not isinstance(stream, anyio.abc.SocketStream) and \
             stream.extra(TLSAttribute.ssl_object, None) is not None
@@ -131,7 +140,8 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         result = server_handshake(self.request, protocols=self._protocols,
                                   extensions=self._extension_configs,
                                   headers=self._extra_headers, max_length=self.max_length,
-                                  url=self.url, allowed_origins=self._allowed_origins)
+                                  url=self.url, allowed_origins=self._allowed_origins,
+                                  drafts=self._drafts)
         if isinstance(result, Rejected):
             await self._reject(result)
             raise HandshakeError(f"Error during WebSocket handshake: {result.reason}",

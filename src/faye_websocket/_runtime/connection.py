@@ -62,6 +62,12 @@ _READ_SIZE = 1 << 18
 #: See Connection._sometimes_checkpoint.
 _CHECKPOINT_EVERY = 16
 _MAX_CONTROL_PAYLOAD = 125
+#: Unanswered pings from ping_nowait() kept at most (each holds an entry
+#: until its pong, which a peer may never send).
+MAX_UNANSWERED_PINGS = 64
+DEFAULT_MAX_LENGTH = 2**26 - 1
+#: What an ASCII ``str`` takes in memory besides its characters.
+_STR_OVERHEAD = sys.getsizeof("")
 
 
 @dataclass(eq=False, slots=True)
@@ -102,8 +108,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         close_timeout: float = 30,
         max_queue: int = 16,
         write_limit: int = 65536,
+        max_length: int = DEFAULT_MAX_LENGTH,
     ) -> None:
         EventEmitter.__init__(self)
+        check_count("max_length", max_length)
         check_seconds("ping", ping, optional=True)
         check_seconds("ping_timeout", ping_timeout, positive=True, optional=True)
         check_seconds("close_timeout", close_timeout)
@@ -113,7 +121,19 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
         self._write_limit = write_limit
-        self._queue: MessageQueue[Message] = MessageQueue(max_queue)
+        self.max_length = max_length
+        # Received messages are bounded by their count and by the memory
+        # they take: no more than max_queue ASCII messages of max_length.
+        self._queue: MessageQueue[Message] = MessageQueue(
+            max_queue, max_queue * (max_length + _STR_OVERHEAD))
+        #: Seconds a connection may stay CONNECTING once its tasks run
+        #: (hixie-76 waiting for its challenge bytes); set by the server side.
+        self._handshake_timeout = math.inf
+        # When the reader started waiting for the peer (None while it is
+        # busy): the drafts' idle timeout, their only liveness check.
+        self._idle_since: float | None = None
+        self._watch_idle = False
+        self._opened_event: anyio.Event | None = None
         #: Handshake results, set by subclasses before :meth:`_running`.
         self.url = ""
         self.protocol = ""
@@ -237,8 +257,14 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
         tg.start_soon(self._read_loop)
-        if self._ping_interval and self.version == "hybi-13":  # the drafts have no ping
-            tg.start_soon(self._keepalive, self._ping_interval)
+        if core.state is ReadyState.CONNECTING and not math.isinf(self._handshake_timeout):
+            tg.start_soon(self._handshake_timer)
+        if self._ping_interval:
+            if self.version == "hybi-13":
+                tg.start_soon(self._keepalive, self._ping_interval)
+            elif (idle := self._draft_idle_timeout(self._ping_interval)) is not None:
+                self._watch_idle = True  # before the reader's first step
+                tg.start_soon(self._idle_watch, idle)
 
     async def _abandon(self, code: int) -> None:
         """The caller's block failed or was cancelled: say goodbye, quickly."""
@@ -330,6 +356,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         core.send_message(item, compress=compress)
         if self.buffered_amount > self._write_limit:
             # Over the high-water mark: write now, waiting for the peer.
+            if core.state is ReadyState.CONNECTING:
+                # hixie-76 holds messages until the client's challenge
+                # bytes arrive: wait for them rather than hold more.
+                await self._wait_opened()
             await self._flush()
             if self._broken:
                 raise self._closed_error()
@@ -393,7 +423,16 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
 
     def ping_nowait(self, payload: str | bytes = b"",
                     callback: Callable[[], object] | None = None) -> None:
-        """Queue a ping; ``callback`` (sync or async) runs when its pong arrives."""
+        """Queue a ping; ``callback`` (sync or async) runs when its pong arrives.
+
+        Raises:
+            anyio.WouldBlock: 64 pings are unanswered (the peer is not
+                answering; each waits for its pong, which may never come).
+            ConnectionClosed: the connection is closing or closed.
+        """
+        if len(self._pings) >= MAX_UNANSWERED_PINGS:
+            self._check_open()
+            raise anyio.WouldBlock
         self._queue_ping(payload, callback)
         self._wake_writer()
 
@@ -501,6 +540,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                         receive = partial(stream.receive, _READ_SIZE)
                     else:
                         receive = stream.receive
+                    if self._watch_idle:
+                        receive = self._timed(receive)
                     while not (core.state is ReadyState.CLOSED or core.failed):
                         await self._process(core, await receive())
                 except TRANSPORT_ERRORS:
@@ -522,13 +563,40 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 await close_stream(stream)
                 await self._finish()
 
+    def _timed(self, receive: Callable[[], Awaitable[bytes]]
+               ) -> Callable[[], Awaitable[bytes]]:
+        """``receive``, noting when the reader waits for the peer."""
+        async def timed() -> bytes:
+            self._idle_since = anyio.current_time()
+            try:
+                return await receive()
+            finally:
+                self._idle_since = None
+        return timed
+
     async def _maybe_open(self) -> None:
         """Fire ``open`` once the core is open (hixie-76 opens only when the
         client's challenge bytes have arrived)."""
         if not self._opened and self._core is not None and \
                 self._core.state is not ReadyState.CONNECTING:
             self._opened = True
+            if self._opened_event is not None:
+                self._opened_event.set()
             await self._emit(Event("open", self))
+
+    async def _wait_opened(self) -> None:
+        """Wait until the core has opened, or the connection has ended."""
+        if not self._opened and not self._finished:
+            if self._opened_event is None:
+                self._opened_event = anyio.Event()
+            await self._opened_event.wait()
+
+    async def _handshake_timer(self) -> None:
+        await anyio.sleep(self._handshake_timeout)
+        core = self._core
+        if core is not None and core.state is ReadyState.CONNECTING and not self._finished:
+            await self._fail(1006, "the opening handshake did not finish within "
+                                   f"{self._handshake_timeout:g} s")
 
     async def _process(self, core: Core, data: bytes) -> None:
         """Feed ``data`` to the core and act on its events (the reader task).
@@ -688,6 +756,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     async def _keepalive(self, interval: float) -> None:
         timeout = self._ping_timeout if self._ping_timeout is not None else interval
         count = 0
+        previous: _PendingPing | None = None
         while True:
             await anyio.sleep(interval)
             if self.ready_state is not ReadyState.OPEN:
@@ -696,12 +765,36 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             pending = self._queue_ping(str(count), None)
             self._wake_writer()
             if math.isinf(timeout):
+                # Nothing waits for these pongs: keep one entry for the
+                # latency, not one per interval for a peer that never answers.
+                if previous is not None and previous in self._pings:
+                    self._pings.remove(previous)
+                previous = pending
                 continue
             with anyio.move_on_after(timeout):
                 await pending.done.wait()
             if not pending.answered and self.ready_state is ReadyState.OPEN:
                 await self._fail(1011, "keepalive ping timeout")
                 return
+
+    def _draft_idle_timeout(self, interval: float) -> float | None:
+        """The drafts have no ping: with ``ping`` set, a draft peer that sends
+        nothing for ``ping + ping_timeout`` seconds is taken for gone (the
+        time a hybi peer has to answer a ping); None if ``ping_timeout`` is
+        infinite."""
+        timeout = self._ping_timeout if self._ping_timeout is not None else interval
+        return None if math.isinf(timeout) else interval + timeout
+
+    async def _idle_watch(self, idle: float) -> None:
+        """Fail a draft connection whose reader has waited ``idle`` seconds
+        for the peer (time the application keeps it busy does not count)."""
+        while True:
+            since, now = self._idle_since, anyio.current_time()
+            if since is not None and now - since >= idle:
+                if self.ready_state in (ReadyState.CONNECTING, ReadyState.OPEN):
+                    await self._fail(1011, f"idle timeout: nothing received for {idle:g} s")
+                return
+            await anyio.sleep(idle if since is None else since + idle - now)
 
     async def _fail(self, code: int, reason: str) -> None:
         """Fail the connection from our side and drop the transport."""
@@ -767,6 +860,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             self._final_code, self._final_reason = core.close_code, core.close_reason
         self._finished = True
         self._queue.close()
+        if self._opened_event is not None:
+            self._opened_event.set()
         for pending in self._pings:
             pending.done.set()
         self._pings = []

@@ -1,7 +1,7 @@
 """Writes the seed corpora in fuzz/corpus/ (committed; rerun after changing
 an input layout): small valid inputs and near misses for each target.
 
-Layouts are described in fuzz_frames.py and fuzz_handshake.py.
+Layouts are described in fuzz_frames.py, fuzz_handshake.py and fuzz_hixie.py.
 """
 
 from __future__ import annotations
@@ -130,8 +130,25 @@ def handshake_seeds() -> dict[str, bytes]:
     }
 
 
+def hixie_seeds() -> dict[str, bytes]:
+    # byte 0: bit 0 hixie-76, bits 1-2 max_length (2**26 - 1, 0, 10, 1000),
+    # bit 3 send a message first; byte 1: read size (0 = whole).
+    challenge = b"Tm[K T2u"
+    return {
+        "hixie75-text": b"\x00\x00" + b"\x00hello\xff\x00caf\xc3\xa9\xff",
+        "hixie75-skipped": b"\x08\x03" + b"\x80\x81\x00" + b"x" * 128 + b"\x00ok\xff",
+        "hixie75-bad-utf8": b"\x00\x01" + b"\x00\xc3(\x80\xff",
+        "hixie75-long-at-10": bytes([1 << 1 | 0, 0]) + b"\x00" + b"y" * 11 + b"\xff",
+        "hixie75-endless-prefix": bytes([3 << 1, 0]) + b"\x80" + b"\xff" * 64,
+        "hixie76-close": b"\x09\x05" + challenge + b"\x00bye\xff\xff\x00",
+        "hixie76-late-challenge": b"\x09\x03" + challenge[:3],
+        "hixie76-prefixed-close": b"\x01\x00" + challenge + b"\xff\x81\x00" + b"z" * 128,
+    }
+
+
 def main() -> None:
-    for target, seeds in (("frames", frames_seeds()), ("handshake", handshake_seeds())):
+    for target, seeds in (("frames", frames_seeds()), ("handshake", handshake_seeds()),
+                          ("hixie", hixie_seeds())):
         folder = HERE / "corpus" / target
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in seeds.items():

@@ -26,7 +26,7 @@ from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
 from ._runtime import server as _server
 from ._runtime.connection import DEFAULT_MAX_LENGTH, Connection, Core
-from ._runtime.streams import TRANSPORT_ERRORS, DirectTransport
+from ._runtime.transport import transport_for
 from .exceptions import ConnectionClosedError, HandshakeError
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         self._handshake_timeout = open_timeout
         self._drafts = drafts
         self.request = coerce_request(request)
-        self._transport = stream
+        self._socket = stream
         self._body = bytes(body)
         self._protocols = protocol_list(protocols)
         self._extension_configs = unique_extensions(extensions)
@@ -148,21 +148,22 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
                                  status_code=result.status)
         self.protocol = result.protocol
         self.extensions = result.extensions
+        transport = self._transport = transport_for(self._socket)
         try:
-            self._direct = DirectTransport.for_stream(self._transport)
-            if self._direct is None:
-                await self._transport.send(result.response)
-            elif not self._direct.write(result.response) or not await self._direct.drained():
-                raise anyio.BrokenResourceError
-        except BaseException as exc:
-            # The client left (or the caller cancelled) before the 101 was
-            # written: the connection ends here, as it would have once open.
+            transport.write([result.response])
+            written = await transport.drain()
+        except BaseException:
+            # The caller cancelled before the 101 was written.
             with anyio.CancelScope(shield=True):
-                await anyio.aclose_forcefully(self._transport)
+                await transport.abort()
                 await self._lost_before_open()
-            if isinstance(exc, TRANSPORT_ERRORS):
-                raise ConnectionClosedError(1006, "connection lost") from exc
             raise
+        if not written:
+            # The client left before the 101 was written: the connection
+            # ends here, as it would have once open.
+            with anyio.CancelScope(shield=True):
+                await self._lost_before_open()
+            raise ConnectionClosedError(1006, "connection lost")
         self.version = result.version
         core: Core
         if result.version == "hybi-13":
@@ -175,7 +176,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             core.receive_data(self._body)
             self._body = b""
         with _server.track(self):
-            async with self._running(self._transport, core, self._body):
+            async with self._running(self._socket, core, self._body):
                 yield self
 
     async def _lost_before_open(self) -> None:
@@ -191,10 +192,10 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
     async def _reject(self, result: Rejected) -> None:
         with anyio.move_on_after(self._close_timeout, shield=True):
             try:
-                await self._transport.send(result.response)
+                await self._socket.send(result.response)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 pass
-        await anyio.aclose_forcefully(self._transport)
+        await anyio.aclose_forcefully(self._socket)
         message = f"Error during WebSocket handshake: {result.reason}"
         self._finished = True
         self._final_code, self._final_reason = 1002, message

@@ -22,7 +22,6 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -42,7 +41,7 @@ from .._core.websocket import (
 from .._emitter import Event, EventEmitter, logger
 from ..exceptions import ConnectionClosed, ConnectionClosedError, connection_closed
 from .queue import MessageQueue
-from .streams import TRANSPORT_ERRORS, DirectTransport, close_stream
+from .transport import Transport, TransportLost, transport_for
 
 #: The sans-IO core driving a connection: hybi-13, or one of the drafts.
 Core = WebSocketProtocol | HixieProtocol
@@ -56,9 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "Message"]
 
 Message = str | bytes
-#: Bytes asked of the transport per read: large, so that a burst of small
-#: frames is parsed in one go and a large message in few reads.
-_READ_SIZE = 1 << 18
 #: See Connection._sometimes_checkpoint.
 _CHECKPOINT_EVERY = 16
 _MAX_CONTROL_PAYLOAD = 125
@@ -141,11 +137,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self.version = "hybi-13"
         #: Round-trip time of the last answered ping, in seconds.
         self.latency: float | None = None
-        self._stream: anyio.abc.AnyByteStream | None = None
+        self._transport: Transport | None = None
         self._core: Core | None = None
         self._initial = b""
         self._tg: anyio.abc.TaskGroup | None = None
-        self._send_lock_: anyio.Lock | None = None
         # The writer task starts with the first deferred write (idle
         # connections never need it); it waits on ``_wakeup``.
         self._writer_started = False
@@ -160,8 +155,6 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._broken = False
         self._close_timer_started = False
         self._read_scope = anyio.CancelScope()
-        self._in_flight = 0
-        self._direct: DirectTransport | None = None
         self._quiet_calls = 0
         self._pings: list[_PendingPing] = []
         self._final_code = 1006
@@ -182,12 +175,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
 
     @property
     def buffered_amount(self) -> int:
-        """Bytes queued for the peer and not yet written to the transport."""
-        if self._direct is not None:
-            # A write waiting for the peer counts whole, as with send().
-            return (self._core.pending if self._core else 0) + \
-                max(self._in_flight, self._direct.buffered)
-        return (self._core.pending if self._core else 0) + self._in_flight
+        """Bytes queued for the peer and not yet taken by the peer's end."""
+        pending = self._core.pending if self._core is not None else 0
+        return pending + self._transport.buffered if self._transport is not None else pending
 
     @property
     def close_code(self) -> int | None:
@@ -251,9 +241,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     def _attach(self, tg: anyio.abc.TaskGroup, stream: anyio.abc.AnyByteStream,
                 core: Core, initial: bytes) -> None:
         """Start the background tasks in ``tg``."""
-        self._tg, self._stream, self._core, self._initial = tg, stream, core, initial
-        if self._direct is None:
-            self._direct = DirectTransport.for_stream(stream)
+        self._tg, self._core, self._initial = tg, core, initial
+        if self._transport is None:
+            self._transport = transport_for(stream)
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
         tg.start_soon(self._read_loop)
@@ -302,14 +292,6 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             if self._closed_event is None:
                 self._closed_event = anyio.Event()
             await self._closed_event.wait()
-
-    @property
-    def _send_lock(self) -> anyio.Lock:
-        # fast_acquire: an uncontended acquire does not yield (anyio's default
-        # lock passes through the event loop on every acquire).
-        if self._send_lock_ is None:
-            self._send_lock_ = anyio.Lock(fast_acquire=True)
-        return self._send_lock_
 
     # -- sending ----------------------------------------------------------
 
@@ -382,14 +364,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if self.buffered_amount >= self._write_limit:
             raise anyio.WouldBlock
         core.send_message(item, compress=compress)
-        if self._direct is not None and not self._broken:
-            # The transport takes it now (as a write by the writer task
-            # would, minus the task switch).
-            direct = self._direct
-            if not all(direct.write(chunk) for chunk in core.chunks_to_send()):
-                self._broken = True
-                self._wake_writer()  # whose flush drops the transport
-        else:
+        transport = self._transport
+        assert transport is not None
+        # The transport takes it now (as a write by the writer task would,
+        # minus the task switch); the writer task sends what it holds.
+        transport.write(core.chunks_to_send())
+        if not transport.writable:
             self._wake_writer()
 
     async def _sometimes_checkpoint(self) -> None:
@@ -502,11 +482,13 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._sometimes_checkpoint()
             return queue.get_nowait()
         core = self._core
-        if core is not None and core.pending and not (
-                self._send_lock_ is not None and self._send_lock_.locked()):
-            # About to wait for the peer: first send what this task queued
-            # (its replies), rather than leaving it to the writer task.
-            await self._flush()
+        if core is not None and core.pending:
+            if self._transport is not None and self._transport.writable:
+                # About to wait for the peer: first send what this task
+                # queued (its replies), rather than leaving it to the writer.
+                await self._flush()
+            else:
+                self._wake_writer()  # not behind another task's blocked write
         try:
             return await queue.get()
         except anyio.EndOfStream:
@@ -524,8 +506,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     # -- background tasks -------------------------------------------------
 
     async def _read_loop(self) -> None:
-        stream, core = self._stream, self._core
-        assert stream is not None and core is not None
+        transport, core = self._transport, self._core
+        assert transport is not None and core is not None
         try:
             with self._read_scope:
                 try:
@@ -533,23 +515,20 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                     # core produced before the reader started.
                     await self._process(core, self._initial)
                     self._initial = b""
-                    receive: Callable[[], Awaitable[bytes]]
-                    if self._direct is not None:
-                        receive = self._direct.receive
-                    elif isinstance(stream, anyio.abc.ByteReceiveStream):
-                        receive = partial(stream.receive, _READ_SIZE)
-                    else:
-                        receive = stream.receive
+                    receive: Callable[[], Awaitable[bytes | None]] = transport.receive
                     if self._watch_idle:
                         receive = self._timed(receive)
                     while not (core.state is ReadyState.CLOSED or core.failed):
-                        await self._process(core, await receive())
-                except TRANSPORT_ERRORS:
+                        data = await receive()
+                        if data is None:
+                            break  # the peer closed its end: core.receive_eof() below
+                        await self._process(core, data)
+                except TransportLost:
                     pass
             if core.failed:
-                await self._linger(stream, core)
+                await self._linger(transport, core)
             elif core.state is ReadyState.CLOSED and core.client:
-                await self._await_eof(stream)
+                await self._await_eof(transport)
         except anyio.get_cancelled_exc_class():
             # The task group is cancelled (the owner was): say goodbye.
             with anyio.CancelScope(shield=True):
@@ -560,13 +539,13 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             # is closed and ``close`` fires, whatever happened.
             with anyio.CancelScope(shield=True):
                 core.receive_eof()  # no-op unless the transport dropped first
-                await close_stream(stream)
+                await transport.aclose()
                 await self._finish()
 
-    def _timed(self, receive: Callable[[], Awaitable[bytes]]
-               ) -> Callable[[], Awaitable[bytes]]:
+    def _timed(self, receive: Callable[[], Awaitable[bytes | None]]
+               ) -> Callable[[], Awaitable[bytes | None]]:
         """``receive``, noting when the reader waits for the peer."""
-        async def timed() -> bytes:
+        async def timed() -> bytes | None:
             self._idle_since = anyio.current_time()
             try:
                 return await receive()
@@ -602,14 +581,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         """Feed ``data`` to the core and act on its events (the reader task).
 
         Whenever this has to wait (a full queue, a listener, a peer not
-        reading our pongs), a direct transport stops reading the socket
-        first, so that waiting means backpressure, not buffering.
+        reading our pongs), the transport stops reading ahead first, so
+        that waiting means backpressure, not buffering.
         """
-        direct = self._direct
         core.receive_data(data)
         if not self._opened:
-            if direct is not None:
-                direct.pause_reading()
+            self._pause_reading()
             await self._maybe_open()
         events = core.events_received()
         if events:
@@ -618,14 +595,17 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 if queue is not None and type(event) is MessageReceived and \
                         queue.put_nowait(event.data):
                     continue
-                if direct is not None:
-                    direct.pause_reading()
+                self._pause_reading()
                 if queue is not None and type(event) is MessageReceived:
                     await queue.put(event.data)
                 else:
                     await self._handle(event)
         if core.pending:
             await self._flush(reader=True)
+
+    def _pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
 
     async def _handle(self, event: CoreEvent) -> None:
         if isinstance(event, MessageReceived):
@@ -711,47 +691,27 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 self._wakeup = None
 
     async def _flush(self, *, reader: bool = False) -> None:
-        """Write everything the core has queued; never raises transport errors.
+        """Write everything the core has queued and wait until the transport
+        has taken it; never raises transport errors (a broken transport is
+        dropped, and the reader ends the connection).
 
-        ``reader``: called by the reader task, which stops reading a direct
-        transport while it waits for the peer to take our data.
+        ``reader``: called by the reader task, which stops reading ahead
+        while it waits for the peer to take our data.
         """
-        core, stream = self._core, self._stream
-        assert core is not None and stream is not None
-        direct = self._direct
-        if direct is not None:
-            while not self._broken and (chunks := core.chunks_to_send()):
-                if not all(direct.write(chunk) for chunk in chunks):
-                    self._broken = True
-                    break
-                self._in_flight = sum(map(len, chunks))
-                if reader and not direct.writable:
-                    direct.pause_reading()
-                try:
-                    if not await direct.drained():
-                        self._broken = True
-                finally:
-                    self._in_flight = 0
-            if self._broken:
-                await self._abort()
-            return
-        async with self._send_lock:
-            while not self._broken and (data := core.data_to_send()):
-                self._in_flight = len(data)
-                try:
-                    await stream.send(data)
-                except TRANSPORT_ERRORS:
-                    self._broken = True
-                    await self._abort()
-                except BaseException:
-                    # Cancelled mid-write: the peer may hold half a frame, so
-                    # the connection cannot go on (h11's send_failed rule).
-                    self._broken = True
-                    with anyio.CancelScope(shield=True):
-                        await self._abort()
-                    raise
-                finally:
-                    self._in_flight = 0
+        core, transport = self._core, self._transport
+        assert core is not None and transport is not None
+        while not self._broken:
+            chunks = core.chunks_to_send()
+            transport.write(chunks)
+            if reader and not transport.writable:
+                transport.pause_reading()
+            # Also with nothing new: wait for another task's write in progress.
+            if not await transport.drain():
+                self._broken = True
+            if not chunks or not core.pending:
+                break
+        if self._broken:
+            await self._abort()
 
     async def _keepalive(self, interval: float) -> None:
         timeout = self._ping_timeout if self._ping_timeout is not None else interval
@@ -819,10 +779,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     async def _abort(self) -> None:
         """Drop the transport now; the reader then ends the connection."""
         self._read_scope.cancel()
-        if self._stream is not None:
-            await anyio.aclose_forcefully(self._stream)
+        if self._transport is not None:
+            await self._transport.abort()
 
-    async def _linger(self, stream: anyio.abc.AnyByteStream, core: Core) -> None:
+    async def _linger(self, transport: Transport, core: Core) -> None:
         """After failing: send our Close, half-close, and drain until the peer
         hangs up, so our Close is not lost to a TCP reset (RFC 6455 section
         7.1.1 lets the peer answer before the transport goes)."""
@@ -830,24 +790,13 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._flush()
             if self._broken:
                 return
-            try:
-                await stream.send_eof()
-            except (NotImplementedError, *TRANSPORT_ERRORS):
-                pass
-            try:
-                while await stream.receive():
-                    pass
-            except TRANSPORT_ERRORS:
-                pass
+            await transport.send_eof()
+            await _read_to_eof(transport)
 
-    async def _await_eof(self, stream: anyio.abc.AnyByteStream) -> None:
+    async def _await_eof(self, transport: Transport) -> None:
         """The client waits for the server to close TCP (RFC 6455 section 7.1.1)."""
         with anyio.move_on_after(self._close_timeout):
-            try:
-                while await stream.receive():
-                    pass
-            except TRANSPORT_ERRORS:
-                pass
+            await _read_to_eof(transport)
 
     async def _finish(self) -> None:
         """Record the ending, wake every waiter and fire ``close`` (once)."""
@@ -870,6 +819,14 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                                    reason=self._final_reason))
         finally:
             self._mark_closed()
+
+
+async def _read_to_eof(transport: Transport) -> None:
+    try:
+        while await transport.receive() is not None:
+            pass
+    except TransportLost:
+        pass
 
 
 def _check_message(item: object) -> None:  # annotations are not enforced at run time

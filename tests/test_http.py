@@ -7,6 +7,7 @@ to be malformed), so the server is checked against an independent parser.
 from __future__ import annotations
 
 import gc
+import math
 import warnings
 import weakref
 from typing import TYPE_CHECKING
@@ -499,6 +500,102 @@ async def test_cancelling_serve_after_a_websocket_closed_leaks_nothing() -> None
     assert ref() is None  # really collected, so a leak would have warned
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
+
+
+# -- request framing (issue 14) ----------------------------------------------
+
+
+UPGRADE_HEAD = (b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n"
+                b"Upgrade: echo\r\n")
+
+
+class Recorder:
+    """Handlers that record the targets they are given."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+
+    async def on_request(self, request: Request, response: Response) -> None:
+        self.targets.append(request.target)
+        await hello(request, response)
+
+    async def on_upgrade(self, request: Request, stream: anyio.abc.ByteStream,
+                         body: bytes) -> None:
+        self.targets.append(request.target)
+        await stream.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                          b"Upgrade: echo\r\n\r\n")
+
+
+async def trickle(stream: anyio.abc.ByteStream, data: bytes, interval: float) -> None:
+    """Send ``data`` in one-byte pieces ``interval`` seconds apart, until
+    the server hangs up."""
+    for index in range(len(data)):
+        try:
+            await stream.send(data[index:index + 1])
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+        await anyio.sleep(interval)
+
+
+async def dropped_after(stream: anyio.abc.ByteStream, data: bytes, interval: float,
+                        ) -> tuple[float, bytes]:
+    """Trickle ``data`` until the server hangs up: how long that took, and
+    what it answered."""
+    start = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(trickle, stream, data, interval)
+        raw = await read_to_eof(stream)
+        tg.cancel_scope.cancel()
+    return anyio.current_time() - start, raw
+
+
+async def test_trickled_upgrade_body_is_dropped_within_request_timeout() -> None:
+    # One byte a 0.1 s of a 1 GB body: every read is quick, the request never
+    # ends. Each read used to get its own request_timeout, for ever.
+    recorder = Recorder()
+    server = Server(on_request=recorder.on_request, on_upgrade=recorder.on_upgrade,
+                    request_timeout=1)
+    with anyio.fail_after(TIMEOUT):
+        async with running(server) as port:
+            async with await connect(port) as stream:
+                await stream.send(UPGRADE_HEAD + b"Content-Length: 1000000000\r\n\r\n")
+                elapsed, raw = await dropped_after(stream, b"x" * 1000, 0.1)
+            assert elapsed < server.request_timeout + 0.5
+            assert raw == b""
+            assert recorder.targets == []
+            await assert_still_serving(port)
+
+
+async def test_request_timeout_bounds_head_and_body_together() -> None:
+    # The head takes 90% of request_timeout, then the body trickles: the
+    # deadline is the request's, not the head's and then the body's.
+    server = Server(on_request=hello, request_timeout=1)
+    head = b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\n\r\n"
+    with anyio.fail_after(TIMEOUT):
+        async with running(server) as port, await connect(port) as stream:
+            start = anyio.current_time()
+            for index in range(0, len(head), len(head) // 9 + 1):
+                await stream.send(head[index:index + len(head) // 9 + 1])
+                await anyio.sleep(0.1)
+            _, raw = await dropped_after(stream, b"x" * 1000, 0.1)
+            elapsed = anyio.current_time() - start
+    assert raw == b""
+    assert elapsed < 1.5  # it used to be request_timeout for each: 0.9 + 1 s
+
+
+async def test_request_timeout_bounds_a_kept_alive_request() -> None:
+    # keep_alive_timeout bounds the wait for the next request's first byte;
+    # from there the request has request_timeout to arrive whole.
+    server = Server(on_request=hello, request_timeout=0.5, keep_alive_timeout=math.inf)
+    head = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + b"a" * 1000
+    with anyio.fail_after(TIMEOUT):
+        async with running(server) as port, await connect(port) as stream:
+            response, _ = await HTTPClient(stream).request("GET", "/")
+            assert response.status_code == 200
+            await anyio.sleep(0.6)  # idle for longer than request_timeout: fine
+            elapsed, raw = await dropped_after(stream, head, 0.05)
+    assert raw == b""
+    assert elapsed < 1.2
 
 
 # -- TLS ---------------------------------------------------------------------

@@ -232,11 +232,13 @@ class Server:
         on_upgrade: ``async (request, stream, body)`` for requests with an
             ``Upgrade`` header (default: treated as plain requests).
         request_timeout: seconds a new connection has to finish its TLS
-            handshake and, separately, to send its first request head (a
-            slowloris client is dropped); also bounds reading a request
-            body and writing an error response.
+            handshake and, separately, to send its first request whole
+            (head and body); each later request has as long from its first
+            byte. A client that is slower is dropped (slowloris). Also
+            bounds writing an error response.
         keep_alive_timeout: seconds an idle keep-alive connection waits for
-            its next request (0: closed after each response).
+            the first byte of its next request (0: closed after each
+            response).
         max_head_size: largest request head, in bytes (larger: 431).
         max_body_size: largest plain request body, in bytes (larger: 413).
         shutdown_timeout: seconds :meth:`shutdown` waits for open
@@ -382,27 +384,40 @@ class Server:
         while not self._shutting_down:
             slot.idle = True
             try:
-                event = await self._next_request(conn, stream, slot)
+                head = await self._next_request(conn, stream, slot)
             except h11.RemoteProtocolError as exc:
                 await self._bad_request(stream, exc.error_status_hint, str(exc))
                 return None
-            if event is None:
+            if head is None:
                 return None
             slot.idle = False
+            event, deadline = head
             request = Request.from_h11(event)
             if _head_size(event) > self.max_head_size:
                 # h11 bounds only heads still incomplete; a head that arrived
                 # whole in one read is measured here.
                 await self._bad_request(stream, 431, "request header fields too large")
                 return None
-            if self.on_upgrade is not None and _is_upgrade(request):
-                body = await self._upgrade_body(conn, stream)
-                return None if body is None else (request, stream, body)
-            try:
-                body = await self._read_body(conn, stream)
-            except h11.RemoteProtocolError as exc:
-                await self._bad_request(stream, exc.error_status_hint, str(exc))
+            upgrade = self.on_upgrade is not None and _is_upgrade(request)
+            # The head and the body share the request's deadline: a body
+            # trickled a byte at a time cannot hold the connection longer.
+            body: bytes | None = None
+            error: tuple[int, str] | None = None
+            with anyio.CancelScope(deadline=deadline) as within:
+                try:
+                    if upgrade:
+                        body = await self._upgrade_body(conn, stream)
+                    else:
+                        body = await self._read_body(conn, stream)
+                except h11.RemoteProtocolError as exc:
+                    error = (exc.error_status_hint, str(exc))
+            if within.cancelled_caught:
+                return None  # dropped without an answer, like a slow head
+            if error is not None:
+                await self._bad_request(stream, *error)
                 return None
+            if upgrade:
+                return None if body is None else (request, stream, body)
             if body is None:
                 await self._bad_request(stream, 413, "request body too large")
                 return None
@@ -432,17 +447,22 @@ class Server:
         return None
 
     async def _next_request(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
-                            slot: _ConnectionSlot) -> h11.Request | None:
-        # The first request must arrive within request_timeout (a slowloris
-        # client is dropped); a kept-alive connection may then idle for
-        # keep_alive_timeout before its next one.
-        timeout = self.request_timeout if slot.first else self.keep_alive_timeout
+                            slot: _ConnectionSlot) -> tuple[h11.Request, float] | None:
+        """The next request head and the deadline for the whole request
+        (head and body): ``request_timeout`` after the connection was
+        established for the first request, after its first byte for the next
+        ones. Before that byte, a kept-alive connection may idle for
+        ``keep_alive_timeout``. None if the connection ended or timed out
+        (a slowloris client is dropped)."""
+        now = anyio.current_time()
+        started = slot.first or bool(conn.trailing_data[0])  # pipelined bytes
         slot.first = False
-        with anyio.move_on_after(timeout):
+        with anyio.CancelScope(deadline=now + (
+                self.request_timeout if started else self.keep_alive_timeout)) as scope:
             while True:
                 event = conn.next_event()
                 if isinstance(event, h11.Request):
-                    return event
+                    return event, scope.deadline
                 if event is h11.NEED_DATA:
                     try:
                         data = await stream.receive()
@@ -450,37 +470,40 @@ class Server:
                         return None
                     conn.receive_data(data)
                     slot.idle = False
+                    if not started:
+                        started = True
+                        scope.deadline = anyio.current_time() + self.request_timeout
                     continue
                 return None  # ConnectionClosed or PAUSED
         return None
 
     async def _read_body(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> bytes | None:
+        """The request body, or None once it is over ``max_body_size``
+        (bounded in time by the caller's deadline)."""
         chunks: list[bytes] = []
         size = 0
-        with anyio.fail_after(self.request_timeout):
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.receive())
-                elif isinstance(event, h11.Data):
-                    size += len(event.data)
-                    if size > self.max_body_size:
-                        return None
-                    chunks.append(bytes(event.data))
-                elif isinstance(event, h11.EndOfMessage):
-                    return b"".join(chunks)
-                else:
-                    raise h11.RemoteProtocolError("unexpected end of request")
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive())
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > self.max_body_size:
+                    return None
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(chunks)
+            else:
+                raise h11.RemoteProtocolError("unexpected end of request")
 
-    async def _upgrade_body(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
-                            ) -> bytes | None:
+    @staticmethod
+    async def _upgrade_body(conn: h11.Connection, stream: anyio.abc.ByteStream) -> bytes | None:
         """The bytes after an upgrade request's head (None if the client
         left): h11 consumes the (normally empty) body, then pauses, and every
         byte after that is the new protocol's."""
         while (event := conn.next_event()) is not h11.PAUSED:
             if event is h11.NEED_DATA:
-                with anyio.fail_after(self.request_timeout):
-                    conn.receive_data(await stream.receive())
+                conn.receive_data(await stream.receive())
             elif isinstance(event, h11.ConnectionClosed):
                 return None
         body, _closed = conn.trailing_data

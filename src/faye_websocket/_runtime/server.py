@@ -399,6 +399,10 @@ class Server:
                 await self._bad_request(stream, 431, "request header fields too large")
                 return None
             upgrade = self.on_upgrade is not None and _is_upgrade(request)
+            refusal = _framing_refusal(event, upgrade=upgrade)
+            if refusal is not None:
+                await self._bad_request(stream, 400, refusal)
+                return None
             # The head and the body share the request's deadline: a body
             # trickled a byte at a time cannot hold the connection longer.
             body: bytes | None = None
@@ -499,8 +503,9 @@ class Server:
     @staticmethod
     async def _upgrade_body(conn: h11.Connection, stream: anyio.abc.ByteStream) -> bytes | None:
         """The bytes after an upgrade request's head (None if the client
-        left): h11 consumes the (normally empty) body, then pauses, and every
-        byte after that is the new protocol's."""
+        left): h11 would consume a body first (there is none: one announced
+        was refused), then pauses, and every byte after that is the new
+        protocol's."""
         while (event := conn.next_event()) is not h11.PAUSED:
             if event is h11.NEED_DATA:
                 conn.receive_data(await stream.receive())
@@ -535,6 +540,24 @@ class _TLSListener(TLSListener):
         if not isinstance(exc, Exception):
             raise exc  # cancellation
         logger.debug("TLS handshake failed: %r", exc)
+
+
+def _framing_refusal(request: h11.Request, *, upgrade: bool) -> str | None:
+    """Why a request's body framing is refused with 400, if it is."""
+    names = {name for name, _ in request.headers}
+    if b"transfer-encoding" in names and b"content-length" in names:
+        # RFC 9112 section 6.1: such a request may be a smuggling attempt (a
+        # front end framing it by Content-Length sees other requests than
+        # we do), and the server must close the connection after answering
+        # it. Refusing it outright is the simpler safe choice.
+        return "both Content-Length and Transfer-Encoding"
+    if upgrade and (b"transfer-encoding" in names or any(
+            name == b"content-length" and value.lstrip(b"0") for name, value in request.headers)):
+        # A WebSocket handshake is a GET without a body (RFC 6455 section
+        # 4.1), and the bytes after an upgrade request belong to the new
+        # protocol: a body would only be read and thrown away.
+        return "upgrade request with a body"
+    return None
 
 
 def _head_size(request: h11.Request) -> int:

@@ -834,6 +834,29 @@ async def test_shutdown_lets_an_in_flight_request_finish_then_closes() -> None:
             await served.wait()
 
 
+async def test_shutdown_cancels_a_pending_tls_handshake(server_context: ssl.SSLContext) -> None:
+    # A connection still in its TLS handshake has sent no request: shutdown
+    # drops it at once, as an idle one, instead of serve() waiting for the
+    # handshake timeout (request_timeout).
+    server = Server(on_request=hello, request_timeout=60, shutdown_timeout=0.5)
+    served = anyio.Event()
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        await server.serve("127.0.0.1", 0, ssl_context=server_context, task_status=task_status)
+        served.set()
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            port: int = await tg.start(serve)
+            async with await connect(port) as silent:  # never sends a ClientHello
+                await anyio.wait_all_tasks_blocked()
+                start = anyio.current_time()
+                await server.shutdown()
+                await served.wait()
+                assert anyio.current_time() - start < 1.5
+                assert await read_to_eof(silent) == b""
+
+
 async def test_request_timeout_drops_a_stalled_client() -> None:
     with anyio.fail_after(TIMEOUT):
         async with running(Server(on_request=hello, request_timeout=0.2)) as port:

@@ -9,6 +9,7 @@ where ``body`` holds the bytes the client sent past the request head.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,7 +22,7 @@ import anyio
 import anyio.abc
 import anyio.streams.stapled
 import h11
-from anyio.streams.tls import TLSListener
+from anyio.streams.tls import TLSStream
 
 from .._core.handshake import http_response
 from .._core.http import Request, header_tokens, validate_header
@@ -243,8 +244,10 @@ class Server:
         max_body_size: largest plain request body, in bytes (larger: 413).
         shutdown_timeout: seconds :meth:`shutdown` waits for open
             connections to finish before cancelling them.
-        max_connections: connections served at once (``None``: no cap);
-            one more gets 503 and is closed.
+        max_connections: connections served at once, counted from accept
+            (TLS handshakes in progress included; ``None``: no cap). One
+            more gets 503 and is closed; over TLS it is closed at once, as
+            no response can be sent before a handshake.
 
     Raises:
         ValueError: a negative or NaN timeout, a zero ``request_timeout``,
@@ -301,16 +304,14 @@ class Server:
                 kernel spreads new connections between them. Every one of
                 them must set it. Not available on Windows.
         """
-        listener: anyio.abc.Listener[anyio.abc.ByteStream]
         tcp = await anyio.create_tcp_listener(local_host=host, local_port=port,
                                               reuse_port=reuse_port)
         bound = tcp.extra(anyio.abc.SocketAttribute.local_port)
-        listener = _patient(tcp)
-        if ssl_context is not None:
-            # standard_compatible: closing sends close_notify (RFC 8446 6.1).
-            listener = _TLSListener(listener, ssl_context,
-                                    handshake_timeout=self.request_timeout)
-        await self.serve_listener(listener, task_status=task_status, port=bound)
+        # The TLS handshake runs in the connection's own task, once it holds
+        # a slot: counted by max_connections and cancelled by shutdown().
+        handler = self.handle_connection if ssl_context is None else \
+            functools.partial(self._handle_connection, ssl_context=ssl_context)
+        await self._serve(tcp, handler, task_status=task_status, port=bound)
 
     async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.ByteStream], *,
                              task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -322,11 +323,16 @@ class Server:
         running out of file descriptors: it logs a warning and retries
         until connections have closed.
         """
+        await self._serve(listener, self.handle_connection, task_status=task_status, port=port)
+
+    async def _serve(self, listener: anyio.abc.Listener[Any],
+                     handler: Callable[[anyio.abc.ByteStream], Awaitable[None]], *,
+                     task_status: anyio.abc.TaskStatus[int], port: int) -> None:
         listener = _patient(listener)
         async with listener, anyio.create_task_group() as tg:
             with anyio.CancelScope() as self._accept_scope:
                 task_status.started(port)
-                await listener.serve(self.handle_connection, task_group=tg)
+                await listener.serve(handler, task_group=tg)
 
     async def shutdown(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Stop accepting, close open WebSockets with ``code``, and wait (at most
@@ -348,15 +354,31 @@ class Server:
 
     async def handle_connection(self, stream: anyio.abc.ByteStream) -> None:
         """Serve one accepted connection (requests, then maybe an upgrade)."""
+        await self._handle_connection(stream)
+
+    async def _handle_connection(self, stream: anyio.abc.ByteStream, *,
+                                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """Serve one connection, after a TLS handshake with ``ssl_context``."""
         _registry.set(self._registry)
+        if self._shutting_down:
+            await close_stream(stream)
+            return
         if self.max_connections is not None and len(self._slots) >= self.max_connections:
-            await self._bad_request(stream, 503, "too many connections")
+            if ssl_context is None:
+                await self._bad_request(stream, 503, "too many connections")
+            # Over TLS, a 503 could only follow a handshake, which is what
+            # costs time and memory: the connection is just closed.
             await close_stream(stream)
             return
         with anyio.CancelScope() as scope:
-            slot = _ConnectionSlot(scope)
+            slot = _ConnectionSlot(scope)  # idle: shutdown() cancels a handshake at once
             self._slots.add(slot)
             try:
+                if ssl_context is not None:
+                    tls = await self._tls_handshake(stream, ssl_context)
+                    if tls is None:
+                        return
+                    stream = tls
                 upgrade = await self._serve_http(stream, slot)
                 if upgrade is not None:
                     # Called here, once the HTTP parser's state is gone: a
@@ -514,6 +536,26 @@ class Server:
         body, _closed = conn.trailing_data
         return bytes(body)
 
+    async def _tls_handshake(self, stream: anyio.abc.ByteStream, ssl_context: ssl.SSLContext,
+                             ) -> TLSStream | None:
+        """The TLS stream over ``stream``, or None if the handshake failed or
+        did not finish within ``request_timeout``.
+
+        Failures are logged at DEBUG level only: on the open internet they
+        are routine (scanners, plain HTTP sent to the TLS port, clients that
+        do not trust the certificate).
+        """
+        with anyio.move_on_after(self.request_timeout):
+            try:
+                # standard_compatible: closing sends close_notify (RFC 8446 6.1).
+                return await TLSStream.wrap(stream, server_side=True, ssl_context=ssl_context,
+                                            standard_compatible=True)
+            except TRANSPORT_ERRORS as exc:
+                logger.debug("TLS handshake failed: %r", exc)
+                return None
+        logger.debug("TLS handshake timed out")
+        return None
+
     async def _bad_request(self, stream: anyio.abc.ByteStream, status: int, reason: str) -> None:
         body = f"{reason}\n".encode()
         head = [("Content-Type", "text/plain; charset=utf-8"),
@@ -523,23 +565,6 @@ class Server:
                 await stream.send(http_response(status, head, body))
             except TRANSPORT_ERRORS:
                 pass
-
-
-class _TLSListener(TLSListener):
-    """anyio's TLS listener, with failed handshakes logged at DEBUG level.
-
-    On the open internet they are routine (scanners, plain HTTP sent to the
-    TLS port, clients that do not trust the certificate); anyio logs each
-    one at ERROR level with a traceback.
-    """
-
-    @staticmethod
-    async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream
-                                     ) -> None:
-        await anyio.aclose_forcefully(stream)
-        if not isinstance(exc, Exception):
-            raise exc  # cancellation
-        logger.debug("TLS handshake failed: %r", exc)
 
 
 def _framing_refusal(request: h11.Request, *, upgrade: bool) -> str | None:

@@ -740,7 +740,7 @@ async def test_queued_text_is_bounded_by_the_memory_it_takes(text: str, queued: 
             await all_taken.wait()
     assert taken == [text] * 8
     assert at_once == [queued]
-    assert queued * sys.getsizeof(text) <= 4 * (1000 + sys.getsizeof("")) or queued == 1
+    assert sys.getsizeof(text) > 4 * 1000 or queued == 4
 
 
 async def test_keepalive_with_an_infinite_timeout_keeps_one_unanswered_ping() -> None:

@@ -579,8 +579,11 @@ class WebSocketProtocol:
             self._out = []
             self._pending = 0
             return out
+        total = self._pending
         self._out = []
         self._pending = 0
+        if total < _LARGE:
+            return [b"".join(out)]  # no chunk is large
         chunks: list[bytes] = []
         small: list[bytes] = []
         for chunk in out:

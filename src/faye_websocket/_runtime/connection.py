@@ -62,8 +62,6 @@ _MAX_CONTROL_PAYLOAD = 125
 #: until its pong, which a peer may never send).
 MAX_UNANSWERED_PINGS = 64
 DEFAULT_MAX_LENGTH = 2**26 - 1
-#: What an ASCII ``str`` takes in memory besides its characters.
-_STR_OVERHEAD = sys.getsizeof("")
 
 
 @dataclass(eq=False, slots=True)
@@ -120,8 +118,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self.max_length = max_length
         # Received messages are bounded by their count and by the memory
         # they take: no more than max_queue ASCII messages of max_length.
-        self._queue: MessageQueue[Message] = MessageQueue(
-            max_queue, max_queue * (max_length + _STR_OVERHEAD))
+        self._queue: MessageQueue[Message] = MessageQueue(max_queue, max_queue * max_length)
         #: Seconds a connection may stay CONNECTING once its tasks run
         #: (hixie-76 waiting for its challenge bytes); set by the server side.
         self._handshake_timeout = math.inf
@@ -336,7 +333,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         await self._sometimes_checkpoint()
         core = self._check_open()
         core.send_message(item, compress=compress)
-        if self.buffered_amount > self._write_limit:
+        transport = self._transport
+        assert transport is not None
+        if core.pending + transport.buffered > self._write_limit:
             # Over the high-water mark: write now, waiting for the peer.
             if core.state is ReadyState.CONNECTING:
                 # hixie-76 holds messages until the client's challenge

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
@@ -40,14 +41,14 @@ import anyio.abc
 
 from .streams import TRANSPORT_ERRORS, close_stream
 
-__all__ = ["AsyncioTransport", "StreamTransport", "Transport", "TransportLost",
-           "transport_for"]
+__all__ = ["LARGE", "AsyncioTransport", "StreamTransport", "Transport", "TransportLost",
+           "coalesce", "transport_for"]
 
 #: Bytes asked of a stream per read: large, so that a burst of small frames
 #: is parsed in one go and a large message in few reads.
 READ_SIZE = 1 << 18
-#: Written chunks this large are sent on their own (no copy into a buffer).
-_LARGE = 1 << 14
+#: Written chunks this large are sent on their own (not copied into a join).
+LARGE = 1 << 14
 
 
 class TransportLost(Exception):
@@ -120,7 +121,7 @@ class _StreamEnd:
 
 
 class StreamTransport(_StreamEnd):
-    """Any anyio byte stream. Writes are buffered until :meth:`drain`, which
+    """Any anyio byte stream. Writes are held until :meth:`drain`, which
     one task at a time sends (small chunks joined, so the frames queued in
     one turn of the event loop go out in one call). A drain cancelled in the
     middle of a send breaks the transport: the peer may hold part of a frame
@@ -133,8 +134,8 @@ class StreamTransport(_StreamEnd):
         self._stream = stream
         self._receive: Any = stream.receive
         if isinstance(stream, anyio.abc.ByteReceiveStream):
-            self._receive = lambda: stream.receive(READ_SIZE)
-        self._out: collections.deque[bytes | bytearray] = collections.deque()
+            self._receive = partial(stream.receive, READ_SIZE)
+        self._out: list[bytes] = []
         self._out_size = 0
         self._in_flight = 0
         self._broken = False
@@ -153,18 +154,9 @@ class StreamTransport(_StreamEnd):
         pass  # the stream is read only when asked
 
     def write(self, chunks: list[bytes]) -> None:
-        if self._broken:
-            return
-        out = self._out
-        for chunk in chunks:
-            size = len(chunk)
-            if size >= _LARGE:
-                out.append(chunk)
-            elif out and isinstance(last := out[-1], bytearray) and len(last) < _LARGE:
-                last += chunk
-            else:
-                out.append(bytearray(chunk))
-            self._out_size += size
+        if chunks and not self._broken:
+            self._out += chunks
+            self._out_size += sum(map(len, chunks))
 
     @property
     def buffered(self) -> int:
@@ -181,17 +173,17 @@ class StreamTransport(_StreamEnd):
             # fast_acquire: an uncontended acquire does not yield.
             self._lock = anyio.Lock(fast_acquire=True)
         async with self._lock:
-            out = self._out
-            while out and not self._broken:
+            while self._out and not self._broken:
                 # What is queued now goes as one batch, which counts whole
                 # in ``buffered`` until all of it is sent.
-                batch = list(out)
-                out.clear()
+                batch, self._out = self._out, []
                 self._in_flight, self._out_size = self._out_size, 0
                 try:
-                    for chunk in batch:
-                        await self._stream.send(bytes(chunk) if isinstance(chunk, bytearray)
-                                                else chunk)
+                    if len(batch) == 1:
+                        await self._stream.send(batch[0])
+                    else:
+                        for data in coalesce(batch):
+                            await self._stream.send(data)
                 except TRANSPORT_ERRORS:
                     await self._break()
                 except BaseException:
@@ -204,9 +196,27 @@ class StreamTransport(_StreamEnd):
 
     async def _break(self) -> None:
         self._broken = True
-        self._out.clear()
+        self._out = []
         self._out_size = 0
         await anyio.aclose_forcefully(self._stream)
+
+
+def coalesce(chunks: list[bytes]) -> list[bytes]:
+    """``chunks`` with runs of small ones joined (one write for them) and
+    large ones left as they are (written without a copy)."""
+    out: list[bytes] = []
+    small: list[bytes] = []
+    for chunk in chunks:
+        if len(chunk) >= LARGE:
+            if small:
+                out.append(small[0] if len(small) == 1 else b"".join(small))
+                small = []
+            out.append(chunk)
+        else:
+            small.append(chunk)
+    if small:
+        out.append(small[0] if len(small) == 1 else b"".join(small))
+    return out
 
 
 class AsyncioTransport(_StreamEnd):

@@ -1,0 +1,280 @@
+"""The clients under hostile servers, as tests/test_limits.py and
+tests/test_properties.py put the server under hostile clients.
+
+Each case is a raw TCP listener on 127.0.0.1 that speaks hand-built bytes,
+and each states its bound and measures against it: memory with
+``tracemalloc``, time with the clock, attempts by counting them. Every
+wait is bounded by ``anyio.fail_after``; every test runs on asyncio and
+trio.
+
+WebSocket.Client:
+
+* an endless response head, one whole head over ``max_head_size``, and a
+  flood of ``100 Continue`` responses before the ``101``;
+* a server that never finishes the handshake (``open_timeout``);
+* a deflate bomb: a small compressed frame that inflates past
+  ``max_length`` (close 1009, memory bounded);
+* masked frames (1002) and close codes that may not be sent (1002);
+* a ping flood (every ping answered while the server reads, the client
+  stops reading when the server does not, memory bounded).
+
+EventSource.Client:
+
+* endless ``data`` lines and one endless line (``max_event_size``, memory
+  bounded in bytes);
+* ``retry: 0`` and a server that is gone or hangs up at once (the
+  reconnection floor and the backoff);
+* a flood of ``100 Continue`` responses and a flood of comment lines.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+
+from faye_websocket import EventSource, ProtocolError
+from faye_websocket import _eventsource_client as eventsource_client
+from faye_websocket._core.sse import EventStreamParser, EventTooLarge
+from faye_websocket._runtime.client import open_stream
+
+from .test_limits import GONE, raw_server, read_head
+
+pytestmark = pytest.mark.anyio
+
+#: Bound on every wait of a test.
+TIMEOUT = 20
+#: The event size limit these tests set: big enough that the per-line and
+#: per-object overheads show, small enough to be quick under tracemalloc.
+EVENT_LIMIT = 1 << 18
+#: Memory the loopback tests allow for the chunks in flight, both ends being
+#: in this process: the server's write buffer, the client's reads, h11's
+#: receive buffer.
+IO_SLACK = 512 * 1024
+
+Handler = Callable[[anyio.abc.ByteStream], Awaitable[None]]
+
+
+@contextmanager
+def peak_memory() -> Iterator[list[int]]:
+    """Measure the peak of traced memory in the block, above what was
+    allocated when it started (in ``result[0]``, once the block is done)."""
+    result: list[int] = []
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        yield result
+        result.append(tracemalloc.get_traced_memory()[1] - baseline)
+    finally:
+        tracemalloc.stop()
+
+
+async def event_stream_head(stream: anyio.abc.ByteStream, *, close: bool = False) -> None:
+    """Read a request and answer it with a ``text/event-stream`` head."""
+    await read_head(stream)
+    await stream.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                      + (b"Connection: close\r\n" if close else b"") + b"\r\n")
+
+
+def endless(unit: bytes) -> Handler:
+    """A server whose event stream is ``unit`` repeated until the client hangs up."""
+    chunk = unit * max(1, 65536 // len(unit))
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            try:
+                await event_stream_head(stream)
+                while True:
+                    await stream.send(chunk)
+            except GONE:
+                pass
+
+    return handle
+
+
+# -- EventSource.Client: max_event_size is bytes held, not list entries ------------------
+
+
+#: What a server sends to grow one event: its description and a feeder that
+#: gives the parser that stream until it refuses it.
+EVENT_GROWERS = {
+    "empty data lines": (b"data\n", 65536),
+    "1-byte data lines": (b"data:x\n", 65536),
+    "one data line, 1 byte a read": (b"x", 1),
+    "one unknown field, 1 byte a read": (b"y", 1),
+}
+
+
+def feed_until_refused(parser: EventStreamParser, chunk: bytes) -> int:
+    """Feed ``chunk`` again and again; how many bytes went in (it raises)."""
+    fed = 0
+    while fed < 8 * EVENT_LIMIT:
+        parser.receive_data(chunk)
+        fed += len(chunk)
+    return fed
+
+
+@pytest.mark.parametrize("grower", list(EVENT_GROWERS))
+def test_parser_memory_stays_near_max_event_size(grower: str) -> None:
+    # Before: each 1-byte unit cost an 8-byte list entry, about 8 times
+    # max_event_size in all (513 MiB at the default).
+    unit, size = EVENT_GROWERS[grower]
+    parser = EventStreamParser(max_size=EVENT_LIMIT)
+    if size == 1:  # one line, a byte at a time
+        parser.receive_data(b"data: " if unit == b"x" else b"y: ")
+    with peak_memory() as peak, pytest.raises(EventTooLarge, match=f"longer than {EVENT_LIMIT}"):
+        feed_until_refused(parser, unit * (size // len(unit)))
+    assert peak[0] < 1.5 * EVENT_LIMIT, grower
+
+
+def test_parser_memory_when_an_event_at_the_limit_is_dispatched() -> None:
+    # The held bytes and the str handed over exist together for a moment.
+    parser = EventStreamParser(max_size=EVENT_LIMIT)
+    line = b"data:" + b"x" * 1000 + b"\n"
+    lines = line * (EVENT_LIMIT // len(line) - 1)
+    with peak_memory() as peak:
+        parser.receive_data(lines)
+        (event,) = parser.receive_data(b"\n")
+    assert len(event.data) > EVENT_LIMIT - 3 * len(line)
+    assert peak[0] < 2.5 * EVENT_LIMIT
+
+
+@pytest.mark.parametrize("unit", [b"data:x\n", b"data: " + b"x" * 40000], ids=["lines", "line"])
+async def test_eventsource_client_memory_with_an_endless_event(unit: bytes) -> None:
+    # Endless data lines, or one data line without end: ProtocolError 1009
+    # once the event holds max_event_size bytes, with memory near that.
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(endless(unit)) as port:
+            source = EventSource.Client(f"http://127.0.0.1:{port}/", max_event_size=EVENT_LIMIT)
+            async with source:
+                with peak_memory() as peak, pytest.raises(ProtocolError) as caught:
+                    await source.receive()
+    assert caught.value.close_code == 1009
+    assert f"longer than {EVENT_LIMIT}" in str(caught.value)
+    assert source.ready_state is EventSource.CLOSED
+    # The event, and the chunks in flight in the server and the client.
+    assert peak[0] < 1.5 * EVENT_LIMIT + IO_SLACK
+
+
+# -- EventSource.Client: reconnection floor and backoff -----------------------------------
+
+
+class Counting:
+    """A server that counts requests and answers each with ``answer``,
+    then hangs up."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.times: list[float] = []
+
+    async def handle(self, stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            try:
+                await read_head(stream)
+                self.times.append(anyio.current_time())
+                await stream.send(self.answer)
+            except GONE:
+                pass
+
+
+def stream_answer(body: bytes) -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+            + body)
+
+
+async def drain_for(source: EventSource.Client, seconds: float) -> int:
+    """Take events for ``seconds``; how many came."""
+    count = 0
+    with anyio.move_on_after(seconds):
+        while True:
+            await source.receive()
+            count += 1
+    return count
+
+
+@pytest.mark.parametrize(("body", "most"), [
+    # A stream that ends before any event counts as a failed attempt: the
+    # waits double (0.5, 1, 2... s, each up to half as long again).
+    (b"retry: 0\n\n", 3),
+    # One that delivers an event reconnects after the floor, 0.5-0.75 s.
+    (b"retry: 0\ndata: hi\n\n", 5),
+], ids=["hangs-up-at-once", "one-event-then-hangs-up"])
+async def test_retry_0_from_a_server_that_hangs_up_is_no_reconnection_storm(
+        body: bytes, most: int) -> None:
+    # Before: about 1,700-2,100 reconnections a second.
+    server = Counting(stream_answer(body))
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(server.handle) as port:
+            async with EventSource.Client(f"http://127.0.0.1:{port}/") as source:
+                await drain_for(source, 2.0)
+                assert source.retry == 0  # the server's value; the floor applies to the wait
+    assert 2 <= len(server.times) <= most, server.times
+    gaps = [b - a for a, b in zip(server.times, server.times[1:], strict=False)]
+    assert min(gaps) >= eventsource_client.MIN_RETRY - 0.01, gaps
+
+
+async def test_retry_0_with_the_server_gone_backs_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server sends retry: 0 and an event, then is gone: every attempt is
+    # refused. Before: about 1,400-1,500 attempts a second.
+    attempts: list[float] = []
+
+    async def counted(*args: Any, **kwargs: Any) -> anyio.abc.ByteStream:
+        attempts.append(anyio.current_time())
+        return await open_stream(*args, **kwargs)
+
+    monkeypatch.setattr("faye_websocket._eventsource_client.open_stream", counted)
+    server = Counting(stream_answer(b"retry: 0\ndata: hi\n\n"))
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(server.handle) as port:
+            source = EventSource.Client(f"http://127.0.0.1:{port}/")
+            await source.__aenter__()
+            assert (await source.receive()).data == "hi"
+        try:
+            del attempts[:]
+            assert await drain_for(source, 2.5) == 0
+        finally:
+            await source.aclose()
+    # Waits of 0.5-0.75 s, then 1-1.5 s, then 2-3 s: two or three attempts.
+    assert 1 <= len(attempts) <= 3, attempts
+
+
+async def test_backoff_doubles_per_failure_and_resets_after_an_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(eventsource_client, "MIN_RETRY", 0.1)
+    times: list[float] = []
+    answers = [stream_answer(b"retry: 0\ndata: 1\n\n"), b"", b"",
+               stream_answer(b"data: 2\n\n"), stream_answer(b"data: 3\n\n")]
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            try:
+                await read_head(stream)
+                times.append(anyio.current_time())
+                await stream.send(answers[min(len(times), len(answers)) - 1])
+            except GONE:
+                pass
+
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(handle) as port:
+            async with EventSource.Client(f"http://127.0.0.1:{port}/") as source:
+                assert [(await source.receive()).data for _ in range(3)] == ["1", "2", "3"]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # After an event: 0.1-0.15 s. Two failures (no response): 0.2-0.3 s,
+    # then 0.4-0.6 s. After the next event, 0.1-0.15 s again.
+    assert 0.09 <= gaps[0] and 0.19 <= gaps[1] and 0.39 <= gaps[2], gaps
+    assert gaps[3] < 0.39, gaps
+
+
+@contextmanager
+def cpu_seconds() -> Iterator[list[float]]:
+    result: list[float] = []
+    start = time.process_time()
+    yield result
+    result.append(time.process_time() - start)

@@ -13,7 +13,7 @@ import anyio.abc
 import h11
 
 from . import _eventsource as _server  # circular: for EventSourceState, used at run time
-from ._core.client import parse_url, public_url
+from ._core.client import encode_headers, parse_url, public_url, redact_url
 from ._core.handshake import normalize_headers
 from ._core.options import check_count, check_seconds
 from ._core.sse import (
@@ -124,12 +124,12 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
     ) -> None:
-        #: The URL, without its userinfo.
-        self.url = public_url(url)
         try:
             self._target = parse_url(url, schemes=("http", "https"))
         except ValueError:
-            raise ValueError(f"{self.url} is not a valid EventSource URL") from None
+            raise ValueError(f"{redact_url(url)} is not a valid EventSource URL") from None
+        #: The URL, without its userinfo.
+        self.url = public_url(url)
         self._headers = normalize_headers(headers, reserved=REQUEST_RESERVED)
         check_seconds("retry", retry)
         check_seconds("open_timeout", open_timeout, positive=True)
@@ -297,8 +297,7 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
                 headers = request_headers(self._target, last_event_id=self.last_event_id,
                                           headers=self._headers)
                 request = h11.Request(method="GET", target=request_target(self._target),
-                                      headers=[(k.encode("ascii"), v.encode())
-                                               for k, v in headers])
+                                      headers=encode_headers(headers))
                 await stream.send((conn.send(request) or b"")
                                   + (conn.send(h11.EndOfMessage()) or b""))
                 response = await _read_head(conn, stream, self._max_head_size)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import quote
 
-from .client import Target
+from .client import Target, request_target
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -340,12 +339,6 @@ class EventStreamParser:
 def origin_of(target: Target) -> str:
     """The serialised origin of an ``http(s)://`` URL (default port omitted)."""
     return ("https://" if target.secure else "http://") + target.authority
-
-
-def request_target(target: Target) -> bytes:
-    """The request target: path and query, with anything outside printable
-    ASCII (spaces, non-ASCII characters) percent-encoded as UTF-8."""
-    return "".join(c if "!" <= c <= "~" else quote(c) for c in target.resource).encode("ascii")
 
 
 def request_headers(target: Target, *, last_event_id: str = "",

@@ -13,7 +13,14 @@ import anyio.abc
 import h11
 from anyio.streams.tls import TLSStream
 
-from .._core.client import ClientHandshake, Target, connect_request, parse_url
+from .._core.client import (
+    ClientHandshake,
+    Target,
+    connect_request,
+    encode_headers,
+    parse_url,
+    request_target,
+)
 from .._core.handshake import normalize_headers
 from ..exceptions import HandshakeError, ProxyError
 from .streams import close_stream
@@ -35,7 +42,8 @@ class Proxy:
     """An HTTP proxy reached with CONNECT (``proxy={"origin": ..., ...}``)."""
 
     origin: Target
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    #: Not in the repr: they may hold credentials.
+    headers: list[tuple[str, str]] = field(default_factory=list, repr=False)
     tls: ssl.SSLContext | None = None
 
 
@@ -140,7 +148,7 @@ async def _connect_tunnel(stream: anyio.abc.ByteStream, proxy: Proxy, target: Ta
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
     headers = connect_request(target, auth=proxy.origin.basic_auth(), headers=proxy.headers)
     await stream.send(conn.send(h11.Request(method="CONNECT", target=target.connect_authority,
-                                            headers=headers)) or b"")
+                                            headers=encode_headers(headers))) or b"")
     await stream.send(conn.send(h11.EndOfMessage()) or b"")
     response, body = await _read_response(conn, stream, max_head_size)
     if not 200 <= response.status_code < 300:
@@ -164,8 +172,8 @@ async def run_handshake(stream: anyio.abc.ByteStream, handshake: ClientHandshake
             are on the exception), or its head is over ``max_head_size``.
     """
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
-    request = h11.Request(method="GET", target=handshake.target.resource,
-                          headers=handshake.request_headers())
+    request = h11.Request(method="GET", target=request_target(handshake.target),
+                          headers=encode_headers(handshake.request_headers()))
     await stream.send((conn.send(request) or b"") + (conn.send(h11.EndOfMessage()) or b""))
     response, body = await _read_response(conn, stream, max_head_size)
     headers = _decode(response.headers)

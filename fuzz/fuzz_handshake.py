@@ -7,7 +7,8 @@ rest); the other bytes are what the peer sent.
   helper reads it (``max_incomplete_event_size`` 16 KiB), then
   ``Request.from_h11``, ``is_websocket``/``is_eventsource``/``request_url``
   and ``server_handshake`` (options: permessage-deflate offered, with
-  which settings, subprotocols, ``allowed_origins``). The answer must be a
+  which settings, subprotocols, ``allowed_origins``, the drafts accepted).
+  The answer must be a
   response h11 can read with the status the result claims (101, or 400, 403,
   426); an accepted hybi-13 answer carries the right ``Sec-WebSocket-Accept``
   and only a protocol we support. The bytes after the head then go to the
@@ -106,7 +107,8 @@ def serve(options: int, data: bytes) -> None:
     protocols = PROTOCOLS if options & 4 else []
     origins = ORIGINS if options & 16 else None
     result = server_handshake(request, protocols=protocols, extensions=extensions,
-                              allowed_origins=origins, max_length=1000)
+                              allowed_origins=origins, max_length=1000,
+                              drafts=bool(options & 32))
     response = read_response(result.response)
     if isinstance(result, Rejected):
         assert response.status_code == result.status in (400, 403, 426), result.status

@@ -1,7 +1,7 @@
 """Writes the seed corpora in fuzz/corpus/ (committed; rerun after changing
 an input layout): small valid inputs and near misses for each target.
 
-Layouts are described in fuzz_frames.py, fuzz_handshake.py and
+Layouts are described in fuzz_frames.py, fuzz_handshake.py, fuzz_hixie.py and
 fuzz_sse_client.py.
 """
 
@@ -91,12 +91,12 @@ def handshake_seeds() -> dict[str, bytes]:
         "server-hybi-deflate-config2": bytes([(1 | 2) << 2]) + request(
             *hybi, "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12; "
             'client_max_window_bits="10"; client_no_context_takeover'),
-        "server-hixie76": b"\x00" + request(
+        "server-hixie76": bytes([32 << 2]) + request(
             "GET /demo HTTP/1.1", "Host: example.com", "Connection: Upgrade",
             "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00", "Sec-WebSocket-Protocol: sample",
             "Upgrade: WebSocket", "Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5",
             "Origin: http://example.com", body=b"^n:ds[4U" + b"\x00hi\xff\xff\x00"),
-        "server-hixie75": b"\x00" + request(
+        "server-hixie75": bytes([32 << 2]) + request(
             "GET /demo HTTP/1.1", "Host: example.com", "Connection: Upgrade",
             "Upgrade: WebSocket", "Origin: http://example.com", body=b"\x00hi\xff"),
         "server-version-8": b"\x00" + request(*hybi[:5], "Sec-WebSocket-Version: 8"),
@@ -131,6 +131,22 @@ def handshake_seeds() -> dict[str, bytes]:
     }
 
 
+def hixie_seeds() -> dict[str, bytes]:
+    # byte 0: bit 0 hixie-76, bits 1-2 max_length (2**26 - 1, 0, 10, 1000),
+    # bit 3 send a message first; byte 1: read size (0 = whole).
+    challenge = b"Tm[K T2u"
+    return {
+        "hixie75-text": b"\x00\x00" + b"\x00hello\xff\x00caf\xc3\xa9\xff",
+        "hixie75-skipped": b"\x08\x03" + b"\x80\x81\x00" + b"x" * 128 + b"\x00ok\xff",
+        "hixie75-bad-utf8": b"\x00\x01" + b"\x00\xc3(\x80\xff",
+        "hixie75-long-at-10": bytes([1 << 1 | 0, 0]) + b"\x00" + b"y" * 11 + b"\xff",
+        "hixie75-endless-prefix": bytes([3 << 1, 0]) + b"\x80" + b"\xff" * 64,
+        "hixie76-close": b"\x09\x05" + challenge + b"\x00bye\xff\xff\x00",
+        "hixie76-late-challenge": b"\x09\x03" + challenge[:3],
+        "hixie76-prefixed-close": b"\x01\x00" + challenge + b"\xff\x81\x00" + b"z" * 128,
+    }
+
+
 def sse_client_seeds() -> dict[str, bytes]:
     # byte 0: max_size (0 the default, 1: 1, 2: 16, 3: 100 bytes) | 4 the stream
     # twice | initial last event ID length << 3; byte 1: read size (0 = whole),
@@ -160,7 +176,7 @@ def sse_client_seeds() -> dict[str, bytes]:
 
 def main() -> None:
     for target, seeds in (("frames", frames_seeds()), ("handshake", handshake_seeds()),
-                          ("sse_client", sse_client_seeds())):
+                          ("hixie", hixie_seeds()), ("sse_client", sse_client_seeds())):
         folder = HERE / "corpus" / target
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in seeds.items():

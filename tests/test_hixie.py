@@ -116,7 +116,7 @@ def test_eof_is_1006() -> None:
 import anyio  # noqa: E402
 import anyio.abc  # noqa: E402
 
-from faye_websocket import Event, WebSocket  # noqa: E402
+from faye_websocket import ConnectionClosedError, Event, HandshakeError, WebSocket  # noqa: E402
 from faye_websocket._demo import demo_server  # noqa: E402
 from faye_websocket.http import Request, Server  # noqa: E402
 
@@ -149,7 +149,8 @@ class Seen:
 
 def hixie_server(seen: Seen, **options: object) -> Server:
     async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
-        ws = WebSocket(request, stream, body, **options)  # type: ignore[arg-type]
+        ws = WebSocket(request, stream, body, drafts=True,
+                       **options)  # type: ignore[arg-type]
         seen.ws = ws
 
         def record(event: Event) -> None:
@@ -230,7 +231,7 @@ async def test_hixie76_server_close_sends_the_closing_frame() -> None:
     seen = Seen()
 
     async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
-        async with WebSocket(request, stream, body) as ws:
+        async with WebSocket(request, stream, body, drafts=True) as ws:
             seen.ws = ws
             await ws.close()
             assert ws.close_code == 1000
@@ -308,3 +309,233 @@ async def test_the_demo_answers_a_hixie76_client() -> None:
                 assert await read_exactly(stream, 12) == b"\x00hello demo\xff"
                 await stream.send(b"\xff\x00")
                 assert await read_exactly(stream, 2) == b"\xff\x00"
+
+
+# -- hostile draft clients (issue 14) -------------------------------------------
+
+
+def test_a_length_prefix_past_max_length_closes_with_1009() -> None:
+    # Each length byte with the high bit set used to grow an ever larger
+    # integer (quadratic time); now the frame is refused once its length
+    # passes max_length, after a few bytes.
+    core = HixieProtocol("hixie-75", max_length=1000)
+    core.receive_data(b"\x80" + b"\xff" * 4096)
+    assert (core.state, core.close_code) == (ReadyState.CLOSED, 1009)
+    assert core.events_received() == []
+    # A skipped frame of exactly max_length bytes is still fine.
+    core = HixieProtocol("hixie-75", max_length=200)
+    core.receive_data(b"\x80\x81\x48" + b"x" * 200 + b"\x00ok\xff")
+    assert core.events_received() == [MessageReceived("ok")]
+
+
+def test_fail_records_its_code_and_sends_the_closing_frame() -> None:
+    core = HixieProtocol("hixie-76", keys=challenge_keys(KEY1, KEY2))
+    core.receive_data(KEY3)
+    core.data_to_send()
+    core.fail(1011, "idle")
+    assert core.data_to_send() == b"\xff\x00"
+    assert (core.state, core.close_code, core.close_reason) == (ReadyState.CLOSED, 1011, "idle")
+
+
+def hybi_request() -> bytes:
+    return (b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n")
+
+
+async def read_to_eof(stream: anyio.abc.ByteStream) -> bytes:
+    """What the server sends until it hangs up."""
+    data = b""
+    try:
+        while True:
+            data += await stream.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        return data
+
+
+async def read_head(stream: anyio.abc.ByteStream) -> bytes:
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await stream.receive(1)
+    return head
+
+
+@pytest.mark.anyio
+async def test_endless_length_prefix_leaves_other_clients_served() -> None:
+    # 256 KiB of length bytes from one draft client froze the whole server
+    # for about 9 s; it is now closed with 1009 after a few bytes, and
+    # another client's handshake and echo go on meanwhile.
+    seen = Seen()
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        ws = WebSocket(request, stream, body, drafts=True, max_length=2**20)
+        if ws.request.header("sec-websocket-key") is None:
+            seen.ws = ws
+            ws.on("close", lambda event: seen.events.append(("close", event.code)))
+        try:
+            async with ws:
+                async for message in ws:
+                    await ws.send(message)
+        except ConnectionClosedError:
+            pass  # the attacker: closed with 1009
+        finally:
+            if ws is seen.ws:
+                seen.done.set()
+
+    async with running(Server(on_upgrade=on_upgrade)) as port:
+        with anyio.fail_after(10):
+            attacker = await anyio.connect_tcp("127.0.0.1", port)
+            async with attacker:
+                await attacker.send(HIXIE75_REQUEST)
+                await read_exactly(attacker, len(HIXIE75_RESPONSE))
+                await attacker.send(b"\x80" + b"\xff" * (256 * 1024))
+                other = await anyio.connect_tcp("127.0.0.1", port)
+                async with other:
+                    with anyio.fail_after(2):  # was ~9 s
+                        await other.send(hybi_request())
+                        assert (await read_head(other)).startswith(b"HTTP/1.1 101")
+                        await other.send(b"\x81\x82\x00\x00\x00\x00hi")  # masked, zero key
+                        assert await read_exactly(other, 4) == b"\x81\x02hi"
+                await seen.done.wait()
+                assert await read_to_eof(attacker) == b""
+    assert seen.events == [("close", 1009)]
+
+
+@pytest.mark.anyio
+async def test_hixie76_sends_before_the_challenge_wait_past_write_limit() -> None:
+    # Messages sent before the 8 challenge bytes are held; send() used to
+    # return at once however many were held (187 MiB in one test).
+    sent = 0
+    buffered: list[int] = []
+    done = anyio.Event()
+    opened: list[WebSocket] = []
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        nonlocal sent
+        async with WebSocket(request, stream, body, drafts=True, write_limit=65536) as ws:
+            opened.append(ws)
+            for _ in range(20):
+                await ws.send("x" * 65536)
+                sent += 1
+                buffered.append(ws.buffered_amount)
+        done.set()
+
+    async with running(Server(on_upgrade=on_upgrade)) as port:
+        with anyio.fail_after(10):
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+            async with stream:
+                await stream.send(HIXIE76_REQUEST)  # no challenge bytes yet
+                await read_exactly(stream, len(HIXIE76_RESPONSE))
+                await anyio.sleep(0.3)  # room for the handler to run ahead
+                assert opened and opened[0].ready_state is WebSocket.CONNECTING
+                assert sent <= 1
+                assert opened[0].buffered_amount <= 2 * (65536 + 2)
+                await stream.send(KEY3)
+                assert await read_exactly(stream, 16) == ANSWER
+                received = await read_exactly(stream, 20 * (65536 + 2))
+                assert received == b"\x00" + b"x" * 65536 + b"\xff" + received[65538:]
+                await stream.send(b"\xff\x00")
+            await done.wait()
+    assert sent == 20
+    assert max(buffered) <= 2 * (65536 + 2)
+
+
+@pytest.mark.anyio
+async def test_hixie76_without_its_challenge_is_dropped_after_open_timeout() -> None:
+    seen = Seen()
+    async with running(hixie_server(seen, open_timeout=0.3)) as port:
+        with anyio.fail_after(10):
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+            async with stream:
+                await stream.send(HIXIE76_REQUEST)
+                await read_exactly(stream, len(HIXIE76_RESPONSE))
+                assert await read_to_eof(stream) == b""
+            await seen.done.wait()
+    assert seen.events == [("close", 1006)]  # never opened
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("version", ["hixie-75", "hixie-76"])
+async def test_a_silent_draft_peer_is_dropped_by_the_idle_timeout(version: str) -> None:
+    # The drafts have no ping: with ping=0.2 (ping_timeout defaulting to it),
+    # a peer that sends nothing for 0.4 s is taken for gone.
+    seen = Seen()
+    errors: list[str] = []
+    request, response = ((HIXIE76_REQUEST + KEY3, HIXIE76_RESPONSE + ANSWER)
+                         if version == "hixie-76" else (HIXIE75_REQUEST, HIXIE75_RESPONSE))
+
+    async def on_upgrade(req: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        ws = WebSocket(req, stream, body, drafts=True, ping=0.2)
+        ws.on("error", lambda event: errors.append(event.message))
+        ws.on("close", lambda event: seen.events.append(("close", event.code)))
+        try:
+            async with ws:
+                async for message in ws:
+                    await ws.send(message)
+        except ConnectionClosedError as exc:
+            seen.errors.append(exc)
+        finally:
+            seen.done.set()
+
+    async with running(Server(on_upgrade=on_upgrade)) as port:
+        with anyio.fail_after(10):
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+            async with stream:
+                await stream.send(request)
+                await read_exactly(stream, len(response))
+                # A peer that talks stays open past the idle timeout...
+                for _ in range(6):
+                    await anyio.sleep(0.1)
+                    await stream.send(b"\x00hi\xff")
+                    assert await read_exactly(stream, 4) == b"\x00hi\xff"
+                assert seen.events == []
+                # ...and one that goes quiet is dropped.
+                received = await read_to_eof(stream)
+            await seen.done.wait()
+    assert received == (b"\xff\x00" if version == "hixie-76" else b"")
+    assert seen.events == [("close", 1011)]
+    assert errors == ["idle timeout: nothing received for 0.4 s"]
+    assert len(seen.errors) == 1  # async for raised ConnectionClosedError(1011)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("request_bytes", "version"), [
+    (HIXIE75_REQUEST, "hixie-75"), (HIXIE76_REQUEST + KEY3, "hixie-76")])
+async def test_drafts_are_refused_by_default_with_426(request_bytes: bytes,
+                                                      version: str) -> None:
+    errors: list[BaseException] = []
+    done = anyio.Event()
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        try:
+            async with WebSocket(request, stream, body):
+                pass
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    async with running(Server(on_upgrade=on_upgrade)) as port:
+        with anyio.fail_after(10):
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+            async with stream:
+                await stream.send(request_bytes)
+                response = await read_to_eof(stream)
+            await done.wait()
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 426 Upgrade Required\r\n")
+    assert b"\r\nSec-WebSocket-Version: 13" in head
+    assert body.decode() == (f"{version} is not accepted here; this server speaks RFC 6455 "
+                             "(Sec-WebSocket-Version: 13)")
+    assert len(errors) == 1 and isinstance(errors[0], HandshakeError)
+    assert errors[0].status_code == 426
+
+
+@pytest.mark.anyio
+async def test_the_demo_refuses_drafts_when_asked() -> None:
+    async with running(demo_server(drafts=False)) as port:
+        with anyio.fail_after(10):
+            stream = await anyio.connect_tcp("127.0.0.1", port)
+            async with stream:
+                await stream.send(HIXIE75_REQUEST)
+                assert (await read_head(stream)).startswith(b"HTTP/1.1 426 ")

@@ -7,6 +7,7 @@ to be malformed), so the server is checked against an independent parser.
 from __future__ import annotations
 
 import gc
+import math
 import warnings
 import weakref
 from typing import TYPE_CHECKING
@@ -501,6 +502,154 @@ async def test_cancelling_serve_after_a_websocket_closed_leaks_nothing() -> None
     assert leaks == []
 
 
+# -- request framing (issue 14) ----------------------------------------------
+
+
+UPGRADE_HEAD = (b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n"
+                b"Upgrade: echo\r\n")
+
+
+class Recorder:
+    """Handlers that record the targets they are given."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+
+    async def on_request(self, request: Request, response: Response) -> None:
+        self.targets.append(request.target)
+        await hello(request, response)
+
+    async def on_upgrade(self, request: Request, stream: anyio.abc.ByteStream,
+                         body: bytes) -> None:
+        self.targets.append(request.target)
+        await stream.send(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                          b"Upgrade: echo\r\n\r\n")
+
+
+@pytest.mark.parametrize("upgrade", [False, True], ids=["plain", "upgrade"])
+async def test_content_length_with_transfer_encoding_gets_400_and_closes(upgrade: bool) -> None:
+    # RFC 9112 section 6.1: a request with both is a smuggling attempt (a
+    # front end that frames by Content-Length sees one request, we would see
+    # two); the server must at least close after answering. It refuses it.
+    head = UPGRADE_HEAD if upgrade else b"POST / HTTP/1.1\r\nHost: localhost\r\n"
+    packet = (head + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+              b"GET /smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    recorder = Recorder()
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=recorder.on_request,
+                                  on_upgrade=recorder.on_upgrade)) as port:
+            async with await connect(port) as stream:
+                await stream.send(packet)
+                raw = await read_to_eof(stream)
+            assert status_of(raw) == 400
+            assert raw.count(b"HTTP/1.1 ") == 1
+            assert recorder.targets == []
+            await assert_still_serving(port)
+
+
+@pytest.mark.parametrize("framing", [b"Content-Length: 1000000000", b"Content-Length: 5",
+                                     b"Transfer-Encoding: chunked"])
+async def test_upgrade_request_announcing_a_body_gets_400_at_once(framing: bytes) -> None:
+    # A WebSocket handshake is a GET without a body, and every byte after an
+    # upgrade request's head belongs to the new protocol: a body would be
+    # read (h11 frames it first) and then thrown away, so it is refused
+    # without reading any.
+    recorder = Recorder()
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=recorder.on_request,
+                                  on_upgrade=recorder.on_upgrade)) as port:
+            async with await connect(port) as stream:
+                await stream.send(UPGRADE_HEAD + framing + b"\r\n\r\n")
+                raw = await read_to_eof(stream)
+            assert status_of(raw) == 400
+            assert recorder.targets == []
+            await assert_still_serving(port)
+
+
+async def test_upgrade_request_with_content_length_0_is_upgraded() -> None:
+    recorder = Recorder()
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=recorder.on_request,
+                                  on_upgrade=recorder.on_upgrade)) as port, \
+                await connect(port) as stream:
+            await stream.send(UPGRADE_HEAD + b"Content-Length: 0\r\n\r\n")
+            raw = await read_to_eof(stream)
+    assert status_of(raw) == 101
+    assert recorder.targets == ["/chat"]
+
+
+async def trickle(stream: anyio.abc.ByteStream, data: bytes, interval: float) -> None:
+    """Send ``data`` in one-byte pieces ``interval`` seconds apart, until
+    the server hangs up."""
+    for index in range(len(data)):
+        try:
+            await stream.send(data[index:index + 1])
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+        await anyio.sleep(interval)
+
+
+async def dropped_after(stream: anyio.abc.ByteStream, data: bytes, interval: float,
+                        ) -> tuple[float, bytes]:
+    """Trickle ``data`` until the server hangs up: how long that took, and
+    what it answered."""
+    start = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(trickle, stream, data, interval)
+        raw = await read_to_eof(stream)
+        tg.cancel_scope.cancel()
+    return anyio.current_time() - start, raw
+
+
+async def test_trickled_upgrade_body_is_dropped_within_request_timeout() -> None:
+    # One byte a 0.1 s of a 1 GB body: every read is quick, the request never
+    # ends. Each read used to get its own request_timeout, for ever.
+    recorder = Recorder()
+    server = Server(on_request=recorder.on_request, on_upgrade=recorder.on_upgrade,
+                    request_timeout=1)
+    with anyio.fail_after(TIMEOUT):
+        async with running(server) as port:
+            async with await connect(port) as stream:
+                await stream.send(UPGRADE_HEAD + b"Content-Length: 1000000000\r\n\r\n")
+                elapsed, raw = await dropped_after(stream, b"x" * 1000, 0.1)
+            assert elapsed < server.request_timeout + 0.5
+            assert raw == b"" or status_of(raw) == 400
+            assert recorder.targets == []
+            await assert_still_serving(port)
+
+
+async def test_request_timeout_bounds_head_and_body_together() -> None:
+    # The head takes 90% of request_timeout, then the body trickles: the
+    # deadline is the request's, not the head's and then the body's.
+    server = Server(on_request=hello, request_timeout=1)
+    head = b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\n\r\n"
+    with anyio.fail_after(TIMEOUT):
+        async with running(server) as port, await connect(port) as stream:
+            start = anyio.current_time()
+            for index in range(0, len(head), len(head) // 9 + 1):
+                await stream.send(head[index:index + len(head) // 9 + 1])
+                await anyio.sleep(0.1)
+            _, raw = await dropped_after(stream, b"x" * 1000, 0.1)
+            elapsed = anyio.current_time() - start
+    assert raw == b""
+    assert elapsed < 1.5  # it used to be request_timeout for each: 0.9 + 1 s
+
+
+async def test_request_timeout_bounds_a_kept_alive_request() -> None:
+    # keep_alive_timeout bounds the wait for the next request's first byte;
+    # from there the request has request_timeout to arrive whole.
+    server = Server(on_request=hello, request_timeout=0.5, keep_alive_timeout=math.inf)
+    head = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + b"a" * 1000
+    with anyio.fail_after(TIMEOUT):
+        async with running(server) as port, await connect(port) as stream:
+            response, _ = await HTTPClient(stream).request("GET", "/")
+            assert response.status_code == 200
+            await anyio.sleep(0.6)  # idle for longer than request_timeout: fine
+            elapsed, raw = await dropped_after(stream, head, 0.05)
+    assert raw == b""
+    assert elapsed < 1.2
+
+
 # -- TLS ---------------------------------------------------------------------
 
 
@@ -683,6 +832,29 @@ async def test_shutdown_lets_an_in_flight_request_finish_then_closes() -> None:
                 assert (response.status_code, body) == (200, b"hello GET /slow")
                 assert await read_to_eof(stream) == b""
             await served.wait()
+
+
+async def test_shutdown_cancels_a_pending_tls_handshake(server_context: ssl.SSLContext) -> None:
+    # A connection still in its TLS handshake has sent no request: shutdown
+    # drops it at once, as an idle one, instead of serve() waiting for the
+    # handshake timeout (request_timeout).
+    server = Server(on_request=hello, request_timeout=60, shutdown_timeout=0.5)
+    served = anyio.Event()
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        await server.serve("127.0.0.1", 0, ssl_context=server_context, task_status=task_status)
+        served.set()
+
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            port: int = await tg.start(serve)
+            async with await connect(port) as silent:  # never sends a ClientHello
+                await anyio.wait_all_tasks_blocked()
+                start = anyio.current_time()
+                await server.shutdown()
+                await served.wait()
+                assert anyio.current_time() - start < 1.5
+                assert await read_to_eof(silent) == b""
 
 
 async def test_request_timeout_drops_a_stalled_client() -> None:

@@ -9,11 +9,14 @@ that runs out of file descriptors.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import inspect
 import math
+import os
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -512,6 +515,73 @@ async def test_reuse_port_lets_two_servers_share_a_port() -> None:
             # the second one still listens on the port.
             assert {await get(port) for _ in range(5)} == {b"second"}
             await second.shutdown()
+
+
+# -- max_connections and TLS handshakes -----------------------------------------------------
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def wait_for_fds(at_most: int) -> int:
+    """Poll until at most ``at_most`` file descriptors are open (asyncio
+    closes a socket one loop iteration late), for up to a second."""
+    with anyio.move_on_after(1):
+        while open_fds() > at_most:  # noqa: ASYNC110 (no event to wait for)
+            await anyio.sleep(0.01)
+    return open_fds()
+
+
+async def hung_up(stream: anyio.abc.SocketStream) -> bool:
+    """The server has closed ``stream`` (checked for a moment)."""
+    with anyio.move_on_after(0.05):
+        try:
+            await stream.receive()
+        except GONE:
+            return True
+    return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="counts /proc/self/fd")
+async def test_max_connections_counts_tls_handshakes(server_context: ssl.SSLContext,
+                                                     client_context: ssl.SSLContext) -> None:
+    # Silent TCP connections to a TLS server (no ClientHello, ever) each held
+    # a file descriptor for request_timeout, uncounted. They are counted from
+    # accept: over the cap, the server closes them at once (it cannot send a
+    # readable 503 before the handshake).
+    async def on_request(request: Request, response: Response) -> None:
+        await response.end("ok")
+
+    server = Server(on_request=on_request, max_connections=5, request_timeout=60)
+    before = open_fds()
+    with anyio.fail_after(TIMEOUT):
+        async with running(server, ssl_context=server_context) as port:
+            baseline = open_fds()
+            silent = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(50)]
+            try:
+                # The clients' 50 sockets, and the server's 5 in handshake.
+                assert await wait_for_fds(baseline + 50 + 5) <= baseline + 50 + 5
+                assert [await hung_up(stream) for stream in silent].count(True) == 45
+                with pytest.raises(GONE):  # the cap is reached: closed too
+                    await anyio.connect_tcp("127.0.0.1", port, ssl_context=client_context,
+                                            tls_hostname="localhost")
+            finally:
+                for stream in silent:
+                    await stream.aclose()
+            # Their handshakes end with the connections: slots free again.
+            assert await wait_for_fds(baseline) == baseline
+            client = await anyio.connect_tcp("127.0.0.1", port, ssl_context=client_context,
+                                             tls_hostname="localhost",
+                                             tls_standard_compatible=False)
+            async with client:
+                await client.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                response = b""
+                with contextlib.suppress(*GONE):
+                    while True:
+                        response += await client.receive()
+            assert response.startswith(b"HTTP/1.1 200 ")
+        assert await wait_for_fds(before) == before
 
 
 # -- running out of file descriptors -------------------------------------------------------

@@ -724,16 +724,16 @@ _GOOD = {"Host": "example.com", "Upgrade": "websocket", "Connection": "Upgrade",
                                   header_values | st.sampled_from(list(_GOOD.values()))
                                   | st.text(_LATIN1, max_size=20)), max_size=10),
        base=st.booleans(), deflate=st.none() | deflate_configs,
-       origins=st.none() | st.just(["http://a.example"]))
+       origins=st.none() | st.just(["http://a.example"]), drafts=st.booleans())
 def test_server_handshake_always_answers(headers: list[tuple[str, str]], base: bool,
                                          deflate: PerMessageDeflate | None,
-                                         origins: list[str] | None) -> None:
+                                         origins: list[str] | None, drafts: bool) -> None:
     # Any header values (as an HTTP parser decodes them) get an answer,
     # never an exception, and the answer is a response h11 can read.
     items = [*(_GOOD.items() if base else []), *headers]
     result = server_handshake(Request.build("GET", "/", items), protocols=["chat"],
                               extensions=[deflate] if deflate else [],
-                              allowed_origins=origins)
+                              allowed_origins=origins, drafts=drafts)
     assert isinstance(result, (Accepted, Rejected))
     response = parse_response(result.response)
     assert isinstance(response, (h11.Response, h11.InformationalResponse))

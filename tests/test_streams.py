@@ -7,7 +7,12 @@ import anyio.abc
 import pytest
 
 from faye_websocket import WebSocket
-from faye_websocket._runtime.streams import DirectTransport
+from faye_websocket._runtime.transport import (
+    AsyncioTransport,
+    StreamTransport,
+    TransportLost,
+    transport_for,
+)
 from faye_websocket.http import Request, Server
 from faye_websocket.testing import memory_stream_pair
 
@@ -30,25 +35,62 @@ async def tcp_pair() -> tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]:
 
 async def test_direct_writes_on_asyncio_tcp_only(anyio_backend: str) -> None:
     """Plain TCP on asyncio is written without anyio's send(); if anyio
-    renames what DirectTransport reads, this fails (and the runtime quietly
-    falls back to send(), slower)."""
+    renames what AsyncioTransport reads, this fails (and the runtime quietly
+    falls back to StreamTransport, slower)."""
     with anyio.fail_after(5):
         client, accepted = await tcp_pair()
         async with client, accepted:
-            writer = DirectTransport.for_stream(client)
-            assert (writer is not None) == (anyio_backend == "asyncio")
-            if writer is not None:
-                assert writer.write(b"hello") and await writer.drained()
-                assert writer.buffered == 0 and not writer.broken
+            transport = transport_for(client)
+            direct = isinstance(transport, AsyncioTransport)
+            assert direct == (anyio_backend == "asyncio")
+            if isinstance(transport, AsyncioTransport):
+                transport.write([b"hel", b"lo"])
+                assert await transport.drain()
+                assert transport.buffered == 0 and not transport.broken
                 assert await accepted.receive() == b"hello"
-        if writer is not None:
-            assert writer.broken and not writer.write(b"late")
+        if isinstance(transport, AsyncioTransport):
+            assert transport.broken
+            transport.write([b"late"])  # ignored
+            assert not await transport.drain()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "memory"])
+async def test_transport_interface(kind: str) -> None:
+    """Both transports: ordered writes, drain, receive, EOF and loss."""
+    with anyio.fail_after(5):
+        if kind == "tcp":
+            a, b = await tcp_pair()
+        else:
+            a, b = memory_stream_pair()  # type: ignore[assignment]
+        async with a, b:
+            transport, peer = transport_for(a), transport_for(b)
+            transport.write([b"one ", b"x" * 20000, b" two"])
+            # A stream sends on drain(); asyncio's transport writes at once.
+            assert transport.buffered == (0 if isinstance(transport, AsyncioTransport)
+                                          else 20008)
+            assert await transport.drain()
+            received = b""
+            while len(received) < 20008:
+                data = await peer.receive()
+                assert data is not None
+                received += data
+            assert received == b"one " + b"x" * 20000 + b" two"
+            assert transport.buffered == 0 and transport.writable
+            await peer.send_eof()
+            if kind == "tcp":
+                assert await transport.receive() is None  # the peer's end of stream
+            await peer.abort()
+            await transport.abort()
+            with pytest.raises(TransportLost):
+                await transport.receive()
+            transport.write([b"late"])
+            assert not await transport.drain()
 
 
 async def test_no_direct_writes_in_memory() -> None:
     a, b = memory_stream_pair()
     async with a, b:
-        assert DirectTransport.for_stream(a) is None
+        assert isinstance(transport_for(a), StreamTransport)
 
 
 async def test_a_full_queue_stops_reading_a_tcp_socket() -> None:

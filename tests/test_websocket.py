@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import sys
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -696,3 +697,91 @@ async def test_max_connections_answers_503_and_keeps_serving() -> None:
                 assert response.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
                 release.set()
                 assert await first.receive() == "served"
+
+
+# -- memory bounds against hostile peers (issue 14) -------------------------------
+
+
+@pytest.mark.parametrize(("text", "queued"), [
+    ("a" * 999, 4),  # ASCII: as many as max_queue
+    ("\U0001f600" + "a" * 995, 1),  # 999 bytes of UTF-8, ~4 KB as a str
+])
+async def test_queued_text_is_bounded_by_the_memory_it_takes(text: str, queued: int) -> None:
+    # One astral character makes CPython store a str at 4 bytes per
+    # character: max_queue=4 messages of 1000 UTF-8 bytes used to hold ~16 KB.
+    # The queue now counts what messages take in memory.
+    started = anyio.Event()
+    proceed = anyio.Event()
+    at_once: list[int] = []
+    taken: list[str | bytes] = []
+    all_taken = anyio.Event()
+
+    async def slow_reader(ws: WebSocket) -> None:
+        started.set()
+        await proceed.wait()
+        while True:
+            try:
+                taken.append(ws.receive_nowait())  # only what is queued now
+            except anyio.WouldBlock:
+                break
+        at_once.append(len(taken))
+        taken.extend([message async for message in ws])
+        all_taken.set()
+
+    async with serving(slow_reader, max_queue=4, max_length=1000) as (port, rec), \
+            client(port) as c:
+        with anyio.fail_after(10):
+            await started.wait()
+            for _ in range(8):
+                await c.send(text)
+            await anyio.sleep(0.3)  # room for the reader to fill the queue
+            proceed.set()
+            await c.close()
+            await all_taken.wait()
+    assert taken == [text] * 8
+    assert at_once == [queued]
+    assert queued * sys.getsizeof(text) <= 4 * (1000 + sys.getsizeof("")) or queued == 1
+
+
+async def test_keepalive_with_an_infinite_timeout_keeps_one_unanswered_ping() -> None:
+    # A peer that never answers used to leave one entry per interval for ever.
+    unanswered: list[int] = []
+    looked = anyio.Event()
+
+    async def idle(ws: WebSocket) -> None:
+        await anyio.sleep(0.6)  # ~12 pings the client never answers
+        unanswered.append(len(ws._pings))
+        looked.set()
+
+    async with serving(idle, ping=0.05, ping_timeout=float("inf")) as (port, rec):
+        async with client(port):
+            with anyio.fail_after(10):
+                await looked.wait()
+        with anyio.fail_after(10):
+            await rec.done.wait()
+    assert unanswered == [1]
+
+
+async def test_ping_nowait_refuses_past_64_unanswered_pings() -> None:
+    async def pinger(ws: WebSocket) -> None:
+        for i in range(64):
+            ws.ping_nowait(str(i))
+        with pytest.raises(anyio.WouldBlock):
+            ws.ping_nowait("one too many")
+        await ws.ping("last")  # awaited pings are bounded by their tasks
+        ws.ping_nowait("room again")  # the pong answered every earlier ping
+        finished.set()
+
+    finished = anyio.Event()
+    async with serving(pinger) as (port, rec), client(port) as c:
+        with anyio.fail_after(10):
+            while True:
+                event = await c.next_event()
+                assert isinstance(event, Ping)
+                if event.payload == b"last":
+                    await c.send_event(event.response())
+                    break
+            await finished.wait()
+            await answer_close(c)
+            await rec.done.wait()
+    assert rec.error is None

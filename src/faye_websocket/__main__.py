@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--certfile", help="PEM certificate chain: serve over TLS")
         sub.add_argument("--keyfile", help="PEM private key for --certfile")
         sub.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+        sub.add_argument("--no-drafts", dest="drafts", action="store_false",
+                         help="refuse the pre-standard drafts hixie-75/76 (HTTP 426), "
+                              "which this command serves by default, as the reference does")
         return sub
 
     demo = add_server("demo", "WebSocket echo + EventSource demo with a page at /", 7000)
@@ -70,9 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_client(args)
     context = _tls(args)
     if args.command == "demo":
-        server = demo_server(interval=args.interval)
+        server = demo_server(interval=args.interval, drafts=args.drafts)
     else:
-        server = echo_server()
+        server = echo_server(drafts=args.drafts)
     try:
         anyio.run(_serve, server, args.host, args.port, context, backend=args.backend)
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down

@@ -113,7 +113,7 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         check_seconds("open_timeout", open_timeout, positive=True)
         check_count("max_head_size", max_head_size, minimum=1)
         super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
-                         max_queue=max_queue, write_limit=write_limit)
+                         max_queue=max_queue, write_limit=write_limit, max_length=max_length)
         self._target = parse_url(url)
         self.url = public_url(url)
         self._handshake = ClientHandshake(

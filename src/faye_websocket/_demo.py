@@ -30,14 +30,18 @@ async def _echo(ws: WebSocket) -> None:
         await ws.send(message)
 
 
-def demo_server(*, interval: float = 2.0) -> Server:
-    """The reference's ``examples/server.js``: echo over WebSocket, a page at ``/``."""
+def demo_server(*, interval: float = 2.0, drafts: bool = True) -> Server:
+    """The reference's ``examples/server.js``: echo over WebSocket, a page at ``/``.
+
+    Like the reference, it also speaks the drafts hixie-75/76 unless
+    ``drafts`` is false.
+    """
 
     async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
         if not WebSocket.is_websocket(request):
             return
         ws = WebSocket(request, stream, body, ["irc", "xmpp"],
-                       extensions=[PerMessageDeflate()], ping=15)
+                       extensions=[PerMessageDeflate()], ping=15, drafts=drafts)
 
         def on_close(event: Event) -> None:
             _log(f"close {event.code} {event.reason}")
@@ -82,12 +86,13 @@ async def _event_stream(request: Request, response: Response, interval: float) -
             await anyio.sleep(interval / 2)
 
 
-def echo_server() -> Server:
-    """A bare echo server (deflate on, 16 MiB messages) for conformance runs."""
+def echo_server(*, drafts: bool = True) -> Server:
+    """A bare echo server (deflate on, 16 MiB messages, and the drafts unless
+    ``drafts`` is false) for conformance runs."""
 
     async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
         async with WebSocket(request, stream, body, extensions=[PerMessageDeflate()],
-                             max_length=ECHO_MAX_LENGTH) as ws:
+                             max_length=ECHO_MAX_LENGTH, drafts=drafts) as ws:
             await _echo(ws)
 
     return Server(on_upgrade=on_upgrade)

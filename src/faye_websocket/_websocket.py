@@ -21,20 +21,18 @@ from ._core.handshake import (
 )
 from ._core.hixie import HixieProtocol
 from ._core.http import Request, coerce_request
-from ._core.options import check_count, protocol_list, unique_extensions
+from ._core.options import check_seconds, protocol_list, unique_extensions
 from ._core.websocket import WebSocketProtocol
 from ._emitter import Event
 from ._runtime import server as _server
-from ._runtime.connection import Connection, Core
-from ._runtime.streams import TRANSPORT_ERRORS, DirectTransport
+from ._runtime.connection import DEFAULT_MAX_LENGTH, Connection, Core
+from ._runtime.transport import transport_for
 from .exceptions import ConnectionClosedError, HandshakeError
 
 if TYPE_CHECKING:
     import h11
 
 __all__ = ["WebSocket"]
-
-DEFAULT_MAX_LENGTH = 2**26 - 1
 
 
 class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
@@ -73,6 +71,14 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             :class:`anyio.WouldBlock`.
         allowed_origins: if given, a request whose ``Origin`` header is not
             one of these (e.g. ``"https://example.com"``) gets HTTP 403.
+        drafts: also speak the pre-standard drafts hixie-75 and hixie-76, as
+            the reference does (off by default: no browser has used them
+            since 2012, they have no masking, ping or close codes, and any
+            client gets one by leaving out ``Sec-WebSocket-Key``). When off,
+            a draft request gets HTTP 426 naming version 13.
+        open_timeout: seconds a hixie-76 client has to send the 8 challenge
+            bytes that open its connection; past it, ``close`` fires with
+            1006.
 
     Raises:
         ValueError: a bad header, or an option out of range (a negative or
@@ -100,20 +106,23 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         max_queue: int = 16,
         write_limit: int = 65536,
         allowed_origins: Iterable[str] | None = None,
+        drafts: bool = False,
+        open_timeout: float = 10,
     ) -> None:
-        check_count("max_length", max_length)
+        check_seconds("open_timeout", open_timeout, positive=True)
         if isinstance(allowed_origins, str):
             # A lone string would be taken as a set of one-character origins.
             raise ValueError("allowed_origins is a list of origins, not one string")
         super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
-                         max_queue=max_queue, write_limit=write_limit)
+                         max_queue=max_queue, write_limit=write_limit, max_length=max_length)
+        self._handshake_timeout = open_timeout
+        self._drafts = drafts
         self.request = coerce_request(request)
-        self._transport = stream
+        self._socket = stream
         self._body = bytes(body)
         self._protocols = protocol_list(protocols)
         self._extension_configs = unique_extensions(extensions)
         self._extra_headers = normalize_headers(headers)
-        self.max_length = max_length
         # (A plain socket is never TLS; asking it costs a system call.)
         secure = not isinstance(stream, anyio.abc.SocketStream) and \
             stream.extra(TLSAttribute.ssl_object, None) is not None
@@ -131,28 +140,30 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         result = server_handshake(self.request, protocols=self._protocols,
                                   extensions=self._extension_configs,
                                   headers=self._extra_headers, max_length=self.max_length,
-                                  url=self.url, allowed_origins=self._allowed_origins)
+                                  url=self.url, allowed_origins=self._allowed_origins,
+                                  drafts=self._drafts)
         if isinstance(result, Rejected):
             await self._reject(result)
             raise HandshakeError(f"Error during WebSocket handshake: {result.reason}",
                                  status_code=result.status)
         self.protocol = result.protocol
         self.extensions = result.extensions
+        transport = self._transport = transport_for(self._socket)
         try:
-            self._direct = DirectTransport.for_stream(self._transport)
-            if self._direct is None:
-                await self._transport.send(result.response)
-            elif not self._direct.write(result.response) or not await self._direct.drained():
-                raise anyio.BrokenResourceError
-        except BaseException as exc:
-            # The client left (or the caller cancelled) before the 101 was
-            # written: the connection ends here, as it would have once open.
+            transport.write([result.response])
+            written = await transport.drain()
+        except BaseException:
+            # The caller cancelled before the 101 was written.
             with anyio.CancelScope(shield=True):
-                await anyio.aclose_forcefully(self._transport)
+                await transport.abort()
                 await self._lost_before_open()
-            if isinstance(exc, TRANSPORT_ERRORS):
-                raise ConnectionClosedError(1006, "connection lost") from exc
             raise
+        if not written:
+            # The client left before the 101 was written: the connection
+            # ends here, as it would have once open.
+            with anyio.CancelScope(shield=True):
+                await self._lost_before_open()
+            raise ConnectionClosedError(1006, "connection lost")
         self.version = result.version
         core: Core
         if result.version == "hybi-13":
@@ -165,7 +176,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             core.receive_data(self._body)
             self._body = b""
         with _server.track(self):
-            async with self._running(self._transport, core, self._body):
+            async with self._running(self._socket, core, self._body):
                 yield self
 
     async def _lost_before_open(self) -> None:
@@ -181,10 +192,10 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
     async def _reject(self, result: Rejected) -> None:
         with anyio.move_on_after(self._close_timeout, shield=True):
             try:
-                await self._transport.send(result.response)
+                await self._socket.send(result.response)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 pass
-        await anyio.aclose_forcefully(self._transport)
+        await anyio.aclose_forcefully(self._socket)
         message = f"Error during WebSocket handshake: {result.reason}"
         self._finished = True
         self._final_code, self._final_reason = 1002, message

@@ -160,9 +160,10 @@ def server_handshake(
     max_length: int = 2**26 - 1,
     url: str = "",
     allowed_origins: Collection[str] | None = None,
+    drafts: bool = False,
 ) -> Accepted | Rejected:
-    """Answer an opening handshake: hybi-13 (RFC 6455 section 4.2), or the
-    drafts hixie-76 and hixie-75 (no subprotocols, no extensions)."""
+    """Answer an opening handshake: hybi-13 (RFC 6455 section 4.2), or, if
+    ``drafts``, hixie-76 and hixie-75 (no subprotocols, no extensions)."""
     if not is_websocket(request):
         return _reject(400, "Not a WebSocket handshake request: expected a GET with "
                             "'Connection: Upgrade' and 'Upgrade: websocket'")
@@ -171,6 +172,11 @@ def server_handshake(
         # ones stops other sites from using a visitor's cookies here.
         return _reject(403, "Origin not allowed")
     draft = detect_version(request)
+    if draft != "hybi-13" and not drafts:
+        # RFC 6455 section 4.4: name the version we speak.
+        return _reject(426, f"{draft} is not accepted here; this server speaks RFC 6455 "
+                            f"(Sec-WebSocket-Version: {SUPPORTED_VERSION})",
+                       [("Sec-WebSocket-Version", SUPPORTED_VERSION)])
     if draft != "hybi-13":
         return _draft_handshake(request, draft, headers, url or request_url(request,
                                                                             secure=False))

@@ -13,6 +13,10 @@ no subprotocols, no extensions and no close codes.
   back), so the connection opens only once they have, and messages sent
   before are held and written after the answer, in order. ``0xFF 0x00``
   closes.
+
+Parsing costs constant time per byte: a length prefix longer than
+``max_length`` allows closes with 1009 as soon as it does (an unbounded
+prefix would otherwise grow an ever larger integer, byte by byte).
 """
 
 from __future__ import annotations
@@ -120,6 +124,11 @@ class HixieProtocol:
                 if self._closing and self._length == 0:
                     self._on_close()
                     return
+                if self._length > self.max_length:
+                    # Skipped or not, a frame this long is over the limit;
+                    # stopping here also keeps ``_length`` a small integer.
+                    self._close_now(1009, "message too large")
+                    return
                 if not octet & 0x80:
                     self._skip = self._length
                     self._stage = 3 if self._length else 0
@@ -197,7 +206,12 @@ class HixieProtocol:
         self._close_now(1000, "")
 
     def fail(self, code: int, reason: str) -> None:
+        """Close at once, recording ``code`` and ``reason`` (the drafts have
+        no close codes on the wire: hixie-76 sends its closing frame)."""
+        if self.state is ReadyState.CLOSED:
+            return
         self.send_close()
+        self._close_now(code, reason)
 
     def chunks_to_send(self) -> list[bytes]:
         """:meth:`data_to_send` as a list (the interface of the hybi core)."""

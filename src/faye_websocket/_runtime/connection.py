@@ -22,7 +22,6 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -42,7 +41,7 @@ from .._core.websocket import (
 from .._emitter import Event, EventEmitter, logger
 from ..exceptions import ConnectionClosed, ConnectionClosedError, connection_closed
 from .queue import MessageQueue
-from .streams import TRANSPORT_ERRORS, DirectTransport, close_stream
+from .transport import Transport, TransportLost, transport_for
 
 #: The sans-IO core driving a connection: hybi-13, or one of the drafts.
 Core = WebSocketProtocol | HixieProtocol
@@ -56,12 +55,15 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "Message"]
 
 Message = str | bytes
-#: Bytes asked of the transport per read: large, so that a burst of small
-#: frames is parsed in one go and a large message in few reads.
-_READ_SIZE = 1 << 18
 #: See Connection._sometimes_checkpoint.
 _CHECKPOINT_EVERY = 16
 _MAX_CONTROL_PAYLOAD = 125
+#: Unanswered pings from ping_nowait() kept at most (each holds an entry
+#: until its pong, which a peer may never send).
+MAX_UNANSWERED_PINGS = 64
+DEFAULT_MAX_LENGTH = 2**26 - 1
+#: What an ASCII ``str`` takes in memory besides its characters.
+_STR_OVERHEAD = sys.getsizeof("")
 
 
 @dataclass(eq=False, slots=True)
@@ -102,8 +104,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         close_timeout: float = 30,
         max_queue: int = 16,
         write_limit: int = 65536,
+        max_length: int = DEFAULT_MAX_LENGTH,
     ) -> None:
         EventEmitter.__init__(self)
+        check_count("max_length", max_length)
         check_seconds("ping", ping, optional=True)
         check_seconds("ping_timeout", ping_timeout, positive=True, optional=True)
         check_seconds("close_timeout", close_timeout)
@@ -113,7 +117,19 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
         self._write_limit = write_limit
-        self._queue: MessageQueue[Message] = MessageQueue(max_queue)
+        self.max_length = max_length
+        # Received messages are bounded by their count and by the memory
+        # they take: no more than max_queue ASCII messages of max_length.
+        self._queue: MessageQueue[Message] = MessageQueue(
+            max_queue, max_queue * (max_length + _STR_OVERHEAD))
+        #: Seconds a connection may stay CONNECTING once its tasks run
+        #: (hixie-76 waiting for its challenge bytes); set by the server side.
+        self._handshake_timeout = math.inf
+        # When the reader started waiting for the peer (None while it is
+        # busy): the drafts' idle timeout, their only liveness check.
+        self._idle_since: float | None = None
+        self._watch_idle = False
+        self._opened_event: anyio.Event | None = None
         #: Handshake results, set by subclasses before :meth:`_running`.
         self.url = ""
         self.protocol = ""
@@ -121,11 +137,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self.version = "hybi-13"
         #: Round-trip time of the last answered ping, in seconds.
         self.latency: float | None = None
-        self._stream: anyio.abc.AnyByteStream | None = None
+        self._transport: Transport | None = None
         self._core: Core | None = None
         self._initial = b""
         self._tg: anyio.abc.TaskGroup | None = None
-        self._send_lock_: anyio.Lock | None = None
         # The writer task starts with the first deferred write (idle
         # connections never need it); it waits on ``_wakeup``.
         self._writer_started = False
@@ -140,8 +155,6 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._broken = False
         self._close_timer_started = False
         self._read_scope = anyio.CancelScope()
-        self._in_flight = 0
-        self._direct: DirectTransport | None = None
         self._quiet_calls = 0
         self._pings: list[_PendingPing] = []
         self._final_code = 1006
@@ -162,12 +175,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
 
     @property
     def buffered_amount(self) -> int:
-        """Bytes queued for the peer and not yet written to the transport."""
-        if self._direct is not None:
-            # A write waiting for the peer counts whole, as with send().
-            return (self._core.pending if self._core else 0) + \
-                max(self._in_flight, self._direct.buffered)
-        return (self._core.pending if self._core else 0) + self._in_flight
+        """Bytes queued for the peer and not yet taken by the peer's end."""
+        pending = self._core.pending if self._core is not None else 0
+        return pending + self._transport.buffered if self._transport is not None else pending
 
     @property
     def close_code(self) -> int | None:
@@ -231,14 +241,20 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     def _attach(self, tg: anyio.abc.TaskGroup, stream: anyio.abc.AnyByteStream,
                 core: Core, initial: bytes) -> None:
         """Start the background tasks in ``tg``."""
-        self._tg, self._stream, self._core, self._initial = tg, stream, core, initial
-        if self._direct is None:
-            self._direct = DirectTransport.for_stream(stream)
+        self._tg, self._core, self._initial = tg, core, initial
+        if self._transport is None:
+            self._transport = transport_for(stream)
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
         tg.start_soon(self._read_loop)
-        if self._ping_interval and self.version == "hybi-13":  # the drafts have no ping
-            tg.start_soon(self._keepalive, self._ping_interval)
+        if core.state is ReadyState.CONNECTING and not math.isinf(self._handshake_timeout):
+            tg.start_soon(self._handshake_timer)
+        if self._ping_interval:
+            if self.version == "hybi-13":
+                tg.start_soon(self._keepalive, self._ping_interval)
+            elif (idle := self._draft_idle_timeout(self._ping_interval)) is not None:
+                self._watch_idle = True  # before the reader's first step
+                tg.start_soon(self._idle_watch, idle)
 
     async def _abandon(self, code: int) -> None:
         """The caller's block failed or was cancelled: say goodbye, quickly."""
@@ -276,14 +292,6 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             if self._closed_event is None:
                 self._closed_event = anyio.Event()
             await self._closed_event.wait()
-
-    @property
-    def _send_lock(self) -> anyio.Lock:
-        # fast_acquire: an uncontended acquire does not yield (anyio's default
-        # lock passes through the event loop on every acquire).
-        if self._send_lock_ is None:
-            self._send_lock_ = anyio.Lock(fast_acquire=True)
-        return self._send_lock_
 
     # -- sending ----------------------------------------------------------
 
@@ -330,6 +338,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         core.send_message(item, compress=compress)
         if self.buffered_amount > self._write_limit:
             # Over the high-water mark: write now, waiting for the peer.
+            if core.state is ReadyState.CONNECTING:
+                # hixie-76 holds messages until the client's challenge
+                # bytes arrive: wait for them rather than hold more.
+                await self._wait_opened()
             await self._flush()
             if self._broken:
                 raise self._closed_error()
@@ -352,14 +364,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if self.buffered_amount >= self._write_limit:
             raise anyio.WouldBlock
         core.send_message(item, compress=compress)
-        if self._direct is not None and not self._broken:
-            # The transport takes it now (as a write by the writer task
-            # would, minus the task switch).
-            direct = self._direct
-            if not all(direct.write(chunk) for chunk in core.chunks_to_send()):
-                self._broken = True
-                self._wake_writer()  # whose flush drops the transport
-        else:
+        transport = self._transport
+        assert transport is not None
+        # The transport takes it now (as a write by the writer task would,
+        # minus the task switch); the writer task sends what it holds.
+        transport.write(core.chunks_to_send())
+        if not transport.writable:
             self._wake_writer()
 
     async def _sometimes_checkpoint(self) -> None:
@@ -393,7 +403,16 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
 
     def ping_nowait(self, payload: str | bytes = b"",
                     callback: Callable[[], object] | None = None) -> None:
-        """Queue a ping; ``callback`` (sync or async) runs when its pong arrives."""
+        """Queue a ping; ``callback`` (sync or async) runs when its pong arrives.
+
+        Raises:
+            anyio.WouldBlock: 64 pings are unanswered (the peer is not
+                answering; each waits for its pong, which may never come).
+            ConnectionClosed: the connection is closing or closed.
+        """
+        if len(self._pings) >= MAX_UNANSWERED_PINGS:
+            self._check_open()
+            raise anyio.WouldBlock
         self._queue_ping(payload, callback)
         self._wake_writer()
 
@@ -463,11 +482,13 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._sometimes_checkpoint()
             return queue.get_nowait()
         core = self._core
-        if core is not None and core.pending and not (
-                self._send_lock_ is not None and self._send_lock_.locked()):
-            # About to wait for the peer: first send what this task queued
-            # (its replies), rather than leaving it to the writer task.
-            await self._flush()
+        if core is not None and core.pending:
+            if self._transport is not None and self._transport.writable:
+                # About to wait for the peer: first send what this task
+                # queued (its replies), rather than leaving it to the writer.
+                await self._flush()
+            else:
+                self._wake_writer()  # not behind another task's blocked write
         try:
             return await queue.get()
         except anyio.EndOfStream:
@@ -485,8 +506,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     # -- background tasks -------------------------------------------------
 
     async def _read_loop(self) -> None:
-        stream, core = self._stream, self._core
-        assert stream is not None and core is not None
+        transport, core = self._transport, self._core
+        assert transport is not None and core is not None
         try:
             with self._read_scope:
                 try:
@@ -494,21 +515,20 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                     # core produced before the reader started.
                     await self._process(core, self._initial)
                     self._initial = b""
-                    receive: Callable[[], Awaitable[bytes]]
-                    if self._direct is not None:
-                        receive = self._direct.receive
-                    elif isinstance(stream, anyio.abc.ByteReceiveStream):
-                        receive = partial(stream.receive, _READ_SIZE)
-                    else:
-                        receive = stream.receive
+                    receive: Callable[[], Awaitable[bytes | None]] = transport.receive
+                    if self._watch_idle:
+                        receive = self._timed(receive)
                     while not (core.state is ReadyState.CLOSED or core.failed):
-                        await self._process(core, await receive())
-                except TRANSPORT_ERRORS:
+                        data = await receive()
+                        if data is None:
+                            break  # the peer closed its end: core.receive_eof() below
+                        await self._process(core, data)
+                except TransportLost:
                     pass
             if core.failed:
-                await self._linger(stream, core)
+                await self._linger(transport, core)
             elif core.state is ReadyState.CLOSED and core.client:
-                await self._await_eof(stream)
+                await self._await_eof(transport)
         except anyio.get_cancelled_exc_class():
             # The task group is cancelled (the owner was): say goodbye.
             with anyio.CancelScope(shield=True):
@@ -519,8 +539,19 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             # is closed and ``close`` fires, whatever happened.
             with anyio.CancelScope(shield=True):
                 core.receive_eof()  # no-op unless the transport dropped first
-                await close_stream(stream)
+                await transport.aclose()
                 await self._finish()
+
+    def _timed(self, receive: Callable[[], Awaitable[bytes | None]]
+               ) -> Callable[[], Awaitable[bytes | None]]:
+        """``receive``, noting when the reader waits for the peer."""
+        async def timed() -> bytes | None:
+            self._idle_since = anyio.current_time()
+            try:
+                return await receive()
+            finally:
+                self._idle_since = None
+        return timed
 
     async def _maybe_open(self) -> None:
         """Fire ``open`` once the core is open (hixie-76 opens only when the
@@ -528,20 +559,34 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if not self._opened and self._core is not None and \
                 self._core.state is not ReadyState.CONNECTING:
             self._opened = True
+            if self._opened_event is not None:
+                self._opened_event.set()
             await self._emit(Event("open", self))
+
+    async def _wait_opened(self) -> None:
+        """Wait until the core has opened, or the connection has ended."""
+        if not self._opened and not self._finished:
+            if self._opened_event is None:
+                self._opened_event = anyio.Event()
+            await self._opened_event.wait()
+
+    async def _handshake_timer(self) -> None:
+        await anyio.sleep(self._handshake_timeout)
+        core = self._core
+        if core is not None and core.state is ReadyState.CONNECTING and not self._finished:
+            await self._fail(1006, "the opening handshake did not finish within "
+                                   f"{self._handshake_timeout:g} s")
 
     async def _process(self, core: Core, data: bytes) -> None:
         """Feed ``data`` to the core and act on its events (the reader task).
 
         Whenever this has to wait (a full queue, a listener, a peer not
-        reading our pongs), a direct transport stops reading the socket
-        first, so that waiting means backpressure, not buffering.
+        reading our pongs), the transport stops reading ahead first, so
+        that waiting means backpressure, not buffering.
         """
-        direct = self._direct
         core.receive_data(data)
         if not self._opened:
-            if direct is not None:
-                direct.pause_reading()
+            self._pause_reading()
             await self._maybe_open()
         events = core.events_received()
         if events:
@@ -550,14 +595,17 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 if queue is not None and type(event) is MessageReceived and \
                         queue.put_nowait(event.data):
                     continue
-                if direct is not None:
-                    direct.pause_reading()
+                self._pause_reading()
                 if queue is not None and type(event) is MessageReceived:
                     await queue.put(event.data)
                 else:
                     await self._handle(event)
         if core.pending:
             await self._flush(reader=True)
+
+    def _pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
 
     async def _handle(self, event: CoreEvent) -> None:
         if isinstance(event, MessageReceived):
@@ -643,51 +691,32 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 self._wakeup = None
 
     async def _flush(self, *, reader: bool = False) -> None:
-        """Write everything the core has queued; never raises transport errors.
+        """Write everything the core has queued and wait until the transport
+        has taken it; never raises transport errors (a broken transport is
+        dropped, and the reader ends the connection).
 
-        ``reader``: called by the reader task, which stops reading a direct
-        transport while it waits for the peer to take our data.
+        ``reader``: called by the reader task, which stops reading ahead
+        while it waits for the peer to take our data.
         """
-        core, stream = self._core, self._stream
-        assert core is not None and stream is not None
-        direct = self._direct
-        if direct is not None:
-            while not self._broken and (chunks := core.chunks_to_send()):
-                if not all(direct.write(chunk) for chunk in chunks):
-                    self._broken = True
-                    break
-                self._in_flight = sum(map(len, chunks))
-                if reader and not direct.writable:
-                    direct.pause_reading()
-                try:
-                    if not await direct.drained():
-                        self._broken = True
-                finally:
-                    self._in_flight = 0
-            if self._broken:
-                await self._abort()
-            return
-        async with self._send_lock:
-            while not self._broken and (data := core.data_to_send()):
-                self._in_flight = len(data)
-                try:
-                    await stream.send(data)
-                except TRANSPORT_ERRORS:
-                    self._broken = True
-                    await self._abort()
-                except BaseException:
-                    # Cancelled mid-write: the peer may hold half a frame, so
-                    # the connection cannot go on (h11's send_failed rule).
-                    self._broken = True
-                    with anyio.CancelScope(shield=True):
-                        await self._abort()
-                    raise
-                finally:
-                    self._in_flight = 0
+        core, transport = self._core, self._transport
+        assert core is not None and transport is not None
+        while not self._broken:
+            chunks = core.chunks_to_send()
+            transport.write(chunks)
+            if reader and not transport.writable:
+                transport.pause_reading()
+            # Also with nothing new: wait for another task's write in progress.
+            if not await transport.drain():
+                self._broken = True
+            if not chunks or not core.pending:
+                break
+        if self._broken:
+            await self._abort()
 
     async def _keepalive(self, interval: float) -> None:
         timeout = self._ping_timeout if self._ping_timeout is not None else interval
         count = 0
+        previous: _PendingPing | None = None
         while True:
             await anyio.sleep(interval)
             if self.ready_state is not ReadyState.OPEN:
@@ -696,12 +725,36 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             pending = self._queue_ping(str(count), None)
             self._wake_writer()
             if math.isinf(timeout):
+                # Nothing waits for these pongs: keep one entry for the
+                # latency, not one per interval for a peer that never answers.
+                if previous is not None and previous in self._pings:
+                    self._pings.remove(previous)
+                previous = pending
                 continue
             with anyio.move_on_after(timeout):
                 await pending.done.wait()
             if not pending.answered and self.ready_state is ReadyState.OPEN:
                 await self._fail(1011, "keepalive ping timeout")
                 return
+
+    def _draft_idle_timeout(self, interval: float) -> float | None:
+        """The drafts have no ping: with ``ping`` set, a draft peer that sends
+        nothing for ``ping + ping_timeout`` seconds is taken for gone (the
+        time a hybi peer has to answer a ping); None if ``ping_timeout`` is
+        infinite."""
+        timeout = self._ping_timeout if self._ping_timeout is not None else interval
+        return None if math.isinf(timeout) else interval + timeout
+
+    async def _idle_watch(self, idle: float) -> None:
+        """Fail a draft connection whose reader has waited ``idle`` seconds
+        for the peer (time the application keeps it busy does not count)."""
+        while True:
+            since, now = self._idle_since, anyio.current_time()
+            if since is not None and now - since >= idle:
+                if self.ready_state in (ReadyState.CONNECTING, ReadyState.OPEN):
+                    await self._fail(1011, f"idle timeout: nothing received for {idle:g} s")
+                return
+            await anyio.sleep(idle if since is None else since + idle - now)
 
     async def _fail(self, code: int, reason: str) -> None:
         """Fail the connection from our side and drop the transport."""
@@ -726,10 +779,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     async def _abort(self) -> None:
         """Drop the transport now; the reader then ends the connection."""
         self._read_scope.cancel()
-        if self._stream is not None:
-            await anyio.aclose_forcefully(self._stream)
+        if self._transport is not None:
+            await self._transport.abort()
 
-    async def _linger(self, stream: anyio.abc.AnyByteStream, core: Core) -> None:
+    async def _linger(self, transport: Transport, core: Core) -> None:
         """After failing: send our Close, half-close, and drain until the peer
         hangs up, so our Close is not lost to a TCP reset (RFC 6455 section
         7.1.1 lets the peer answer before the transport goes)."""
@@ -737,24 +790,13 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._flush()
             if self._broken:
                 return
-            try:
-                await stream.send_eof()
-            except (NotImplementedError, *TRANSPORT_ERRORS):
-                pass
-            try:
-                while await stream.receive():
-                    pass
-            except TRANSPORT_ERRORS:
-                pass
+            await transport.send_eof()
+            await _read_to_eof(transport)
 
-    async def _await_eof(self, stream: anyio.abc.AnyByteStream) -> None:
+    async def _await_eof(self, transport: Transport) -> None:
         """The client waits for the server to close TCP (RFC 6455 section 7.1.1)."""
         with anyio.move_on_after(self._close_timeout):
-            try:
-                while await stream.receive():
-                    pass
-            except TRANSPORT_ERRORS:
-                pass
+            await _read_to_eof(transport)
 
     async def _finish(self) -> None:
         """Record the ending, wake every waiter and fire ``close`` (once)."""
@@ -767,6 +809,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             self._final_code, self._final_reason = core.close_code, core.close_reason
         self._finished = True
         self._queue.close()
+        if self._opened_event is not None:
+            self._opened_event.set()
         for pending in self._pings:
             pending.done.set()
         self._pings = []
@@ -775,6 +819,14 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                                    reason=self._final_reason))
         finally:
             self._mark_closed()
+
+
+async def _read_to_eof(transport: Transport) -> None:
+    try:
+        while await transport.receive() is not None:
+            pass
+    except TransportLost:
+        pass
 
 
 def _check_message(item: object) -> None:  # annotations are not enforced at run time

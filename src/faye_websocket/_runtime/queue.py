@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -16,19 +18,28 @@ class MessageQueue(Generic[T]):
     """A bounded FIFO: :meth:`put` waits while it is full, which is how the
     reader stops reading the socket (backpressure).
 
+    It is full at ``maxsize`` items, or once the items take ``max_bytes`` of
+    memory, measured by :func:`sys.getsizeof` (what they really cost: CPython
+    stores a ``str`` at 1, 2 or 4 bytes per character, so one character
+    outside the BMP makes a text message take four times its length). An
+    item is always taken when the queue is empty, however large.
+
     Unlike a memory object stream it needs no closing by its consumer: the
     producer :meth:`close`\\ s it (consumers then drain it and get
     ``EndOfStream``) and the consumer side may :meth:`discard` it (producers
     then drop what they put).
     """
 
-    __slots__ = ("_closed", "_discarding", "_items", "_maxsize", "_ready", "_space")
+    __slots__ = ("_bytes", "_closed", "_discarding", "_items", "_max_bytes", "_maxsize",
+                 "_ready", "_space")
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_bytes: float = math.inf) -> None:
         if maxsize < 1:
             raise ValueError("max_queue must be at least 1")
         self._items: deque[T] = deque()
         self._maxsize = maxsize
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._closed = False
         self._discarding = False
         # Created only while someone waits: most connections never do, and
@@ -40,23 +51,32 @@ class MessageQueue(Generic[T]):
         return len(self._items)
 
     @property
+    def size_in_memory(self) -> int:
+        """Bytes the queued items take (as :func:`sys.getsizeof` counts)."""
+        return self._bytes
+
+    @property
     def consumer_waiting(self) -> bool:
         """The queue is empty and a consumer waits in :meth:`get`."""
         return self._ready is not None
 
     async def put(self, item: T) -> None:
-        while len(self._items) >= self._maxsize and not self._discarding:
+        while not self.put_nowait(item):
             await self._wait_for_space()
-        self.put_nowait(item)
 
     def put_nowait(self, item: T) -> bool:
         """Add ``item`` if there is room (or drop it while discarding);
         False if the queue is full."""
         if self._discarding:
             return True
-        if len(self._items) >= self._maxsize:
+        items = self._items
+        if len(items) >= self._maxsize:
             return False
-        self._items.append(item)
+        size = sys.getsizeof(item)
+        if items and self._bytes + size > self._max_bytes:
+            return False
+        self._bytes += size
+        items.append(item)
         if self._ready is not None:
             self._ready.set()
             self._ready = None
@@ -95,6 +115,7 @@ class MessageQueue(Generic[T]):
 
     def _take(self) -> T:
         item = self._items.popleft()
+        self._bytes -= sys.getsizeof(item)
         self._wake_producers()
         return item
 
@@ -109,4 +130,5 @@ class MessageQueue(Generic[T]):
         """Nobody will consume any more: drop queued items and future puts."""
         self._discarding = True
         self._items.clear()
+        self._bytes = 0
         self._wake_producers()

@@ -9,6 +9,7 @@ where ``body`` holds the bytes the client sent past the request head.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,7 +22,7 @@ import anyio
 import anyio.abc
 import anyio.streams.stapled
 import h11
-from anyio.streams.tls import TLSListener
+from anyio.streams.tls import TLSStream
 
 from .._core.handshake import http_response
 from .._core.http import Request, header_tokens, validate_header
@@ -232,17 +233,21 @@ class Server:
         on_upgrade: ``async (request, stream, body)`` for requests with an
             ``Upgrade`` header (default: treated as plain requests).
         request_timeout: seconds a new connection has to finish its TLS
-            handshake and, separately, to send its first request head (a
-            slowloris client is dropped); also bounds reading a request
-            body and writing an error response.
+            handshake and, separately, to send its first request whole
+            (head and body); each later request has as long from its first
+            byte. A client that is slower is dropped (slowloris). Also
+            bounds writing an error response.
         keep_alive_timeout: seconds an idle keep-alive connection waits for
-            its next request (0: closed after each response).
+            the first byte of its next request (0: closed after each
+            response).
         max_head_size: largest request head, in bytes (larger: 431).
         max_body_size: largest plain request body, in bytes (larger: 413).
         shutdown_timeout: seconds :meth:`shutdown` waits for open
             connections to finish before cancelling them.
-        max_connections: connections served at once (``None``: no cap);
-            one more gets 503 and is closed.
+        max_connections: connections served at once, counted from accept
+            (TLS handshakes in progress included; ``None``: no cap). One
+            more gets 503 and is closed; over TLS it is closed at once, as
+            no response can be sent before a handshake.
 
     Raises:
         ValueError: a negative or NaN timeout, a zero ``request_timeout``,
@@ -299,16 +304,14 @@ class Server:
                 kernel spreads new connections between them. Every one of
                 them must set it. Not available on Windows.
         """
-        listener: anyio.abc.Listener[anyio.abc.ByteStream]
         tcp = await anyio.create_tcp_listener(local_host=host, local_port=port,
                                               reuse_port=reuse_port)
         bound = tcp.extra(anyio.abc.SocketAttribute.local_port)
-        listener = _patient(tcp)
-        if ssl_context is not None:
-            # standard_compatible: closing sends close_notify (RFC 8446 6.1).
-            listener = _TLSListener(listener, ssl_context,
-                                    handshake_timeout=self.request_timeout)
-        await self.serve_listener(listener, task_status=task_status, port=bound)
+        # The TLS handshake runs in the connection's own task, once it holds
+        # a slot: counted by max_connections and cancelled by shutdown().
+        handler = self.handle_connection if ssl_context is None else \
+            functools.partial(self._handle_connection, ssl_context=ssl_context)
+        await self._serve(tcp, handler, task_status=task_status, port=bound)
 
     async def serve_listener(self, listener: anyio.abc.Listener[anyio.abc.ByteStream], *,
                              task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -320,11 +323,16 @@ class Server:
         running out of file descriptors: it logs a warning and retries
         until connections have closed.
         """
+        await self._serve(listener, self.handle_connection, task_status=task_status, port=port)
+
+    async def _serve(self, listener: anyio.abc.Listener[Any],
+                     handler: Callable[[anyio.abc.ByteStream], Awaitable[None]], *,
+                     task_status: anyio.abc.TaskStatus[int], port: int) -> None:
         listener = _patient(listener)
         async with listener, anyio.create_task_group() as tg:
             with anyio.CancelScope() as self._accept_scope:
                 task_status.started(port)
-                await listener.serve(self.handle_connection, task_group=tg)
+                await listener.serve(handler, task_group=tg)
 
     async def shutdown(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Stop accepting, close open WebSockets with ``code``, and wait (at most
@@ -346,15 +354,31 @@ class Server:
 
     async def handle_connection(self, stream: anyio.abc.ByteStream) -> None:
         """Serve one accepted connection (requests, then maybe an upgrade)."""
+        await self._handle_connection(stream)
+
+    async def _handle_connection(self, stream: anyio.abc.ByteStream, *,
+                                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """Serve one connection, after a TLS handshake with ``ssl_context``."""
         _registry.set(self._registry)
+        if self._shutting_down:
+            await close_stream(stream)
+            return
         if self.max_connections is not None and len(self._slots) >= self.max_connections:
-            await self._bad_request(stream, 503, "too many connections")
+            if ssl_context is None:
+                await self._bad_request(stream, 503, "too many connections")
+            # Over TLS, a 503 could only follow a handshake, which is what
+            # costs time and memory: the connection is just closed.
             await close_stream(stream)
             return
         with anyio.CancelScope() as scope:
-            slot = _ConnectionSlot(scope)
+            slot = _ConnectionSlot(scope)  # idle: shutdown() cancels a handshake at once
             self._slots.add(slot)
             try:
+                if ssl_context is not None:
+                    tls = await self._tls_handshake(stream, ssl_context)
+                    if tls is None:
+                        return
+                    stream = tls
                 upgrade = await self._serve_http(stream, slot)
                 if upgrade is not None:
                     # Called here, once the HTTP parser's state is gone: a
@@ -382,27 +406,44 @@ class Server:
         while not self._shutting_down:
             slot.idle = True
             try:
-                event = await self._next_request(conn, stream, slot)
+                head = await self._next_request(conn, stream, slot)
             except h11.RemoteProtocolError as exc:
                 await self._bad_request(stream, exc.error_status_hint, str(exc))
                 return None
-            if event is None:
+            if head is None:
                 return None
             slot.idle = False
+            event, deadline = head
             request = Request.from_h11(event)
             if _head_size(event) > self.max_head_size:
                 # h11 bounds only heads still incomplete; a head that arrived
                 # whole in one read is measured here.
                 await self._bad_request(stream, 431, "request header fields too large")
                 return None
-            if self.on_upgrade is not None and _is_upgrade(request):
-                body = await self._upgrade_body(conn, stream)
-                return None if body is None else (request, stream, body)
-            try:
-                body = await self._read_body(conn, stream)
-            except h11.RemoteProtocolError as exc:
-                await self._bad_request(stream, exc.error_status_hint, str(exc))
+            upgrade = self.on_upgrade is not None and _is_upgrade(request)
+            refusal = _framing_refusal(event, upgrade=upgrade)
+            if refusal is not None:
+                await self._bad_request(stream, 400, refusal)
                 return None
+            # The head and the body share the request's deadline: a body
+            # trickled a byte at a time cannot hold the connection longer.
+            body: bytes | None = None
+            error: tuple[int, str] | None = None
+            with anyio.CancelScope(deadline=deadline) as within:
+                try:
+                    if upgrade:
+                        body = await self._upgrade_body(conn, stream)
+                    else:
+                        body = await self._read_body(conn, stream)
+                except h11.RemoteProtocolError as exc:
+                    error = (exc.error_status_hint, str(exc))
+            if within.cancelled_caught:
+                return None  # dropped without an answer, like a slow head
+            if error is not None:
+                await self._bad_request(stream, *error)
+                return None
+            if upgrade:
+                return None if body is None else (request, stream, body)
             if body is None:
                 await self._bad_request(stream, 413, "request body too large")
                 return None
@@ -432,17 +473,22 @@ class Server:
         return None
 
     async def _next_request(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
-                            slot: _ConnectionSlot) -> h11.Request | None:
-        # The first request must arrive within request_timeout (a slowloris
-        # client is dropped); a kept-alive connection may then idle for
-        # keep_alive_timeout before its next one.
-        timeout = self.request_timeout if slot.first else self.keep_alive_timeout
+                            slot: _ConnectionSlot) -> tuple[h11.Request, float] | None:
+        """The next request head and the deadline for the whole request
+        (head and body): ``request_timeout`` after the connection was
+        established for the first request, after its first byte for the next
+        ones. Before that byte, a kept-alive connection may idle for
+        ``keep_alive_timeout``. None if the connection ended or timed out
+        (a slowloris client is dropped)."""
+        now = anyio.current_time()
+        started = slot.first or bool(conn.trailing_data[0])  # pipelined bytes
         slot.first = False
-        with anyio.move_on_after(timeout):
+        with anyio.CancelScope(deadline=now + (
+                self.request_timeout if started else self.keep_alive_timeout)) as scope:
             while True:
                 event = conn.next_event()
                 if isinstance(event, h11.Request):
-                    return event
+                    return event, scope.deadline
                 if event is h11.NEED_DATA:
                     try:
                         data = await stream.receive()
@@ -450,41 +496,65 @@ class Server:
                         return None
                     conn.receive_data(data)
                     slot.idle = False
+                    if not started:
+                        started = True
+                        scope.deadline = anyio.current_time() + self.request_timeout
                     continue
                 return None  # ConnectionClosed or PAUSED
         return None
 
     async def _read_body(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> bytes | None:
+        """The request body, or None once it is over ``max_body_size``
+        (bounded in time by the caller's deadline)."""
         chunks: list[bytes] = []
         size = 0
-        with anyio.fail_after(self.request_timeout):
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.receive())
-                elif isinstance(event, h11.Data):
-                    size += len(event.data)
-                    if size > self.max_body_size:
-                        return None
-                    chunks.append(bytes(event.data))
-                elif isinstance(event, h11.EndOfMessage):
-                    return b"".join(chunks)
-                else:
-                    raise h11.RemoteProtocolError("unexpected end of request")
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive())
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > self.max_body_size:
+                    return None
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(chunks)
+            else:
+                raise h11.RemoteProtocolError("unexpected end of request")
 
-    async def _upgrade_body(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
-                            ) -> bytes | None:
+    @staticmethod
+    async def _upgrade_body(conn: h11.Connection, stream: anyio.abc.ByteStream) -> bytes | None:
         """The bytes after an upgrade request's head (None if the client
-        left): h11 consumes the (normally empty) body, then pauses, and every
-        byte after that is the new protocol's."""
+        left): h11 would consume a body first (there is none: one announced
+        was refused), then pauses, and every byte after that is the new
+        protocol's."""
         while (event := conn.next_event()) is not h11.PAUSED:
             if event is h11.NEED_DATA:
-                with anyio.fail_after(self.request_timeout):
-                    conn.receive_data(await stream.receive())
+                conn.receive_data(await stream.receive())
             elif isinstance(event, h11.ConnectionClosed):
                 return None
         body, _closed = conn.trailing_data
         return bytes(body)
+
+    async def _tls_handshake(self, stream: anyio.abc.ByteStream, ssl_context: ssl.SSLContext,
+                             ) -> TLSStream | None:
+        """The TLS stream over ``stream``, or None if the handshake failed or
+        did not finish within ``request_timeout``.
+
+        Failures are logged at DEBUG level only: on the open internet they
+        are routine (scanners, plain HTTP sent to the TLS port, clients that
+        do not trust the certificate).
+        """
+        with anyio.move_on_after(self.request_timeout):
+            try:
+                # standard_compatible: closing sends close_notify (RFC 8446 6.1).
+                return await TLSStream.wrap(stream, server_side=True, ssl_context=ssl_context,
+                                            standard_compatible=True)
+            except TRANSPORT_ERRORS as exc:
+                logger.debug("TLS handshake failed: %r", exc)
+                return None
+        logger.debug("TLS handshake timed out")
+        return None
 
     async def _bad_request(self, stream: anyio.abc.ByteStream, status: int, reason: str) -> None:
         body = f"{reason}\n".encode()
@@ -497,21 +567,22 @@ class Server:
                 pass
 
 
-class _TLSListener(TLSListener):
-    """anyio's TLS listener, with failed handshakes logged at DEBUG level.
-
-    On the open internet they are routine (scanners, plain HTTP sent to the
-    TLS port, clients that do not trust the certificate); anyio logs each
-    one at ERROR level with a traceback.
-    """
-
-    @staticmethod
-    async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream
-                                     ) -> None:
-        await anyio.aclose_forcefully(stream)
-        if not isinstance(exc, Exception):
-            raise exc  # cancellation
-        logger.debug("TLS handshake failed: %r", exc)
+def _framing_refusal(request: h11.Request, *, upgrade: bool) -> str | None:
+    """Why a request's body framing is refused with 400, if it is."""
+    names = {name for name, _ in request.headers}
+    if b"transfer-encoding" in names and b"content-length" in names:
+        # RFC 9112 section 6.1: such a request may be a smuggling attempt (a
+        # front end framing it by Content-Length sees other requests than
+        # we do), and the server must close the connection after answering
+        # it. Refusing it outright is the simpler safe choice.
+        return "both Content-Length and Transfer-Encoding"
+    if upgrade and (b"transfer-encoding" in names or any(
+            name == b"content-length" and value.lstrip(b"0") for name, value in request.headers)):
+        # A WebSocket handshake is a GET without a body (RFC 6455 section
+        # 4.1), and the bytes after an upgrade request belong to the new
+        # protocol: a body would only be read and thrown away.
+        return "upgrade request with a body"
+    return None
 
 
 def _head_size(request: h11.Request) -> int:

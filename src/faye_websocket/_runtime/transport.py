@@ -1,0 +1,309 @@
+"""The transports a connection runs on: one interface, one implementation per kind.
+
+:class:`~faye_websocket._runtime.connection.Connection` moves data between
+its sans-IO core and a :class:`Transport`, and touches the transport only
+through this interface:
+
+* read side: :meth:`~Transport.receive` returns what arrived (``None`` at
+  the end of the stream); :meth:`~Transport.pause_reading` says the reader
+  is about to wait for the application, so a transport that reads ahead
+  stops (backpressure);
+* write side: :meth:`~Transport.write` takes the core's output and never
+  waits; :attr:`~Transport.buffered` is what it holds; :meth:`~Transport.drain`
+  waits until the peer has taken it; :meth:`~Transport.send_eof`,
+  :meth:`~Transport.aclose` (graceful, bounded) and
+  :meth:`~Transport.abort` (at once) end it.
+
+Errors are mapped here, once: whatever the stream under a transport raises
+when the connection breaks becomes :class:`TransportLost` from
+:meth:`~Transport.receive`, or ``False`` from :meth:`~Transport.drain`, so
+the runtime above never mistakes an application's ``OSError`` for a lost
+connection.
+
+Two implementations: :class:`AsyncioTransport` writes to and reads from the
+asyncio transport under anyio's asyncio TCP stream, without a scheduler
+round trip per call; :class:`StreamTransport` serves every other anyio
+byte stream (trio, TLS, proxied connections, memory streams). A
+message-level transport fits the same seam: ASGI, where the server speaks
+the wire protocol, exchanges whole messages instead of bytes with a core
+that produces and takes messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+
+from .streams import TRANSPORT_ERRORS, close_stream
+
+__all__ = ["AsyncioTransport", "StreamTransport", "Transport", "TransportLost",
+           "transport_for"]
+
+#: Bytes asked of a stream per read: large, so that a burst of small frames
+#: is parsed in one go and a large message in few reads.
+READ_SIZE = 1 << 18
+#: Written chunks this large are sent on their own (no copy into a buffer).
+_LARGE = 1 << 14
+
+
+class TransportLost(Exception):
+    """The connection broke (reset, torn down, or closed here)."""
+
+
+class Transport(Protocol):
+    """What the connection runtime needs of the connection under it."""
+
+    async def receive(self) -> bytes | None:
+        """What has arrived, waiting for something; ``None`` once the peer
+        has closed its end.
+
+        Raises:
+            TransportLost: the connection broke.
+        """
+
+    def pause_reading(self) -> None:
+        """The reader is about to wait for the application: stop reading
+        ahead until the next :meth:`receive`."""
+
+    def write(self, chunks: list[bytes]) -> None:
+        """Take ``chunks`` to send, in order, without waiting (ignored once
+        the transport has broken: :meth:`drain` then says so)."""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes taken by :meth:`write` that the peer has not yet taken."""
+
+    @property
+    def writable(self) -> bool:
+        """Whether :meth:`drain` would return without waiting."""
+
+    async def drain(self) -> bool:
+        """Wait until everything written is sent (or held under the
+        transport's high-water mark); ``False`` if the transport broke."""
+
+    async def send_eof(self) -> None:
+        """Half-close: send the end of the stream, keep reading."""
+
+    async def aclose(self) -> None:
+        """Close gracefully within a second, then forcefully; shielded."""
+
+    async def abort(self) -> None:
+        """Drop the connection now."""
+
+
+def transport_for(stream: anyio.abc.AnyByteStream) -> Transport:
+    """The fastest transport for ``stream``."""
+    return AsyncioTransport.for_stream(stream) or StreamTransport(stream)
+
+
+class _StreamEnd:
+    """The ending methods shared by both transports."""
+
+    __slots__ = ()
+    _stream: anyio.abc.AnyByteStream
+
+    async def send_eof(self) -> None:
+        try:
+            await self._stream.send_eof()
+        except (NotImplementedError, *TRANSPORT_ERRORS):
+            pass
+
+    async def aclose(self) -> None:
+        await close_stream(self._stream)
+
+    async def abort(self) -> None:
+        await anyio.aclose_forcefully(self._stream)
+
+
+class StreamTransport(_StreamEnd):
+    """Any anyio byte stream. Writes are buffered until :meth:`drain`, which
+    one task at a time sends (small chunks joined, so the frames queued in
+    one turn of the event loop go out in one call). A drain cancelled in the
+    middle of a send breaks the transport: the peer may hold part of a frame
+    (h11's ``send_failed`` rule)."""
+
+    __slots__ = ("_broken", "_in_flight", "_lock", "_out", "_out_size", "_receive",
+                 "_stream")
+
+    def __init__(self, stream: anyio.abc.AnyByteStream) -> None:
+        self._stream = stream
+        self._receive: Any = stream.receive
+        if isinstance(stream, anyio.abc.ByteReceiveStream):
+            self._receive = lambda: stream.receive(READ_SIZE)
+        self._out: collections.deque[bytes | bytearray] = collections.deque()
+        self._out_size = 0
+        self._in_flight = 0
+        self._broken = False
+        self._lock: anyio.Lock | None = None
+
+    async def receive(self) -> bytes | None:
+        try:
+            data: bytes = await self._receive()
+        except anyio.EndOfStream:
+            return None
+        except TRANSPORT_ERRORS as exc:
+            raise TransportLost from exc
+        return data
+
+    def pause_reading(self) -> None:
+        pass  # the stream is read only when asked
+
+    def write(self, chunks: list[bytes]) -> None:
+        if self._broken:
+            return
+        out = self._out
+        for chunk in chunks:
+            size = len(chunk)
+            if size >= _LARGE:
+                out.append(chunk)
+            elif out and isinstance(last := out[-1], bytearray) and len(last) < _LARGE:
+                last += chunk
+            else:
+                out.append(bytearray(chunk))
+            self._out_size += size
+
+    @property
+    def buffered(self) -> int:
+        return self._out_size + self._in_flight
+
+    @property
+    def writable(self) -> bool:
+        return not self._out and not self._in_flight
+
+    async def drain(self) -> bool:
+        if self._broken or not (self._out or self._in_flight):
+            return not self._broken
+        if self._lock is None:
+            # fast_acquire: an uncontended acquire does not yield.
+            self._lock = anyio.Lock(fast_acquire=True)
+        async with self._lock:
+            out = self._out
+            while out and not self._broken:
+                # What is queued now goes as one batch, which counts whole
+                # in ``buffered`` until all of it is sent.
+                batch = list(out)
+                out.clear()
+                self._in_flight, self._out_size = self._out_size, 0
+                try:
+                    for chunk in batch:
+                        await self._stream.send(bytes(chunk) if isinstance(chunk, bytearray)
+                                                else chunk)
+                except TRANSPORT_ERRORS:
+                    await self._break()
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await self._break()
+                    raise
+                finally:
+                    self._in_flight = 0
+        return not self._broken
+
+    async def _break(self) -> None:
+        self._broken = True
+        self._out.clear()
+        self._out_size = 0
+        await anyio.aclose_forcefully(self._stream)
+
+
+class AsyncioTransport(_StreamEnd):
+    """Reads and writes the asyncio transport under one of anyio's asyncio
+    socket streams, without the scheduler round trips anyio's ``send()``
+    and ``receive()`` make around each call, and without pausing and
+    resuming the transport (two system calls) at every read: together they
+    cost more than a small message's framing.
+
+    ``transport.write()`` takes whole buffers synchronously, so frames can
+    never interleave and a cancellation can never cut one in half; waiting
+    happens only while the transport is over its (zero) high-water mark,
+    on the event anyio's protocol sets when it drains. Reading takes every
+    chunk anyio's protocol holds; the transport keeps reading until
+    :meth:`pause_reading`.
+
+    This reads attributes anyio keeps private; :meth:`for_stream` returns
+    ``None`` for anything else (TLS, trio, memory streams, another anyio),
+    which then gets a :class:`StreamTransport`.
+    tests/test_streams.py checks that plain TCP on asyncio gets one.
+    """
+
+    __slots__ = ("_protocol", "_stream", "_transport", "_unconfirmed")
+
+    def __init__(self, stream: anyio.abc.AnyByteStream, transport: asyncio.Transport,
+                 protocol: asyncio.Protocol) -> None:
+        self._stream = stream
+        self._transport = transport
+        self._protocol: Any = protocol
+        # Bytes written since the transport was last seen drained: while it
+        # is congested they count whole, though the kernel took some.
+        self._unconfirmed = 0
+
+    @classmethod
+    def for_stream(cls, stream: anyio.abc.AnyByteStream) -> AsyncioTransport | None:
+        kind = type(stream)
+        if kind.__name__ != "SocketStream" or kind.__module__ != "anyio._backends._asyncio":
+            return None
+        transport = getattr(stream, "_transport", None)
+        protocol = getattr(stream, "_protocol", None)
+        if not isinstance(transport, asyncio.Transport) or not all(
+                isinstance(getattr(protocol, name, None), kind) for name, kind in (
+                    ("write_event", asyncio.Event), ("read_event", asyncio.Event),
+                    ("read_queue", collections.deque))):
+            return None
+        assert isinstance(protocol, asyncio.Protocol)
+        return cls(stream, transport, protocol)
+
+    @property
+    def broken(self) -> bool:
+        return self._transport.is_closing() or self._protocol.exception is not None
+
+    def write(self, chunks: list[bytes]) -> None:
+        if self.broken:
+            return
+        if self._protocol.write_event.is_set():
+            self._unconfirmed = 0
+        write = self._transport.write
+        for chunk in chunks:
+            write(chunk)
+            self._unconfirmed += len(chunk)
+
+    @property
+    def buffered(self) -> int:
+        size = self._transport.get_write_buffer_size()
+        return size if self._protocol.write_event.is_set() else max(size, self._unconfirmed)
+
+    @property
+    def writable(self) -> bool:
+        event: asyncio.Event = self._protocol.write_event
+        return event.is_set()
+
+    async def drain(self) -> bool:
+        event: asyncio.Event = self._protocol.write_event
+        if not event.is_set():
+            await event.wait()
+        return not self.broken
+
+    async def receive(self) -> bytes | None:
+        protocol = self._protocol
+        chunks: collections.deque[bytes] = protocol.read_queue
+        if not chunks:
+            transport = self._transport
+            if not transport.is_closing() and not protocol.is_at_eof:
+                protocol.read_event.clear()
+                if not transport.is_reading():
+                    transport.resume_reading()
+                await protocol.read_event.wait()
+            if not chunks:
+                if getattr(self._stream, "_closed", False) or protocol.exception is not None:
+                    raise TransportLost from protocol.exception
+                return None
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        protocol.read_event.clear()
+        return data
+
+    def pause_reading(self) -> None:
+        if self._transport.is_reading():
+            self._transport.pause_reading()

@@ -29,6 +29,7 @@ from ._core.sse import (
 )
 from ._runtime.client import (
     DEFAULT_MAX_HEAD_SIZE,
+    MAX_INFORMATIONAL,
     check_head_size,
     open_stream,
     resolve_proxy,
@@ -388,6 +389,7 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
 
 async def _read_head(conn: h11.Connection, stream: anyio.abc.ByteStream,
                      max_head_size: int) -> h11.Response:
+    informational = 0
     while True:
         try:
             event = conn.next_event()
@@ -406,7 +408,12 @@ async def _read_head(conn: h11.Connection, stream: anyio.abc.ByteStream,
             conn.receive_data(data)
         elif isinstance(event, h11.Response):
             return event
-        elif not isinstance(event, h11.InformationalResponse):  # skip 1xx
+        elif isinstance(event, h11.InformationalResponse):  # skipped, up to a point
+            informational += 1
+            if informational > MAX_INFORMATIONAL:
+                raise _NoResponse(f"more than {MAX_INFORMATIONAL} informational (1xx) "
+                                  "responses")
+        else:
             raise _NoResponse("connection closed before a response")
 
 

@@ -25,7 +25,7 @@ from .._core.handshake import normalize_headers
 from ..exceptions import HandshakeError, ProxyError
 from .streams import close_stream
 
-__all__ = ["DEFAULT_MAX_HEAD_SIZE", "Proxy", "check_head_size", "open_stream",
+__all__ = ["DEFAULT_MAX_HEAD_SIZE", "MAX_INFORMATIONAL", "Proxy", "check_head_size", "open_stream",
            "proxy_from_env", "resolve_proxy", "run_handshake", "tls_context"]
 
 #: The largest response head a client reads (status line and headers), as
@@ -33,6 +33,11 @@ __all__ = ["DEFAULT_MAX_HEAD_SIZE", "Proxy", "check_head_size", "open_stream",
 #: clear error instead of growing memory.
 DEFAULT_MAX_HEAD_SIZE = 16384
 _MAX_BODY = 65536
+#: Informational (1xx) responses a client reads before the real one. A
+#: server sends one ``100 Continue`` or a few ``103 Early Hints`` at most;
+#: one that sends them without end would keep the client parsing until
+#: ``open_timeout``.
+MAX_INFORMATIONAL = 10
 #: Headers a proxy CONNECT writes itself.
 _PROXY_RESERVED = frozenset({"host", "proxy-authorization", "connection", "proxy-connection"})
 
@@ -211,6 +216,7 @@ async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream,
     """The final (or switching) response and, for a refusal, its body."""
     response: h11.Response | h11.InformationalResponse | None = None
     body = bytearray()
+    informational = 0
     while True:
         try:
             event = conn.next_event()
@@ -233,6 +239,12 @@ async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream,
         elif isinstance(event, h11.InformationalResponse):
             if event.status_code == 101:
                 return event, b""
+            informational += 1
+            if informational > MAX_INFORMATIONAL:
+                raise HandshakeError(
+                    f"Error during WebSocket handshake: more than {MAX_INFORMATIONAL} "
+                    f"informational (1xx) responses", status_code=event.status_code,
+                    headers=_decode(event.headers))
         elif isinstance(event, h11.Response):
             response = event
             if conn.their_state is h11.SWITCHED_PROTOCOL:  # a CONNECT that succeeded

@@ -88,6 +88,8 @@ def reference(stream: bytes, last_event_id: str
 def first_too_large(stream: bytes, max_size: int) -> int | None:
     """How many events the parser dispatches before it must refuse the
     stream, or ``None`` if it must not."""
+    if len(stream) < 3 and b"\xef\xbb\xbf".startswith(stream):
+        return None  # maybe the start of a byte order mark: nothing to judge yet
     if stream.startswith(b"\xef\xbb\xbf"):
         stream = stream[3:]
     data_held = type_held = dispatched = 0

@@ -30,8 +30,11 @@ EventSource.Client:
 from __future__ import annotations
 
 import contextlib
+import socket
+import struct
 import time
 import tracemalloc
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,12 +43,20 @@ import anyio
 import anyio.abc
 import pytest
 
-from faye_websocket import EventSource, HandshakeError, ProtocolError, WebSocket
+from faye_websocket import (
+    ConnectionClosed,
+    EventSource,
+    HandshakeError,
+    PerMessageDeflate,
+    ProtocolError,
+    WebSocket,
+)
 from faye_websocket import _eventsource_client as eventsource_client
 from faye_websocket._core.sse import EventStreamParser, EventTooLarge
 from faye_websocket._runtime.client import open_stream
 
-from .test_limits import GONE, accept_for, raw_server, read_head
+from .test_limits import GONE, EndlessHead, accept_for, raw_server, read_head
+from .wsclient import raw_frame
 
 pytestmark = pytest.mark.anyio
 
@@ -386,3 +397,295 @@ async def test_eventsource_client_stays_responsive_under_a_comment_flood() -> No
             tg.cancel_scope.cancel()
     assert elapsed < 1.5
     assert ticks >= 20
+
+
+# -- WebSocket.Client: the opening handshake ---------------------------------------------
+
+
+async def test_websocket_client_endless_101_head() -> None:
+    # h11 holds at most max_head_size of a head still arriving; the client
+    # hangs up as soon as that is passed (also in tests/test_limits.py).
+    server = EndlessHead(b"HTTP/1.1 101 Switching Protocols")
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(server.handle) as port:
+            started = anyio.current_time()
+            with peak_memory() as peak, \
+                    pytest.raises(HandshakeError, match="larger than 16384 bytes"):
+                async with WebSocket.Client(f"ws://127.0.0.1:{port}/", open_timeout=5):
+                    pytest.fail("connected")
+            elapsed = anyio.current_time() - started
+            await server.hung_up.wait()
+    assert elapsed < 1.0
+    assert server.sent < 1 << 20
+    assert peak[0] < IO_SLACK
+
+
+async def test_websocket_client_huge_101_head_in_one_piece() -> None:
+    huge = b"X-Filler: " + b"z" * (4 << 20) + b"\r\n"
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            with contextlib.suppress(*GONE):
+                head = await read_head(stream)
+                await stream.send(switching(head)[:-2] + huge + b"\r\n")
+
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(handle) as port:
+            started = anyio.current_time()
+            with pytest.raises(HandshakeError, match="larger than 16384 bytes"):
+                async with WebSocket.Client(f"ws://127.0.0.1:{port}/", open_timeout=5):
+                    pytest.fail("connected")
+            elapsed = anyio.current_time() - started
+    assert elapsed < 1.0
+
+
+async def test_websocket_client_server_never_finishes_the_handshake() -> None:
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            with contextlib.suppress(*GONE):
+                await read_head(stream)
+                await stream.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n")
+                await stream.receive()  # and nothing more, until the client hangs up
+
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(handle) as port:
+            ws = WebSocket.Client(f"ws://127.0.0.1:{port}/", open_timeout=0.5)
+            started = anyio.current_time()
+            with pytest.raises(TimeoutError):
+                async with ws:
+                    pytest.fail("connected")
+            elapsed = anyio.current_time() - started
+    assert 0.5 <= elapsed < 1.5
+    assert ws.close_code == 1006
+
+
+# -- WebSocket.Client: frames from a hostile server ---------------------------------------
+
+
+async def read_close_code(stream: anyio.abc.ByteStream) -> int | None:
+    """Read the client's (masked) frames until its Close; the code in it."""
+    data = b""
+    while True:
+        try:
+            data += await stream.receive()
+        except GONE:
+            return None
+        while len(data) >= 6:
+            opcode, size = data[0] & 0x0F, data[1] & 0x7F
+            offset = 2 + {126: 2, 127: 8}.get(size, 0)
+            if size >= 126:
+                size = int.from_bytes(data[2:offset], "big")
+            if len(data) < offset + 4 + size:
+                break
+            key, payload = data[offset:offset + 4], data[offset + 4:offset + 4 + size]
+            data = data[offset + 4 + size:]
+            if opcode == 0x8:
+                payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+                return int.from_bytes(payload[:2], "big") if payload else 1005
+
+
+class FrameServer:
+    """Completes the handshake (with ``extensions`` in the ``101``), sends
+    ``frames`` and reads the client's Close code."""
+
+    def __init__(self, frames: bytes, extensions: bytes = b"") -> None:
+        self.frames = frames
+        self.extensions = extensions
+        self.close_code: int | None = None
+        self.done = anyio.Event()
+
+    async def handle(self, stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            try:
+                head = await read_head(stream)
+                await stream.send(switching(head, self.extensions) + self.frames)
+                self.close_code = await read_close_code(stream)
+            except GONE:
+                pass
+            self.done.set()
+
+
+async def run_against(server: FrameServer, **options: Any) -> tuple[WebSocket.Client, float]:
+    """Connect, wait for the connection to end; the client and the time it took."""
+    async with raw_server(server.handle) as port:
+        started = anyio.current_time()
+        async with WebSocket.Client(f"ws://127.0.0.1:{port}/", close_timeout=1,
+                                    **options) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                async for _ in ws:
+                    pass
+        elapsed = anyio.current_time() - started
+        await server.done.wait()
+    return ws, elapsed
+
+
+async def test_websocket_client_deflate_bomb() -> None:
+    # 64 MiB of zeros in about 64 KiB: inflating stops past max_length, so
+    # the client closes with 1009 having held about max_length, not 64 MiB.
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(bytes(64 << 20)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    bomb = bomb[:-4]  # RFC 7692 section 7.2.1
+    assert len(bomb) < 128 * 1024
+    server = FrameServer(raw_frame(0x2, bomb, rsv=4, mask=False), b"permessage-deflate")
+    limit = 1 << 20
+    with anyio.fail_after(TIMEOUT), peak_memory() as peak:
+        ws, elapsed = await run_against(server, extensions=[PerMessageDeflate()],
+                                        max_length=limit)
+    assert ws.extensions == "permessage-deflate"
+    assert ws.close_code == 1009 and server.close_code == 1009
+    assert elapsed < 2.0
+    assert peak[0] < 4 * limit, f"{peak[0] / limit:.1f} x max_length"
+
+
+async def test_websocket_client_masked_frame() -> None:
+    server = FrameServer(raw_frame(0x1, b"masked", mask=True))
+    with anyio.fail_after(TIMEOUT):
+        ws, elapsed = await run_against(server)
+    assert ws.close_code == 1002 and server.close_code == 1002
+    assert elapsed < 2.0
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000,
+                                  65535])
+async def test_websocket_client_close_code_that_may_not_be_sent(code: int) -> None:
+    # RFC 6455 section 7.4: 1005, 1006 and 1015 are never sent, 0-999 are
+    # unused, 1016-2999 are reserved and 5000 is past the range.
+    server = FrameServer(raw_frame(0x8, struct.pack("!H", code) + b"bye", mask=False))
+    with anyio.fail_after(TIMEOUT):
+        ws, elapsed = await run_against(server)
+    assert ws.close_code == 1002 and server.close_code == 1002
+    assert elapsed < 2.0
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1003, 1007, 1011, 1012, 1014, 3000, 4999])
+async def test_websocket_client_close_code_that_may_be_sent(code: int) -> None:
+    server = FrameServer(raw_frame(0x8, struct.pack("!H", code), mask=False))
+    with anyio.fail_after(TIMEOUT):
+        ws, _ = await run_against(server)
+    assert ws.close_code == code and server.close_code == code
+
+
+# -- WebSocket.Client: ping floods ---------------------------------------------------------
+
+
+#: An empty, unmasked ping: the cheapest frame a server can send.
+PING = raw_frame(0x9, b"", mask=False)
+
+
+async def count_pongs(stream: anyio.abc.ByteStream, counted: list[int]) -> None:
+    """Count the client's pongs (empty, masked: 6 bytes each) in ``counted[0]``
+    until its Close, which is answered."""
+    data = b""
+    while True:
+        try:
+            data += await stream.receive()
+        except GONE:
+            return
+        while len(data) >= 6:
+            size = data[1] & 0x7F
+            if len(data) < 6 + size:
+                break
+            opcode = data[0] & 0x0F
+            data = data[6 + size:]
+            counted[0] += opcode == 0xA
+            if opcode == 0x8:
+                await stream.send(raw_frame(0x8, struct.pack("!H", 1000), mask=False))
+                return
+
+
+async def test_websocket_client_answers_a_ping_flood_from_a_reading_server() -> None:
+    # Every ping is answered while the server reads, and a message sent after
+    # the flood still arrives. Memory: the pongs and events of one read.
+    pings = 50_000
+    pongs = [0]
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            with contextlib.suppress(*GONE):
+                head = await read_head(stream)
+                await stream.send(switching(head))
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(count_pongs, stream, pongs)
+                    for _ in range(pings // 10_000):
+                        await stream.send(PING * 10_000)
+                    await stream.send(raw_frame(0x1, b"after the flood", mask=False))
+
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(handle) as port:
+            with peak_memory() as peak:
+                async with WebSocket.Client(f"ws://127.0.0.1:{port}/") as ws:
+                    assert await ws.receive() == "after the flood"
+                    while pongs[0] < pings:  # noqa: ASYNC110 (the server's count)
+                        await anyio.sleep(0.01)
+    assert pongs[0] == pings
+    assert ws.close_code == 1000
+    assert peak[0] < 16 << 20, f"{peak[0] / 2**20:.1f} MiB"
+
+
+def small_buffers(stream: anyio.abc.ByteStream) -> None:
+    """Pin the server socket's buffers, so that a flood stalls soon."""
+    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+
+
+async def until_stalled(server: PingFlooder) -> None:
+    """Wait until the server is stuck in a send and every task is idle."""
+    while True:
+        await anyio.wait_all_tasks_blocked()
+        if server.in_send and server.sent:
+            return
+        await anyio.sleep(0.05)
+
+
+class PingFlooder:
+    """Sends empty pings in chunks of ``chunk`` pings (``rounds`` of them,
+    or without end), never reading."""
+
+    def __init__(self, chunk: int, rounds: int | None = None) -> None:
+        self.chunk, self.rounds = chunk, rounds
+        self.sent = 0
+        self.in_send = False
+
+    async def handle(self, stream: anyio.abc.ByteStream) -> None:
+        small_buffers(stream)
+        async with stream:
+            with contextlib.suppress(*GONE):
+                head = await read_head(stream)
+                await stream.send(switching(head))
+                chunk = PING * self.chunk
+                rounds = 0
+                while self.rounds is None or rounds < self.rounds:
+                    self.in_send = True
+                    await stream.send(chunk)
+                    self.in_send = False
+                    self.sent += len(chunk)
+                    rounds += 1
+                self.in_send = True
+                await anyio.sleep(TIMEOUT)
+
+
+async def test_websocket_client_stops_reading_a_ping_flood_when_the_server_does_not_read(
+        ) -> None:
+    # The pongs wait for the server, and while they wait the client reads
+    # nothing: the flood stalls in TCP, after the kernel buffers.
+    server = PingFlooder(32768)
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(server.handle) as port:
+            async with WebSocket.Client(f"ws://127.0.0.1:{port}/", close_timeout=0.2) as ws:
+                await until_stalled(server)
+    assert server.sent < 16 << 20, f"{server.sent / 2**20:.1f} MiB of pings before the stall"
+    assert ws.close_code == 1006  # its Close could not be written either
+
+
+async def test_websocket_client_memory_for_one_read_of_pings() -> None:
+    # What a read full of pings costs while their pongs wait: 131,072 pings
+    # in 256 KiB make as many pongs and events, about 18 MiB. Bounded by the
+    # read size, as the client reads no more until the pongs are written.
+    server = PingFlooder(131072, rounds=1)
+    with anyio.fail_after(TIMEOUT):
+        async with raw_server(server.handle) as port:
+            with peak_memory() as peak:
+                async with WebSocket.Client(f"ws://127.0.0.1:{port}/", close_timeout=0.2):
+                    await until_stalled(server)
+    assert peak[0] < 32 << 20, f"{peak[0] / 2**20:.1f} MiB"

@@ -256,12 +256,20 @@ async def test_control_character_in_a_header_is_refused_without_echo(value: str)
     assert seen.requests == []
 
 
-async def test_user_name_only_userinfo_with_a_bad_port_is_one_line(cli_backend: str) -> None:
+@pytest.mark.parametrize(("url", "proxy", "kind"), [
+    ("ws://c2VjcmV0@127.0.0.1:99999/", None, "WebSocket"),
+    ("ws://user:c2Vj/cmV0@127.0.0.1:1/", None, "WebSocket"),
+    # urlsplit raises on these ("Invalid IPv6 URL"): before, a traceback.
+    ("ws://c2VjcmV0@[::1/", None, "WebSocket"),
+    ("ws://127.0.0.1:1/", "http://user:c2VjcmV0@[::1", "proxy"),
+], ids=["user-only-bad-port", "slash-in-password", "broken-ipv6", "broken-ipv6-proxy"])
+async def test_an_invalid_url_is_one_line_without_credentials(
+        cli_backend: str, url: str, proxy: str | None, kind: str) -> None:
     with anyio.fail_after(TIMEOUT):
-        run = await run_client(cli_backend, "ws://c2VjcmV0@127.0.0.1:99999/")
+        run = await run_client(cli_backend, url, *(["--proxy", proxy] if proxy else []))
     assert run.process.returncode == 2, run
-    line = assert_one_error_line(run, "not a valid WebSocket URL")
-    assert "c2VjcmV0" not in line, run
+    line = assert_one_error_line(run, f"not a valid {kind} URL", "***@")
+    assert "c2Vj" not in line and "cmV0" not in line, run
 
 
 async def test_path_with_spaces_and_non_ascii_is_percent_encoded(cli_backend: str) -> None:

@@ -127,7 +127,11 @@ class Redactor:
     def add_url(self, url: str | None) -> None:
         if not url:
             return
-        netloc = urlsplit(url).netloc
+        try:
+            netloc = urlsplit(url).netloc
+        except ValueError:  # "Invalid IPv6 URL": take all up to the last "@"
+            start = url.find("//") + 2 if "//" in url else 0
+            netloc = url[start:]
         if "@" not in netloc:
             return
         userinfo = netloc.rpartition("@")[0]

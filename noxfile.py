@@ -89,7 +89,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench", *session.posargs)
 
 
-FUZZ_TARGETS = {"handshake": 4096, "frames": 4096, "hixie": 4096}  # target: -max_len
+FUZZ_TARGETS = {"handshake": 4096, "frames": 4096, "hixie": 4096,
+                "sse_client": 4096}  # target: -max_len
 
 
 @nox.session(python="3.11")

@@ -1,7 +1,8 @@
 """Writes the seed corpora in fuzz/corpus/ (committed; rerun after changing
 an input layout): small valid inputs and near misses for each target.
 
-Layouts are described in fuzz_frames.py, fuzz_handshake.py and fuzz_hixie.py.
+Layouts are described in fuzz_frames.py, fuzz_handshake.py, fuzz_hixie.py and
+fuzz_sse_client.py.
 """
 
 from __future__ import annotations
@@ -146,9 +147,36 @@ def hixie_seeds() -> dict[str, bytes]:
     }
 
 
+def sse_client_seeds() -> dict[str, bytes]:
+    # byte 0: max_size (0 the default, 1: 1, 2: 16, 3: 100 bytes) | 4 the stream
+    # twice | initial last event ID length << 3; byte 1: read size (0 = whole),
+    # | 128 for event descriptions (see build() in fuzz_sse_client.py).
+    spec = (b"data: one\n\nevent: two\nid: 2\ndata: a\ndata: b\n\n: note\n\n"
+            b"data\n\nretry: 10\nid\ndata: four\n\n")
+    return {
+        "spec-examples-lf": b"\x00\x00" + spec,
+        "spec-examples-crlf-in-3s": b"\x00\x03" + spec.replace(b"\n", b"\r\n"),
+        "spec-examples-cr-bytewise": b"\x00\x01" + spec.replace(b"\n", b"\r"),
+        "bom-then-comments": b"\x00\x02" + b"\xef\xbb\xbf:hi\n:\n\r\n:\r\rdata:x\r\n\r\n",
+        "invalid-utf8-and-split-char": b"\x00\x05" + b"data: a\xffb\xed\xa0\x80c\n"
+        + "data: \u2603\n\n".encode(),
+        "retry-and-id-edge-cases": b"\x0c\x00" + b"retry: 0050\nretry: 1.5\nretry: "
+        + b"9" * 30 + b"\nid: a\x00b\nid: 9\n\ndata: x\n\n",
+        "limit-16-data-lines": b"\x02\x04" + b"data: 12345\ndata: 123\ndata: 1\n\n",
+        "limit-100-long-line": b"\x03\x07" + b"data: " + b"y" * 120 + b"\n\n",
+        "limit-16-event-type": b"\x02\x00" + b"event: abcdefghij\ndata: 12345\n\n",
+        "limit-1-comments-only": b"\x01\x00" + b":" + b"c" * 200 + b"\n\n\n:\r\n",
+        "twice-partial-event": b"\x04\x06" + b"id: 5\ndata: first\n\nid: 6\ndata: cut",
+        # byte 1 bit 7: descriptions: kind, then lengths and values.
+        "built-events-pings-retry": b"\x00\x80" + b"\x02\x05hello" + b"\x00"
+        + b"\x01\x03\xe8" + b"\x0e\x03a\nb\x04type\x0212" + b"\x02\x00",
+        "built-line-breaks-in-data": b"\x00\x83" + b"\x02\x07a\r\nb\rc\n" + b"\x06\x00\x00",
+    }
+
+
 def main() -> None:
     for target, seeds in (("frames", frames_seeds()), ("handshake", handshake_seeds()),
-                          ("hixie", hixie_seeds())):
+                          ("hixie", hixie_seeds()), ("sse_client", sse_client_seeds())):
         folder = HERE / "corpus" / target
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in seeds.items():

@@ -240,6 +240,57 @@ async def test_malformed_header_is_a_usage_error(header: str) -> None:
     assert "c2VjcmV0" not in run.stderr.decode(), run  # values may be credentials
 
 
+@pytest.mark.parametrize("value", ["Bearer c2VjcmV0\x0bx", "Bearer c2VjcmV0\x0c",
+                                   "\x1bc2VjcmV0"], ids=["VT", "FF", "ESC"])
+async def test_control_character_in_a_header_is_refused_without_echo(value: str) -> None:
+    # Before: accepted, then h11 refused the request with a 66-line traceback
+    # that repeated the value (the server has to be there to get that far).
+    with anyio.fail_after(TIMEOUT):
+        async with serving() as (port, seen):
+            run = await run_client("asyncio", f"ws://127.0.0.1:{port}/",
+                                   "--header", f"Authorization: {value}")
+    assert run.process.returncode == 2, run
+    stderr = run.stderr.decode()
+    assert "--header" in stderr and "control character" in stderr, run
+    assert "Traceback" not in stderr and "c2VjcmV0" not in stderr, run
+    assert seen.requests == []
+
+
+@pytest.mark.parametrize(("url", "proxy", "kind"), [
+    ("ws://c2VjcmV0@127.0.0.1:99999/", None, "WebSocket"),
+    ("ws://user:c2Vj/cmV0@127.0.0.1:1/", None, "WebSocket"),
+    # urlsplit raises on these ("Invalid IPv6 URL"): before, a traceback.
+    ("ws://c2VjcmV0@[::1/", None, "WebSocket"),
+    ("ws://127.0.0.1:1/", "http://user:c2VjcmV0@[::1", "proxy"),
+], ids=["user-only-bad-port", "slash-in-password", "broken-ipv6", "broken-ipv6-proxy"])
+async def test_an_invalid_url_is_one_line_without_credentials(
+        cli_backend: str, url: str, proxy: str | None, kind: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        run = await run_client(cli_backend, url, *(["--proxy", proxy] if proxy else []))
+    assert run.process.returncode == 2, run
+    line = assert_one_error_line(run, f"not a valid {kind} URL", "***@")
+    assert "c2Vj" not in line and "cmV0" not in line, run
+
+
+async def test_path_with_spaces_and_non_ascii_is_percent_encoded(cli_backend: str) -> None:
+    # Before: h11's "Illegal target characters" as a traceback, or
+    # "'ascii' codec can't encode character".
+    with anyio.fail_after(TIMEOUT):
+        async with serving() as (port, seen):
+            run = await run_client(cli_backend, f"ws://127.0.0.1:{port}/a b/\u00e9?q=\u00fc",
+                                   stdin=b"hi\n")
+    assert run.process.returncode == 0, run
+    assert run.lines == ["hi"], run
+    assert seen.requests[0].target == "/a%20b/%C3%A9?q=%C3%BC"
+
+
+async def test_invalid_subprotocol_is_one_line(cli_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        run = await run_client(cli_backend, "ws://127.0.0.1:1/", "--protocol", "a b")
+    assert run.process.returncode == 2, run
+    assert_one_error_line(run, "invalid subprotocol")
+
+
 # -- endings -------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ from faye_websocket import (
     ConnectionClosed,
     ConnectionClosedError,
     Event,
+    EventSource,
     HandshakeError,
     PerMessageDeflate,
     ProxyError,
@@ -374,6 +375,107 @@ async def test_other_schemes_are_refused(url: str) -> None:
 async def test_header_line_breaks_are_refused(headers: dict[str, str]) -> None:
     with pytest.raises(ValueError):
         WebSocket.Client("ws://127.0.0.1/", headers=headers)
+
+
+#: A secret that must never appear in an error, a log line or a repr.
+SECRET = "c2VjcmV0LXRva2Vu"
+
+
+def make_client(kind: str, url: str, **options: Any) -> object:
+    """A ``WebSocket.Client`` (``kind`` "WebSocket"), an ``EventSource.Client``
+    ("EventSource"), or a ``WebSocket.Client`` with ``url`` as its proxy."""
+    if kind == "EventSource":
+        return EventSource.Client(url.replace("ws://", "http://", 1), **options)
+    if kind == "proxy":
+        return WebSocket.Client("ws://127.0.0.1/", proxy=url.replace("ws://", "http://", 1))
+    return WebSocket.Client(url, **options)
+
+
+@pytest.mark.parametrize("value", [
+    f"Bearer {SECRET}\x0b", f"Bearer {SECRET}\x0cmore", f"\x1b[31m{SECRET}", f"{SECRET}\x7f",
+    f"\x0b{SECRET}", f"{SECRET}\x00", f"{SECRET}\x85\x0b"])
+@pytest.mark.parametrize("kind", ["WebSocket", "EventSource"])
+async def test_header_control_characters_are_refused_without_the_value(value: str,
+                                                                       kind: str) -> None:
+    # RFC 9110 field-value: no control character but tab. Before, VT and FF
+    # passed (or were stripped at the ends) and h11 refused them later with
+    # an error that repeated the value.
+    with pytest.raises(ValueError, match="control character|line break") as caught:
+        make_client(kind, "ws://127.0.0.1/", headers={"Authorization": value})
+    assert SECRET not in str(caught.value)
+    assert "Authorization" in str(caught.value)
+
+
+async def test_header_tabs_and_text_past_ascii_are_allowed() -> None:
+    WebSocket.Client("ws://127.0.0.1/", headers={"X-A": "a\tb", "X-B": "\u00e9\u2603"})
+
+
+#: URLs that do not parse, each with credentials.
+BAD_URLS = [
+    f"ws://{SECRET}@127.0.0.1:99999/", f"ws://user:{SECRET}@127.0.0.1:99999/",
+    f"ws://{SECRET}@127.0.0.1:port/", f"ws://user:a/{SECRET}@127.0.0.1:99999/",
+    f"ws://user:a#{SECRET}@127.0.0.1/", f"ws://{SECRET}@[::1/", f"ws://{SECRET}@/",
+    f"ws://{SECRET}@bad host/", f"ws://{SECRET}@exa\x0bmple.com/",
+]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+@pytest.mark.parametrize("kind", ["WebSocket", "EventSource", "proxy"])
+async def test_userinfo_is_never_in_a_url_error(url: str, kind: str) -> None:
+    # Before: a user name alone (a token, often) came back in the message.
+    with pytest.raises(ValueError, match=f"not a valid {kind} URL") as caught:
+        make_client(kind, url)
+    assert SECRET not in str(caught.value)
+    assert "***@" in str(caught.value)
+
+
+async def test_userinfo_is_never_in_connection_errors_or_reprs(free_tcp_port: int) -> None:
+    url = f"ws://user:{SECRET}@127.0.0.1:{free_tcp_port}/"
+    ws = WebSocket.Client(url, headers={"X-Api-Key": SECRET},
+                          proxy={"origin": f"http://proxy:{SECRET}@127.0.0.1:{free_tcp_port}",
+                                 "headers": {"X-Proxy-Key": SECRET}})
+    events = recorded(ws)
+    with anyio.fail_after(TIMEOUT), pytest.raises(OSError) as caught:
+        async with ws:
+            pytest.fail("connected")
+    shown = [str(caught.value), ws.url, repr(ws._handshake), repr(ws._proxy),
+             repr(ws._target)] + [repr(event) for event in events]
+    assert not [text for text in shown if SECRET in text]
+    source = EventSource.Client(f"http://user:{SECRET}@127.0.0.1:{free_tcp_port}/")
+    with anyio.fail_after(TIMEOUT), pytest.raises(OSError) as caught:
+        async with source:
+            pytest.fail("connected")
+    assert SECRET not in str(caught.value) and SECRET not in source.url
+
+
+async def test_request_target_and_header_values_past_ascii() -> None:
+    # Spaces, controls and non-ASCII characters in the path and the query
+    # are percent-encoded as UTF-8, as browsers do (before: h11's "Illegal
+    # target characters", or UnicodeEncodeError); header values past ASCII
+    # go out as UTF-8 (before: UnicodeEncodeError).
+    with anyio.fail_after(TIMEOUT):
+        async with echo_peer("ours") as peer:
+            async with WebSocket.Client(peer.url("/a b/\u00e9\u2603?q=\u00fc \x01&x=%20"),
+                                        headers={"X-Name": "J\u00fcrgen \u2603"}) as ws:
+                await ws.send("hi")
+                assert await ws.receive() == "hi"
+    assert peer.ours is not None
+    [request] = peer.ours.requests
+    assert request.target == "/a%20b/%C3%A9%E2%98%83?q=%C3%BC%20%01&x=%20"
+    assert request.header("x-name") == "J\u00fcrgen \u2603".encode().decode("latin-1")
+
+
+@pytest.mark.parametrize(("url", "host"), [
+    ("ws://B\u00fccher.example/", "xn--bcher-kva.example"),
+    ("wss://\u4f8b\u3048.jp:8443/", "xn--r8jz45g.jp"), ("ws://[::1]:80/", "::1")])
+def test_host_names_past_ascii_are_idna_encoded(url: str, host: str) -> None:
+    assert parse_url(url, schemes=("ws", "wss")).host == host
+
+
+@pytest.mark.parametrize("protocols", [["a b"], ["chat, x"], ["x\x0by"], [""], ["\u00e9"]])
+async def test_subprotocols_must_be_tokens(protocols: list[str]) -> None:
+    with pytest.raises(ValueError, match="invalid subprotocol"):
+        WebSocket.Client("ws://127.0.0.1/", protocols)
 
 
 @pytest.mark.parametrize("name", ["Host", "Upgrade", "connection", "Sec-WebSocket-Key",

@@ -223,15 +223,31 @@ def test_a_cr_at_the_end_of_a_chunk_dispatches_at_once() -> None:
 
 
 def test_size_limit() -> None:
-    # Lines (field name included) and data are bounded, in characters.
+    # The bytes held for one event: its data (each value and a LF), its
+    # type, and the line being read, field name included.
     parser = EventStreamParser(max_size=20)
     assert parser.receive_data(b"data: 12345678901234\n\n") == [message("12345678901234")]
-    with pytest.raises(EventTooLarge):
+    with pytest.raises(EventTooLarge, match="longer than 20 bytes"):
         parser.receive_data(b"data: 1234567890123456")  # a line still incomplete
     parser = EventStreamParser(max_size=20)
-    assert parser.receive_data(b"data: 123456789\ndata: 123456789\n") == []
+    assert parser.receive_data(b"data: 12345678\n") == []  # 9 bytes held
+    assert parser.receive_data(b"data: 1234\n") == []  # 9 + 10 for the line; then 14
     with pytest.raises(EventTooLarge):
-        parser.receive_data(b"data: 1\n")  # the data of one event, line by line
+        parser.receive_data(b"data: 12\n")  # 14 + 8 for the line
+    parser = EventStreamParser(max_size=20)
+    assert parser.receive_data(b"event: abcdefgh\n") == []  # the type holds 8
+    with pytest.raises(EventTooLarge):
+        parser.receive_data(b"data: 1234567\n")  # 8 + 13
+    # Bytes, not characters: "\u00e9" is two of them.
+    parser = EventStreamParser(max_size=12)
+    assert parser.receive_data("data: \u00e9\u00e9\u00e9\n\n".encode()) == [message("\u00e9" * 3)]
+    with pytest.raises(EventTooLarge):
+        parser.receive_data("data: \u00e9\u00e9\u00e9\u00e9".encode())
+    # Comments hold nothing, however long, whole or in pieces.
+    parser = EventStreamParser(max_size=20)
+    assert parser.receive_data(b":" + b"c" * 100 + b"\ndata: x\n\n") == [message("x")]
+    assert parser.receive_data(b":" + b"c" * 100) == []
+    assert parser.receive_data(b"c" * 100 + b"\ndata: y\n\n") == [message("y")]
 
 
 def test_request_headers_and_target() -> None:

@@ -878,6 +878,18 @@ def test_sse_edge_cases_round_trip(data: str) -> None:
 # -- regressions found by the fuzz targets (fuzz/) --------------------------------
 
 
+def test_fuzz_sse_the_start_of_a_byte_order_mark_is_not_yet_a_line() -> None:
+    # fuzz_sse_client: with max_size 1, a stream of "\xef\xbb" holds two bytes
+    # that may still be a byte order mark; it is not a line to judge yet.
+    parser = EventStreamParser(max_size=1)
+    assert parser.receive_data(b"\xef\xbb") == []
+    with pytest.raises(EventTooLarge):
+        parser.receive_data(b"x")  # not a mark: a line of 3 bytes
+    parser = EventStreamParser(max_size=1)
+    assert parser.receive_data(b"\xef\xbb") == []
+    assert parser.receive_data(b"\xbf\n") == []  # a mark, then a blank line
+
+
 def test_fuzz_superscript_digit_in_window_bits_is_an_invalid_offer() -> None:
     # fuzz_handshake, mode 2: 'client_max_window_bits="1\xb2"' (Latin-1, as h11
     # decodes it). str.isdigit() accepted "²" and int() then raised a plain

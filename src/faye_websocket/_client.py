@@ -10,7 +10,14 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._core.client import CLIENT_RESERVED, ClientHandshake, HandshakeFailure, parse_url, public_url
+from ._core.client import (
+    CLIENT_RESERVED,
+    ClientHandshake,
+    HandshakeFailure,
+    check_protocols,
+    parse_url,
+    public_url,
+)
 from ._core.deflate import PerMessageDeflate
 from ._core.handshake import normalize_headers
 from ._core.options import check_count, check_seconds, protocol_list, unique_extensions
@@ -110,7 +117,7 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         self._target = parse_url(url)
         self.url = public_url(url)
         self._handshake = ClientHandshake(
-            self._target, protocol_list(protocols), unique_extensions(extensions),
+            self._target, check_protocols(protocol_list(protocols)), unique_extensions(extensions),
             normalize_headers(headers, reserved=CLIENT_RESERVED), max_length)
         self._tls = tls_context(tls, ca)
         self._proxy = resolve_proxy(proxy, self._target)

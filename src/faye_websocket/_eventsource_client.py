@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import random
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ import anyio.abc
 import h11
 
 from . import _eventsource as _server  # circular: for EventSourceState, used at run time
-from ._core.client import parse_url, public_url
+from ._core.client import encode_headers, parse_url, public_url, redact_url
 from ._core.handshake import normalize_headers
 from ._core.options import check_count, check_seconds
 from ._core.sse import (
@@ -28,6 +29,7 @@ from ._core.sse import (
 )
 from ._runtime.client import (
     DEFAULT_MAX_HEAD_SIZE,
+    MAX_INFORMATIONAL,
     check_head_size,
     open_stream,
     resolve_proxy,
@@ -41,6 +43,13 @@ __all__ = ["EventSourceClient"]
 #: The reconnection time before the server sends a ``retry`` field, in
 #: seconds (WHATWG leaves it to the user agent; browsers use 3 to 5 s).
 DEFAULT_RETRY = 3.0
+#: The shortest wait before a reconnection, in seconds, whatever ``retry``
+#: says (Firefox has the same floor): a server that sends ``retry: 0`` and
+#: hangs up cannot make the client reconnect in a loop.
+MIN_RETRY = 0.5
+#: Each failed attempt in a row doubles the wait, up to this many seconds
+#: (or ``retry``, if that is longer).
+MAX_BACKOFF = 30.0
 #: How much of a refused response's body the error keeps.
 _MAX_ERROR_BODY = 65536
 #: Failures of an attempt to reach the server, retried once the stream has
@@ -67,7 +76,9 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
     Entering the block opens the stream; a failure to connect, or a refusal,
     raises there. Then events are read from the connection as you ask for
     them. When the connection drops or the response ends, the client waits
-    :attr:`retry` seconds and reconnects with ``Last-Event-ID``. A ``204``
+    :attr:`retry` seconds (at least 0.5 s, doubled after each failed
+    attempt in a row up to 30 s, plus up to half as long again at random)
+    and reconnects with ``Last-Event-ID``. A ``204``
     ends the iteration; any other refusal raises :exc:`HandshakeError`.
     Leaving the block (or :meth:`aclose`) stops it all.
 
@@ -77,7 +88,7 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         headers: extra request headers.
         last_event_id: the ``Last-Event-ID`` of the first request.
         retry: seconds to wait before reconnecting, until the server sends
-            a ``retry`` field.
+            a ``retry`` field (either way, at least :data:`MIN_RETRY`).
         tls: the ``ssl.SSLContext`` for ``https://`` (default: the system's
             trusted CAs, with host names checked).
         ca: path to a PEM CA bundle; shorthand for a verifying context.
@@ -85,8 +96,9 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
             ..., "tls": ...}``, an origin URL, or ``"env"``.
         open_timeout: seconds for each attempt to connect and read the
             response head.
-        max_event_size: the longest line, and the longest data of one
-            event, in characters; a longer one raises :exc:`ProtocolError`.
+        max_event_size: bytes held for the event being received: its data
+            (each line plus a LF), its type and the line being read; a
+            larger one raises :exc:`ProtocolError`. Comments hold nothing.
         max_head_size: largest response head (status line and headers) read
             from the server or the proxy, in bytes; a larger one is a
             :exc:`HandshakeError` on the first connection and is retried
@@ -113,12 +125,12 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
     ) -> None:
-        #: The URL, without its userinfo.
-        self.url = public_url(url)
         try:
             self._target = parse_url(url, schemes=("http", "https"))
         except ValueError:
-            raise ValueError(f"{self.url} is not a valid EventSource URL") from None
+            raise ValueError(f"{redact_url(url)} is not a valid EventSource URL") from None
+        #: The URL, without its userinfo.
+        self.url = public_url(url)
         self._headers = normalize_headers(headers, reserved=REQUEST_RESERVED)
         check_seconds("retry", retry)
         check_seconds("open_timeout", open_timeout, positive=True)
@@ -147,6 +159,11 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         #: Raised once the events before it have been taken.
         self._error: ProtocolError | None = None
         self._reconnect_at: float | None = None
+        # Attempts in a row that failed, or opened a stream that ended
+        # before an event and before MAX_BACKOFF seconds.
+        self._failures = 0
+        self._opened_at = 0.0
+        self._delivered = False
         self._lock = anyio.Lock()
         self._scope: anyio.CancelScope | None = None
 
@@ -164,11 +181,26 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
 
     @property
     def retry(self) -> float:
-        """Seconds to wait before reconnecting (the server's ``retry`` field,
-        else the ``retry`` option)."""
+        """The reconnection time in seconds: the server's ``retry`` field,
+        else the ``retry`` option. The client waits at least this long
+        (and at least :data:`MIN_RETRY`), more after failed attempts."""
         if self._parser.retry is None:
             return self._default_retry
         return self._parser.retry / 1000
+
+    def _schedule_reconnect(self, *, failed: bool) -> None:
+        """Set when the next attempt may start.
+
+        The wait is the reconnection time (at least ``MIN_RETRY``), doubled
+        for each failure in a row up to ``MAX_BACKOFF``, and then up to half
+        as long again at random, so that clients dropped together do not
+        all come back at the same instant (WHATWG lets a user agent "wait
+        some more", with exponential backoff after a failed attempt).
+        """
+        self._failures = self._failures + 1 if failed else 0
+        base = max(self.retry, MIN_RETRY)
+        delay = min(base * 2.0 ** min(self._failures, 64), max(base, MAX_BACKOFF))
+        self._reconnect_at = anyio.current_time() + delay * (1 + random.random() / 2)
 
     # -- the stream API -----------------------------------------------------------
 
@@ -248,7 +280,7 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
                         raise HandshakeError(f"Error connecting to EventSource at {self.url}: "
                                              f"{exc}") from None
                     raise
-                self._reconnect_at = anyio.current_time() + self.retry
+                self._schedule_reconnect(failed=True)
             except HandshakeError:
                 await self._shutdown()
                 raise
@@ -266,8 +298,7 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
                 headers = request_headers(self._target, last_event_id=self.last_event_id,
                                           headers=self._headers)
                 request = h11.Request(method="GET", target=request_target(self._target),
-                                      headers=[(k.encode("ascii"), v.encode())
-                                               for k, v in headers])
+                                      headers=encode_headers(headers))
                 await stream.send((conn.send(request) or b"")
                                   + (conn.send(h11.EndOfMessage()) or b""))
                 response = await _read_head(conn, stream, self._max_head_size)
@@ -295,6 +326,8 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         self._state = _OPEN
         self._opened_once = True
         self._reconnect_at = None
+        self._opened_at = anyio.current_time()
+        self._delivered = False
 
     async def _read(self) -> None:
         """Process one h11 event of the body (reading once if h11 needs data)."""
@@ -316,19 +349,29 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
             return
         if isinstance(event, h11.Data):
             try:
-                self._pending.extend(self._parser.receive_data(bytes(event.data)))
+                events = self._parser.receive_data(bytes(event.data))
             except EventTooLarge as exc:
                 await self._shutdown()
                 # The events before the offending line come first.
                 self._pending.extend(exc.events)
                 self._error = ProtocolError(f"EventSource at {self.url}: {exc}", 1009)
+            else:
+                if events:
+                    self._pending.extend(events)
+                    self._delivered = True
         elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.PAUSED:
             await self._dropped()  # the response ended: reconnect too
 
     async def _dropped(self) -> None:
-        """The connection is gone: reconnect after the reconnection time."""
+        """The connection is gone: reconnect after the reconnection time.
+
+        A stream that ended before its first event, and sooner than
+        ``MAX_BACKOFF``, counts as a failed attempt: a server that answers
+        and hangs up at once gets the backoff, not a reconnection loop.
+        """
         self._parser.receive_eof()
-        self._reconnect_at = anyio.current_time() + self.retry
+        short = anyio.current_time() - self._opened_at < MAX_BACKOFF
+        self._schedule_reconnect(failed=short and not self._delivered)
         if self._state != _CLOSED:
             self._state = _CONNECTING
         await self._disconnect()
@@ -346,6 +389,7 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
 
 async def _read_head(conn: h11.Connection, stream: anyio.abc.ByteStream,
                      max_head_size: int) -> h11.Response:
+    informational = 0
     while True:
         try:
             event = conn.next_event()
@@ -364,7 +408,12 @@ async def _read_head(conn: h11.Connection, stream: anyio.abc.ByteStream,
             conn.receive_data(data)
         elif isinstance(event, h11.Response):
             return event
-        elif not isinstance(event, h11.InformationalResponse):  # skip 1xx
+        elif isinstance(event, h11.InformationalResponse):  # skipped, up to a point
+            informational += 1
+            if informational > MAX_INFORMATIONAL:
+                raise _NoResponse(f"more than {MAX_INFORMATIONAL} informational (1xx) "
+                                  "responses")
+        else:
             raise _NoResponse("connection closed before a response")
 
 

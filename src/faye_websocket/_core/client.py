@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .deflate import DeflateSession, NegotiationError, PerMessageDeflate, format_params
 from .handshake import accept_key
 from .http import header_tokens, parse_extension_header
 
-__all__ = ["ClientHandshake", "HandshakeFailure", "Target", "connect_request", "parse_url"]
+__all__ = ["ClientHandshake", "HandshakeFailure", "Target", "check_protocols",
+           "connect_request", "encode_headers", "parse_url", "public_url", "redact_url",
+           "request_target"]
 
 #: Headers the client writes itself; user ``headers`` may not set them.
 CLIENT_RESERVED = frozenset({
@@ -23,6 +26,14 @@ CLIENT_RESERVED = frozenset({
     "sec-websocket-protocol", "sec-websocket-extensions", "content-length",
     "transfer-encoding",
 })
+
+
+#: What a host may hold once IDNA-encoded: a reg-name (RFC 3986 section
+#: 3.2.2: unreserved, pct-encoded, sub-delims) or an IPv6 literal (hex
+#: digits, ":" and "." and, for a zone, "%25" and unreserved characters).
+_HOST = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:]+")
+#: A subprotocol is an HTTP token (RFC 6455 section 4.1, item 10).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class HandshakeFailure(ValueError):
@@ -67,26 +78,39 @@ class Target:
 def parse_url(url: str, *, schemes: tuple[str, str] = ("ws", "wss")) -> Target:
     """Split a WebSocket URL (or, with ``schemes=("http", "https")``, a proxy URL).
 
+    A host name past ASCII is IDNA-encoded, as browsers do. The error never
+    repeats the URL's userinfo, even when the URL is too broken to say
+    where it is.
+
     Raises:
-        ValueError: another scheme, or no host.
+        ValueError: another scheme, no host or a host that cannot be one,
+            or a port out of range.
     """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    kind = "WebSocket" if schemes == ("ws", "wss") else "proxy"
+    invalid = ValueError(f"{redact_url(url)} is not a valid {kind} URL")
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError:
-        port = -1
-    if scheme not in schemes or not parts.hostname or port == -1:
-        kind = "WebSocket" if schemes == ("ws", "wss") else "proxy"
-        safe = url if parts.password is None else url.replace(parts.password, "***")
-        raise ValueError(f"{safe} is not a valid {kind} URL")
+    except ValueError:  # a port out of range or not a number, a broken IPv6 literal
+        raise invalid from None
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    if scheme not in schemes or not host:
+        raise invalid
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise invalid from None
+    if not _HOST.fullmatch(host):
+        raise invalid
     secure = scheme == schemes[1]
     resource = parts.path or "/"
     if parts.query:
         resource += "?" + parts.query
     return Target(
         secure=secure,
-        host=parts.hostname,
+        host=host,
         port=port or (443 if secure else 80),
         resource=resource,
         username=unquote(parts.username) if parts.username is not None else None,
@@ -96,10 +120,49 @@ def parse_url(url: str, *, schemes: tuple[str, str] = ("ws", "wss")) -> Target:
 
 def public_url(url: str) -> str:
     """The URL without its userinfo (so credentials never reach logs)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact_url(url)
     if "@" not in parts.netloc:
         return url
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with ``***`` for anything that may be userinfo, for the
+    message about a URL that does not parse: everything from ``//`` to
+    the last ``@`` (a password may hold ``/`` or ``#``, and then no parser
+    agrees on where the host starts)."""
+    start = url.find("//")
+    start = 0 if start < 0 else start + 2
+    at = url.rfind("@", start)
+    return url if at < 0 else url[:start] + "***" + url[at:]
+
+
+def request_target(target: Target) -> bytes:
+    """The request target: path and query, with anything outside printable
+    ASCII (spaces, non-ASCII characters, controls) percent-encoded as UTF-8,
+    as browsers do."""
+    return "".join(c if "!" <= c <= "~" else quote(c) for c in target.resource).encode("ascii")
+
+
+def encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """Header names (tokens, so ASCII) and values (UTF-8) as h11 takes them;
+    a ``str`` value past ASCII would make h11 raise ``UnicodeEncodeError``."""
+    return [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers]
+
+
+def check_protocols(protocols: Sequence[str]) -> list[str]:
+    """The subprotocols to offer, each an HTTP token.
+
+    Raises:
+        ValueError: one is not (a space, a comma, a control character...).
+    """
+    for protocol in protocols:
+        if not isinstance(protocol, str) or not _TOKEN.fullmatch(protocol):
+            raise ValueError(f"invalid subprotocol {protocol!r}: it must be an HTTP token")
+    return list(protocols)
 
 
 @dataclass(slots=True)
@@ -109,7 +172,8 @@ class ClientHandshake:
     target: Target
     protocols: Sequence[str] = ()
     extensions: Sequence[PerMessageDeflate] = ()
-    headers: Sequence[tuple[str, str]] = ()
+    #: Not in the repr: they may hold credentials.
+    headers: Sequence[tuple[str, str]] = field(default=(), repr=False)
     max_length: int = 2**26 - 1
     key: str = field(default_factory=lambda: base64.b64encode(os.urandom(16)).decode())
 

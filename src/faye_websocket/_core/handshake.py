@@ -86,7 +86,9 @@ def normalize_headers(
     items = headers.items() if isinstance(headers, Mapping) else headers
     out: list[tuple[str, str]] = []
     for name, value in items:
-        name, value = name.strip(), str(value).strip()
+        # Only optional whitespace (RFC 9110 section 5.6.3) is trimmed: a
+        # control character at either end is refused, not silently dropped.
+        name, value = name.strip(), str(value).strip(" \t")
         validate_header(name, value)
         if name.lower() in reserved:
             raise ValueError(f"header {name!r} is set by the protocol and cannot be overridden")

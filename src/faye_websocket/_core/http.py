@@ -3,6 +3,7 @@ EventSource handshakes."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -14,6 +15,8 @@ __all__ = ["Request", "header_tokens", "parse_extension_header", "validate_heade
 
 #: RFC 7230 section 3.2.6 ``tchar``.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+#: RFC 9110 section 5.5: CTL characters but HTAB may not appear in a field value.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +88,25 @@ def header_tokens(value: str | None) -> list[str]:
 
 
 def validate_header(name: str, value: str) -> None:
-    """Reject header names and values that would break the message framing.
+    """Reject header names and values that RFC 9110 does not allow.
+
+    A name is a token (section 5.1). A value (section 5.5) is visible
+    characters, spaces, tabs and, past ASCII, ``obs-text``; so no control
+    character but the tab: not CR, LF or NUL, which would break the
+    framing, nor the others (VT, FF, ESC, DEL...), which h11 refuses with an
+    error that repeats the value. The message never repeats the value,
+    which may be a credential.
 
     Raises:
-        ValueError: the name is not a token, or the value holds CR, LF or NUL.
+        ValueError: the name is not a token, or the value holds a control
+            character other than tab.
     """
     if not name or not set(name) <= _TCHAR:
         raise ValueError(f"invalid header name: {name!r}")
-    if any(c in value for c in "\r\n\0"):
-        raise ValueError(f"invalid value for header {name!r}: it contains a line break or NUL")
+    if _CONTROL.search(value):
+        kind = "a line break or NUL" if any(c in value for c in "\r\n\0") else \
+            "a control character other than tab"
+        raise ValueError(f"invalid value for header {name!r}: it contains {kind}")
 
 
 def parse_extension_header(value: str) -> list[tuple[str, dict[str, str | None] | None]]:

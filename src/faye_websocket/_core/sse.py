@@ -8,13 +8,11 @@ processing model (section 9.2.3).
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import quote
 
-from .client import Target
+from .client import Target, request_target
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -28,19 +26,32 @@ __all__ = [
     "request_target",
 ]
 
-#: The default bound on one line and on one event's data, in characters.
+#: The default bound on the bytes held for one event, the line being read
+#: included (64 MiB).
 DEFAULT_MAX_EVENT_SIZE = 2**26 - 1
 #: Headers the client writes itself; user ``headers`` may not set them.
 REQUEST_RESERVED = frozenset({"host", "accept", "cache-control", "last-event-id", "connection",
                               "content-length", "transfer-encoding"})
 
-# A line ends with CRLF, LF or CR (section 9.2.5, the stream's ABNF).
-_LINE_END = re.compile(r"\r\n|\r|\n")
+# A line ends with CRLF, LF or CR (section 9.2.5, the stream's ABNF). The
+# parser splits bytes, not text: CR, LF and ":" are ASCII, which UTF-8 never
+# uses inside a multi-byte sequence, and a decoder that replaces invalid
+# sequences never swallows an ASCII byte, so splitting first and decoding
+# each value then gives what decoding the whole stream first would.
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+# Where a run of comment lines and blank lines ends: at a line end followed
+# by a line that is neither. A keep-alive flood is made of such runs; found
+# with one search, it costs the regex engine's time, not a turn of the
+# Python loop per line.
+_RUN_END = re.compile(rb"[\r\n][^:\r\n]")
 # "consists of only ASCII digits": not str.isdigit(), which also takes "²" or "٣".
-_DIGITS = re.compile(r"[0-9]+")
+_DIGITS = re.compile(rb"[0-9]+")
+_BOM = b"\xef\xbb\xbf"
 # A reconnection time past this (about 31 million years) is stored as this,
 # so a server cannot make the client build a huge integer.
 _MAX_RETRY_MS = 10**18
+# What the parser does with the line it is in the middle of.
+_BUFFER, _COMMENT, _DATA = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +73,7 @@ class ServerSentEvent:
 
 
 class EventTooLarge(ValueError):
-    """A line, or an event's data, is longer than the parser's limit.
+    """An event, with the line being read, outgrew the parser's limit.
 
     :attr:`events` holds the events completed in the same chunk before
     the offending line, which are still the application's.
@@ -84,11 +95,18 @@ class EventStreamParser:
     last event ID and the reconnection time outlive the stream, so one
     parser serves every reconnection of a client.
 
+    Memory is bounded by ``max_size`` bytes, counted as they are held: the
+    event's data (each ``data`` value plus the LF that joins it to the
+    next), its ``event`` type, and the line being read (field name
+    included). Comment lines are skipped as they arrive and hold nothing,
+    however long. Besides that, only the last event ID is kept (at most
+    one line long).
+
     Args:
         origin: the ``origin`` of the events.
         last_event_id: the initial last event ID string.
-        max_size: the longest line, and the longest data of one event, in
-            characters (the spec has no limit; memory has).
+        max_size: the bound above, in bytes (the spec has no limit; memory
+            has).
     """
 
     def __init__(self, *, origin: str = "", last_event_id: str = "",
@@ -105,17 +123,24 @@ class EventStreamParser:
         self._start_stream()
 
     def _start_stream(self) -> None:
-        # The decoder replaces invalid UTF-8 with U+FFFD (the stream is always
-        # UTF-8, whatever the Content-Type's charset says).
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        # Up to two bytes that may begin a byte order mark, until a third
+        # one says whether they do.
         self._at_start = True
-        self._line: list[str] = []
+        self._head = b""
+        # The line being read, when a chunk ended in its middle: its bytes
+        # (``_BUFFER``), nothing (``_COMMENT``), or, for a ``data`` line, the
+        # value goes straight to ``_data`` (``_DATA``), so one long line is
+        # never held twice. ``_line_size`` counts its bytes either way and
+        # ``_base`` is what the event held when it began.
+        self._line = bytearray()
         self._line_size = 0
+        self._mode = _BUFFER
+        self._base = 0
         # A CR ended the last chunk: a LF first in the next one is its CRLF.
         self._after_cr = False
-        self._data: list[str] = []
-        self._data_size = 0
-        self._event_type = ""
+        # The data buffer, as the spec has it: each value followed by a LF.
+        self._data = bytearray()
+        self._event_type = b""
         # A new stream's ID buffer starts at the last event ID string, as in
         # browsers: an ``id`` in an event cut off by a disconnect is lost.
         self._id_buffer = self.last_event_id
@@ -127,45 +152,30 @@ class EventStreamParser:
             The events completed by ``data`` (a blank line dispatches).
 
         Raises:
-            EventTooLarge: a line or an event outgrows ``max_size``.
+            EventTooLarge: the event outgrew ``max_size`` (the parser is
+                then unusable until :meth:`receive_eof`).
         """
-        text = self._decoder.decode(data)
-        if self._at_start and text:
-            self._at_start = False
-            if text[0] == "\ufeff":  # one byte order mark, at the start only
-                text = text[1:]
-        if self._after_cr and text:
+        pos = 0
+        if self._at_start:
+            if self._head:
+                data = self._head + data
+            if len(data) < 3 and _BOM.startswith(data):
+                self._head = data
+                return []
+            self._at_start, self._head = False, b""
+            if data.startswith(_BOM):  # one byte order mark, at the start only
+                pos = 3
+        elif self._after_cr and data:
             self._after_cr = False
-            if text[0] == "\n":
-                text = text[1:]
+            if data[0] == 0x0A:
+                pos = 1
         events: list[ServerSentEvent] = []
         try:
-            self._parse(text, events)
+            self._parse(data, pos, events)
         except EventTooLarge as exc:
             exc.events = events
             raise
         return events
-
-    def _parse(self, text: str, events: list[ServerSentEvent]) -> None:
-        pos, end = 0, len(text)
-        while pos < end:
-            match = _LINE_END.search(text, pos)
-            if match is None:
-                self._grow_line(text[pos:])
-                break
-            line = text[pos:match.start()]
-            if self._line:
-                line = "".join(self._line) + line
-                self._line.clear()
-                self._line_size = 0
-            if len(line) > self._max_size:
-                raise EventTooLarge(f"event stream line longer than {self._max_size}")
-            if match.end() == end and match.group() == "\r":
-                self._after_cr = True  # dispatch now, not when the next chunk comes
-            pos = match.end()
-            event = self._process_line(line)
-            if event is not None:
-                events.append(event)
 
     def receive_eof(self) -> None:
         """The stream ended: discard any partial line or event ("once the end
@@ -173,60 +183,162 @@ class EventStreamParser:
         ready for the next stream."""
         self._start_stream()
 
-    def _grow_line(self, piece: str) -> None:
-        self._line.append(piece)
-        self._line_size += len(piece)
-        if self._line_size > self._max_size:
-            raise EventTooLarge(f"event stream line longer than {self._max_size}")
+    def _too_large(self) -> EventTooLarge:
+        return EventTooLarge(f"event longer than {self._max_size} bytes")
 
-    def _process_line(self, line: str) -> ServerSentEvent | None:
+    def _parse(self, buf: bytes, pos: int, events: list[ServerSentEvent]) -> None:
+        end = len(buf)
+        if self._line_size or self._mode == _COMMENT:
+            # First the end of the line an earlier chunk began.
+            match = _LINE_END.search(buf, pos)
+            if match is None:
+                self._grow_line(buf, pos, end)
+                return
+            event = self._end_line(buf, pos, match.start())
+            if event is not None:
+                events.append(event)
+            pos = match.end()
+            if pos == end and buf[pos - 1] == 0x0D:
+                self._after_cr = True
+        while pos < end:
+            first = buf[pos]
+            if first == 0x3A or first == 0x0D or first == 0x0A:
+                pos = self._skip_idle(buf, pos, end, events)
+                continue
+            match = _LINE_END.search(buf, pos)
+            if match is None:
+                self._grow_line(buf, pos, end)
+                return
+            cut = match.start()
+            if cut - pos + len(self._data) + len(self._event_type) > self._max_size:
+                raise self._too_large()
+            if buf.startswith(b"data:", pos, cut):  # the common case, inline
+                pos += 6 if pos + 5 < cut and buf[pos + 5] == 0x20 else 5
+                self._data += buf[pos:cut]
+                self._data.append(0x0A)
+            else:
+                event = self._process_line(buf[pos:cut])
+                if event is not None:
+                    events.append(event)
+            pos = match.end()
+            if pos == end and buf[pos - 1] == 0x0D:
+                self._after_cr = True  # dispatch now, not when the next chunk comes
+
+    def _skip_idle(self, buf: bytes, pos: int, end: int, events: list[ServerSentEvent]) -> int:
+        """Comment lines and blank lines from ``pos``: where they end."""
+        if buf[pos] != 0x3A:  # a blank line; just one, most of the time
+            after = pos + 2 if buf[pos] == 0x0D and pos + 1 < end and buf[pos + 1] == 0x0A \
+                else pos + 1
+            if after == end or buf[after] not in b":\r\n":
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
+                if after == end and buf[after - 1] == 0x0D:
+                    self._after_cr = True
+                return after
+        # A run of them: one search finds its end.
+        found = _RUN_END.search(buf, pos)
+        stop = found.start() + 1 if found is not None else \
+            max(buf.rfind(b"\r", pos), buf.rfind(b"\n", pos)) + 1
+        if stop <= pos:  # a comment whose end is still to come
+            self._mode = _COMMENT
+            return end
+        # A blank line among them dispatches; the ones after it and the
+        # comments change nothing. One line end right after another is a
+        # blank line, unless the two are a CRLF.
+        if buf[pos] != 0x3A or buf.find(b"\n\n", pos, stop) >= 0 or \
+                buf.find(b"\r\r", pos, stop) >= 0 or buf.find(b"\n\r", pos, stop) >= 0:
+            event = self._dispatch()
+            if event is not None:
+                events.append(event)
+        if stop == end and buf[stop - 1] == 0x0D:
+            self._after_cr = True
+        return stop
+
+    def _end_line(self, buf: bytes, pos: int, cut: int) -> ServerSentEvent | None:
+        """The line begun in an earlier chunk ends with ``buf[pos:cut]``."""
+        mode, self._mode = self._mode, _BUFFER
+        if mode == _COMMENT:
+            return None
+        self._line_size += cut - pos
+        if self._base + self._line_size > self._max_size:
+            raise self._too_large()
+        self._line_size = 0
+        if mode == _DATA:
+            self._data += buf[pos:cut]
+            self._data.append(0x0A)
+            return None
+        line, self._line = self._line, bytearray()
+        line += buf[pos:cut]
+        return self._process_line(line)
+
+    def _grow_line(self, buf: bytes, pos: int, end: int) -> None:
+        """Keep ``buf[pos:end]``, part of a line whose end is still to come."""
+        if self._mode == _COMMENT:
+            return
+        if not self._line_size:
+            if buf[pos] == 0x3A:  # a comment: nothing of it is needed
+                self._mode = _COMMENT
+                return
+            self._base = len(self._data) + len(self._event_type)
+        self._line_size += end - pos
+        if self._base + self._line_size > self._max_size:
+            raise self._too_large()
+        if self._mode == _DATA:
+            self._data += buf[pos:end]
+            return
+        self._line += buf[pos:end]
+        if len(self._line) >= 6 and self._line.startswith(b"data:"):
+            # A data line (and whether a space follows the colon is known):
+            # its value goes to the data buffer from now on.
+            self._data += self._line[6 if self._line[5] == 0x20 else 5:]
+            self._line = bytearray()
+            self._mode = _DATA
+
+    def _process_line(self, line: bytes | bytearray) -> ServerSentEvent | None:
         if not line:
             return self._dispatch()
-        if line[0] == ":":
+        if line[0] == 0x3A:
             return None  # a comment
         # No colon: the whole line is the field name, the value is empty.
-        name, _, value = line.partition(":")
-        if value[:1] == " ":
-            value = value[1:]
-        if name == "event":
-            self._event_type = value
-        elif name == "data":
-            # Kept as a list of lines: joined with LF at dispatch, that is the
-            # buffer with a LF after each value, less the last LF.
-            self._data_size += len(value) + 1
-            if self._data_size > self._max_size:
-                raise EventTooLarge(f"event data longer than {self._max_size}")
-            self._data.append(value)
-        elif name == "id":
-            if "\0" not in value:
-                self._id_buffer = value
-        elif name == "retry" and _DIGITS.fullmatch(value):
-            digits = value.lstrip("0") or "0"
-            self.retry = int(digits) if len(digits) < 19 else _MAX_RETRY_MS
+        colon = line.find(b":")
+        size = len(line) if colon < 0 else colon
+        start = len(line) if colon < 0 else colon + 1
+        if start < len(line) and line[start] == 0x20:
+            start += 1
+        if size == 4 and line.startswith(b"data"):
+            # The data buffer gets the value and a LF; the last LF goes at
+            # dispatch.
+            self._data += line[start:]
+            self._data.append(0x0A)
+        elif size == 5 and line.startswith(b"event"):
+            self._event_type = bytes(line[start:])
+        elif size == 2 and line.startswith(b"id"):
+            value = line[start:]
+            if b"\0" not in value:
+                self._id_buffer = value.decode("utf-8", "replace")
+        elif size == 5 and line.startswith(b"retry"):
+            value = line[start:]
+            if _DIGITS.fullmatch(value):
+                digits = value.lstrip(b"0") or b"0"
+                self.retry = int(digits) if len(digits) < 19 else _MAX_RETRY_MS
         return None  # other fields are ignored
 
     def _dispatch(self) -> ServerSentEvent | None:
         self.last_event_id = self._id_buffer
-        if not self._data:  # an empty data buffer: no event, type reset
-            self._event_type = ""
+        data, self._data = self._data, bytearray()
+        event_type, self._event_type = self._event_type, b""
+        if not data:  # an empty data buffer: no event, type reset
             return None
-        event = ServerSentEvent(self._event_type or "message", "\n".join(self._data),
-                                self.last_event_id, self.origin)
-        self._data.clear()
-        self._data_size = 0
-        self._event_type = ""
-        return event
+        del data[-1]  # the LF after the last value
+        return ServerSentEvent(event_type.decode("utf-8", "replace") or "message",
+                               data.decode("utf-8", "replace"), self.last_event_id,
+                               self.origin)
 
 
 def origin_of(target: Target) -> str:
     """The serialised origin of an ``http(s)://`` URL (default port omitted)."""
     return ("https://" if target.secure else "http://") + target.authority
-
-
-def request_target(target: Target) -> bytes:
-    """The request target: path and query, with anything outside printable
-    ASCII (spaces, non-ASCII characters) percent-encoded as UTF-8."""
-    return "".join(c if "!" <= c <= "~" else quote(c) for c in target.resource).encode("ascii")
 
 
 def request_headers(target: Target, *, last_event_id: str = "",

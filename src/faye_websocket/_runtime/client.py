@@ -13,12 +13,19 @@ import anyio.abc
 import h11
 from anyio.streams.tls import TLSStream
 
-from .._core.client import ClientHandshake, Target, connect_request, parse_url
+from .._core.client import (
+    ClientHandshake,
+    Target,
+    connect_request,
+    encode_headers,
+    parse_url,
+    request_target,
+)
 from .._core.handshake import normalize_headers
 from ..exceptions import HandshakeError, ProxyError
 from .streams import close_stream
 
-__all__ = ["DEFAULT_MAX_HEAD_SIZE", "Proxy", "check_head_size", "open_stream",
+__all__ = ["DEFAULT_MAX_HEAD_SIZE", "MAX_INFORMATIONAL", "Proxy", "check_head_size", "open_stream",
            "proxy_from_env", "resolve_proxy", "run_handshake", "tls_context"]
 
 #: The largest response head a client reads (status line and headers), as
@@ -26,6 +33,11 @@ __all__ = ["DEFAULT_MAX_HEAD_SIZE", "Proxy", "check_head_size", "open_stream",
 #: clear error instead of growing memory.
 DEFAULT_MAX_HEAD_SIZE = 16384
 _MAX_BODY = 65536
+#: Informational (1xx) responses a client reads before the real one. A
+#: server sends one ``100 Continue`` or a few ``103 Early Hints`` at most;
+#: one that sends them without end would keep the client parsing until
+#: ``open_timeout``.
+MAX_INFORMATIONAL = 10
 #: Headers a proxy CONNECT writes itself.
 _PROXY_RESERVED = frozenset({"host", "proxy-authorization", "connection", "proxy-connection"})
 
@@ -35,7 +47,8 @@ class Proxy:
     """An HTTP proxy reached with CONNECT (``proxy={"origin": ..., ...}``)."""
 
     origin: Target
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    #: Not in the repr: they may hold credentials.
+    headers: list[tuple[str, str]] = field(default_factory=list, repr=False)
     tls: ssl.SSLContext | None = None
 
 
@@ -140,7 +153,7 @@ async def _connect_tunnel(stream: anyio.abc.ByteStream, proxy: Proxy, target: Ta
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
     headers = connect_request(target, auth=proxy.origin.basic_auth(), headers=proxy.headers)
     await stream.send(conn.send(h11.Request(method="CONNECT", target=target.connect_authority,
-                                            headers=headers)) or b"")
+                                            headers=encode_headers(headers))) or b"")
     await stream.send(conn.send(h11.EndOfMessage()) or b"")
     response, body = await _read_response(conn, stream, max_head_size)
     if not 200 <= response.status_code < 300:
@@ -164,8 +177,8 @@ async def run_handshake(stream: anyio.abc.ByteStream, handshake: ClientHandshake
             are on the exception), or its head is over ``max_head_size``.
     """
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
-    request = h11.Request(method="GET", target=handshake.target.resource,
-                          headers=handshake.request_headers())
+    request = h11.Request(method="GET", target=request_target(handshake.target),
+                          headers=encode_headers(handshake.request_headers()))
     await stream.send((conn.send(request) or b"") + (conn.send(h11.EndOfMessage()) or b""))
     response, body = await _read_response(conn, stream, max_head_size)
     headers = _decode(response.headers)
@@ -203,6 +216,7 @@ async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream,
     """The final (or switching) response and, for a refusal, its body."""
     response: h11.Response | h11.InformationalResponse | None = None
     body = bytearray()
+    informational = 0
     while True:
         try:
             event = conn.next_event()
@@ -225,6 +239,12 @@ async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream,
         elif isinstance(event, h11.InformationalResponse):
             if event.status_code == 101:
                 return event, b""
+            informational += 1
+            if informational > MAX_INFORMATIONAL:
+                raise HandshakeError(
+                    f"Error during WebSocket handshake: more than {MAX_INFORMATIONAL} "
+                    f"informational (1xx) responses", status_code=event.status_code,
+                    headers=_decode(event.headers))
         elif isinstance(event, h11.Response):
             response = event
             if conn.their_state is h11.SWITCHED_PROTOCOL:  # a CONNECT that succeeded

@@ -327,6 +327,28 @@ async def test_invalid_response_header_from_handler_gets_500() -> None:
     assert header(response, "set-cookie") is None
 
 
+async def test_response_header_values_are_trimmed_and_sent_as_utf8() -> None:
+    async def on_request(request: Request, response: Response) -> None:
+        response.write_head(200, {"X-Token": "secret ", "X-Name": "\tcafé Ā"})
+        await response.end("ok")
+
+    with anyio.fail_after(TIMEOUT):
+        async with running(Server(on_request=on_request)) as port, \
+                await connect(port) as stream:
+            response, body = await HTTPClient(stream).request("GET", "/")
+    assert response.status_code == 200 and body == b"ok"
+    assert header(response, "x-token") == "secret"
+    assert header(response, "x-name") == "café Ā".encode().decode("latin-1")
+
+
+def test_a_control_character_in_a_response_header_is_refused_without_echoing_it() -> None:
+    response = Response(h11.Connection(h11.SERVER), None,  # type: ignore[arg-type]
+                        Request.build("GET", "/", {"Host": "x"}))
+    with pytest.raises(ValueError, match="X-Token") as info:
+        response.write_head(200, {"X-Token": "tok\x0cen"})
+    assert "tok" not in str(info.value)
+
+
 async def test_oversized_incomplete_head_gets_431() -> None:
     # Header lines past max_head_size and never the blank line: the server
     # must stop buffering and refuse rather than wait for the end of the head.

@@ -102,14 +102,22 @@ class Response:
 
     def write_head(self, status: int,
                    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
-        """Set the status and headers (sent with the first write)."""
+        """Set the status and headers (sent with the first write).
+
+        Values are trimmed of spaces and tabs and sent as UTF-8.
+
+        Raises:
+            ValueError: a name that is not a token, or a value with a control
+                character (the message names the header, never its value).
+        """
         if self.headers_sent:
             raise RuntimeError("headers already sent")
         items = headers.items() if isinstance(headers, Mapping) else (headers or ())
         self._headers = []
         for name, value in items:
-            validate_header(name, str(value))
-            self._headers.append((name, str(value)))
+            text = str(value).strip(" \t")
+            validate_header(name, text)
+            self._headers.append((name, text))
         self.status_code = status
 
     async def _send(self, event: h11._events.Event) -> None:
@@ -125,7 +133,9 @@ class Response:
         if length is not None and not names & {"content-length", "transfer-encoding"}:
             headers = [*headers, ("Content-Length", str(length))]
         self.headers_sent = True
-        await self._send(h11.Response(status_code=self.status_code, headers=headers,
+        await self._send(h11.Response(status_code=self.status_code,
+                                      headers=[(name.encode("ascii"), value.encode())
+                                               for name, value in headers],
                                       reason=_phrase(self.status_code)))
 
     async def write(self, data: bytes | str) -> None:

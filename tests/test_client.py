@@ -9,6 +9,7 @@ timeout, refused handshakes and cancellation while connecting.
 from __future__ import annotations
 
 import base64
+import errno
 import gc
 import hashlib
 import os
@@ -35,10 +36,12 @@ from anyio.streams.tls import TLSListener
 import faye_websocket
 from faye_websocket import (
     Client,
+    ConnectError,
     ConnectionClosed,
     ConnectionClosedError,
     Event,
     EventSource,
+    FayeWebSocketError,
     HandshakeError,
     PerMessageDeflate,
     ProxyError,
@@ -607,9 +610,10 @@ async def test_wss_unknown_ca_fails(server_context: ssl.SSLContext) -> None:
         async with tls_echo(server_context) as peer:
             ws = WebSocket.Client(f"wss://localhost:{peer.port}/")  # system CAs only
             events = recorded(ws)
-            with pytest.raises(ssl.SSLCertVerificationError):
+            with pytest.raises(ConnectError, match="TLS handshake with localhost") as info:
                 async with ws:
                     pytest.fail("connected")
+    assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
     assert kinds(events) == [("error", None), ("close", 1006)]
     assert ws.ready_state is ReadyState.CLOSED
 
@@ -622,7 +626,7 @@ async def test_wss_wrong_host_name_fails(ca: trustme.CA,
         async with tls_echo(other) as peer:
             ws = WebSocket.Client(f"wss://localhost:{peer.port}/", tls=client_context)
             events = recorded(ws)
-            with pytest.raises(ssl.SSLCertVerificationError, match="[Hh]ostname"):
+            with pytest.raises(ConnectError, match="[Hh]ostname"):
                 async with ws:
                     pytest.fail("connected")
     assert kinds(events) == [("error", None), ("close", 1006)]
@@ -1168,3 +1172,22 @@ async def test_server_hanging_up_before_responding() -> None:
     # No response at all: 1006, as when no connection was made (the reference).
     assert kinds(events) == [("error", None), ("close", 1006)]
     assert ws.status_code is None
+
+
+async def test_a_refused_connection_raises_connect_error_with_its_errno() -> None:
+    # A port nobody listens on: bind one, then close it.
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    for client in (WebSocket.Client(f"ws://127.0.0.1:{port}/"),
+                   EventSource.Client(f"http://127.0.0.1:{port}/")):
+        with anyio.fail_after(TIMEOUT), pytest.raises(ConnectError) as info:
+            async with client:
+                pytest.fail("connected")
+        error = info.value
+        assert isinstance(error, OSError) and isinstance(error, FayeWebSocketError)
+        assert error.errno == errno.ECONNREFUSED
+        assert (error.host, error.port) == ("127.0.0.1", port)
+        assert str(error) == f"Cannot connect to 127.0.0.1:{port}: Connection refused"
+        assert error.__cause__ is not None
+

@@ -29,6 +29,7 @@ import trustme
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from faye_websocket import (
+    ConnectError,
     EventSource,
     HandshakeError,
     ProtocolError,
@@ -678,9 +679,10 @@ async def test_tls(option: str, ca: trustme.CA, server_context: ssl.SSLContext,
             async with EventSource.Client(url, **options) as source:
                 received = await take(source, 2)
             # Certificates are checked by default.
-            with pytest.raises(ssl.SSLError):
+            with pytest.raises(ConnectError) as info:
                 async with EventSource.Client(url):
                     pytest.fail("entered")
+            assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
     assert [(e.data, e.id, e.origin) for e in received] == [
         ("secure", "1", f"https://localhost:{peer.port}"),
         ("again", "1", f"https://localhost:{peer.port}")]

@@ -14,6 +14,7 @@ from ._core.websocket import ReadyState as ReadyState
 from ._emitter import Event as Event
 from ._eventsource import EventSource as EventSource
 from ._websocket import WebSocket as WebSocket
+from .exceptions import ConnectError as ConnectError
 from .exceptions import ConnectionClosed as ConnectionClosed
 from .exceptions import ConnectionClosedError as ConnectionClosedError
 from .exceptions import ConnectionClosedOK as ConnectionClosedOK
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client",
+    "ConnectError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",

@@ -34,7 +34,7 @@ from ._client import Client
 from ._core.client import CLIENT_RESERVED, public_url
 from ._core.deflate import PerMessageDeflate
 from ._core.http import validate_header
-from .exceptions import ConnectionClosed, HandshakeError
+from .exceptions import ConnectError, ConnectionClosed, HandshakeError
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -301,6 +301,8 @@ def _os_reason(exc: BaseException) -> str:
 def describe_failure(exc: BaseException, url: str, proxy: str | None) -> str:
     """One line for a failure to open the connection."""
     where = url + (f" through the proxy {public_url(proxy)}" if proxy else "")
+    if isinstance(exc, ConnectError) and isinstance(exc.__cause__, ssl.SSLError):
+        exc = exc.__cause__  # described below, as the TLS failure it is
     if isinstance(exc, HandshakeError):
         return str(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):

@@ -3,12 +3,18 @@
 ::
 
     FayeWebSocketError
+    ├── ConnectError            host, port (also OSError, with its errno)
     ├── HandshakeError          status_code, headers, body
     │   └── ProxyError          (a refused HTTP CONNECT)
     ├── ProtocolError           close_code
     └── ConnectionClosed        code, reason
         ├── ConnectionClosedOK      (also anyio.EndOfStream)
         └── ConnectionClosedError   (also anyio.BrokenResourceError)
+
+``ConnectError`` is raised when a client cannot reach its server or proxy
+(refused, unreachable, DNS, TLS); as an :class:`OSError` it keeps the
+``errno`` of the failure (``errno.ECONNREFUSED``...), and the cause is
+chained.
 
 ``ConnectionClosedOK`` is raised when the connection closed with 1000 or
 1001; as an :class:`anyio.EndOfStream` it ends ``async for`` loops quietly.
@@ -24,6 +30,7 @@ from collections.abc import Sequence
 import anyio
 
 __all__ = [
+    "ConnectError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
@@ -36,6 +43,34 @@ __all__ = [
 
 class FayeWebSocketError(Exception):
     """Root of every exception this package raises."""
+
+
+class ConnectError(FayeWebSocketError, OSError):
+    """A connection could not be made: refused, unreachable, a name that does
+    not resolve, a TLS handshake that failed.
+
+    Attributes:
+        errno: the failure's error number, when the system gave one.
+        host: the host that could not be reached (the proxy's, for a proxy).
+        port: its port.
+    """
+
+    def __init__(self, message: str, *, host: str, port: int,
+                 errno: int | None = None) -> None:
+        super().__init__(errno, message)
+        self.host = host
+        self.port = port
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_connect_error, (str(self), self.host, self.port, self.errno))
+
+
+def _rebuild_connect_error(message: str, host: str, port: int,
+                           errno: int | None) -> ConnectError:
+    return ConnectError(message, host=host, port=port, errno=errno)
 
 
 class HandshakeError(FayeWebSocketError):

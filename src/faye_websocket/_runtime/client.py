@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import sys
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +24,11 @@ from .._core.client import (
     request_target,
 )
 from .._core.handshake import normalize_headers
-from ..exceptions import HandshakeError, ProxyError
+from ..exceptions import ConnectError, HandshakeError, ProxyError
 from .streams import close_stream
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["DEFAULT_MAX_HEAD_SIZE", "MAX_INFORMATIONAL", "Proxy", "check_head_size", "open_stream",
            "proxy_from_env", "resolve_proxy", "run_handshake", "tls_context"]
@@ -130,8 +135,11 @@ async def open_stream(target: Target, *, tls: ssl.SSLContext | None,
         await _connect_tunnel(stream, proxy, target, max_head_size)
         if target.secure:
             # TLS to the server inside the tunnel (TLS-in-TLS for an https proxy).
-            stream = await TLSStream.wrap(stream, hostname=target.host, ssl_context=tls,
-                                          standard_compatible=False)
+            try:
+                stream = await TLSStream.wrap(stream, hostname=target.host, ssl_context=tls,
+                                              standard_compatible=False)
+            except ssl.SSLError as exc:
+                raise connect_error(target, exc) from exc
     except BaseException:
         await close_stream(stream, grace=0)
         raise
@@ -139,13 +147,55 @@ async def open_stream(target: Target, *, tls: ssl.SSLContext | None,
 
 
 async def _connect(target: Target, tls: ssl.SSLContext | None) -> anyio.abc.ByteStream:
-    if not target.secure:
-        return await anyio.connect_tcp(target.host, target.port)
-    # Without a context anyio builds the default one: system CAs, host names
-    # checked. SNI is the host name. A WebSocket ends with its Close frames,
-    # so a missing TLS close_notify is not an error.
-    return await anyio.connect_tcp(target.host, target.port, tls=True, ssl_context=tls,
-                                   tls_hostname=target.host, tls_standard_compatible=False)
+    try:
+        if not target.secure:
+            return await anyio.connect_tcp(target.host, target.port)
+        # Without a context anyio builds the default one: system CAs, host
+        # names checked. SNI is the host name. A WebSocket ends with its
+        # Close frames, so a missing TLS close_notify is not an error.
+        return await anyio.connect_tcp(target.host, target.port, tls=True, ssl_context=tls,
+                                       tls_hostname=target.host,
+                                       tls_standard_compatible=False)
+    except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError)
+        raise connect_error(target, exc) from exc
+
+
+def connect_error(target: Target, exc: OSError) -> ConnectError:
+    """``exc`` (from connecting to ``target``) as a :class:`ConnectError`
+    naming host and port, with the errno of the first failure that has one
+    (anyio reports several attempts as one ``OSError`` whose cause holds them)."""
+    where = f"{target.host}:{target.port}"
+    if isinstance(exc, ssl.SSLError):  # its errno is OpenSSL's, not the system's
+        reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+        return ConnectError(f"TLS handshake with {where} failed: {reason}",
+                            host=target.host, port=target.port)
+    cause = _with_errno(exc)
+    if cause is None:
+        reason = str(exc)
+    elif cause.errno is not None and cause.errno > 0:
+        reason = os.strerror(cause.errno)  # not asyncio's "Connect call failed (...)"
+    else:
+        reason = str(cause.strerror or cause)  # a resolver error (negative errno)
+    return ConnectError(f"Cannot connect to {where}: {reason}", host=target.host,
+                        port=target.port, errno=cause.errno if cause is not None else None)
+
+
+def _with_errno(exc: BaseException) -> OSError | None:
+    """The first ``OSError`` with an errno in ``exc``, its causes and groups."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop(0)
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        if error.__cause__ is not None:
+            pending.append(error.__cause__)
+    return None
 
 
 async def _connect_tunnel(stream: anyio.abc.ByteStream, proxy: Proxy, target: Target,

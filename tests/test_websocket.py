@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import struct
@@ -785,3 +786,23 @@ async def test_ping_nowait_refuses_past_64_unanswered_pings() -> None:
             await answer_close(c)
             await rec.done.wait()
     assert rec.error is None
+
+
+async def test_an_application_os_error_closes_1011_and_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # An OSError raised by the handler (here, opening a missing file) is the
+    # application's error: Close 1011 and an ERROR log line, not a quiet
+    # "connection lost".
+    async def handler(ws: WebSocket) -> None:
+        await ws.receive()
+        open("/nonexistent/faye-websocket-test")  # noqa: ASYNC230
+
+    async with serving(handler) as (port, rec), client(port) as c:
+        with anyio.fail_after(10):
+            await c.send("go")
+            closed = await answer_close(c)
+            await rec.done.wait()
+    assert closed.code == 1011
+    assert isinstance(rec.error, FileNotFoundError)
+    assert any(r.levelno == logging.ERROR and r.exc_info is not None
+               and isinstance(r.exc_info[1], FileNotFoundError) for r in caplog.records)

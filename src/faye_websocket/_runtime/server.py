@@ -27,8 +27,8 @@ from anyio.streams.tls import TLSStream
 from .._core.handshake import http_response
 from .._core.http import Request, header_tokens, validate_header
 from .._core.options import check_count, check_seconds
-from ..exceptions import HandshakeError
-from .streams import TRANSPORT_ERRORS, close_stream
+from ..exceptions import ConnectionClosedError, HandshakeError
+from .streams import STREAM_ERRORS, TRANSPORT_ERRORS, close_stream
 
 if TYPE_CHECKING:
     from .._websocket import WebSocket
@@ -123,7 +123,10 @@ class Response:
     async def _send(self, event: h11._events.Event) -> None:
         data = self._conn.send(event)
         if data:
-            await self.stream.send(data)
+            try:
+                await self.stream.send(data)
+            except TRANSPORT_ERRORS as exc:
+                raise ConnectionClosedError(1006, "connection lost") from exc
 
     async def _send_head(self, length: int | None) -> None:
         if self.headers_sent:
@@ -395,8 +398,8 @@ class Server:
                     # WebSocket may stay open for days.
                     assert self.on_upgrade is not None
                     await self.on_upgrade(*upgrade)
-            except TRANSPORT_ERRORS:
-                pass
+            except STREAM_ERRORS as exc:
+                logger.debug("connection lost: %r", exc)
             except HandshakeError as exc:
                 logger.debug("%s", exc)
             except Exception:
@@ -447,6 +450,8 @@ class Server:
                         body = await self._read_body(conn, stream)
                 except h11.RemoteProtocolError as exc:
                     error = (exc.error_status_hint, str(exc))
+                except TRANSPORT_ERRORS:
+                    return None  # the client left
             if within.cancelled_caught:
                 return None  # dropped without an answer, like a slow head
             if error is not None:
@@ -465,7 +470,11 @@ class Server:
                     await response.end("Not found\n")
                 else:
                     await self.on_request(request, response)
-            except TRANSPORT_ERRORS:
+            except STREAM_ERRORS as exc:
+                # The connection went away under the handler (what anyio's
+                # streams and our objects raise then); an OSError of the
+                # application's own is its error, below.
+                logger.debug("connection lost while serving a request: %r", exc)
                 return None
             except Exception:
                 logger.exception("on_request handler raised")

@@ -806,3 +806,63 @@ async def test_an_application_os_error_closes_1011_and_is_logged(
     assert isinstance(rec.error, FileNotFoundError)
     assert any(r.levelno == logging.ERROR and r.exc_info is not None
                and isinstance(r.exc_info[1], FileNotFoundError) for r in caplog.records)
+
+
+# -- refusing an upgrade ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "headers", "body"), [
+    (401, {"WWW-Authenticate": 'Bearer realm="chat"'}, b"log in first"),
+    (403, None, "forbidden: caf\u00e9"),
+    (404, [("Content-Type", "application/json")], b'{"error": "no such room"}'),
+    (429, {"Retry-After": "30"}, b""),
+])
+async def test_reject_refuses_the_upgrade_with_any_status(
+        status: int, headers: Any, body: bytes | str) -> None:
+    events: list[Event] = []
+    done = anyio.Event()
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, raw: bytes) -> None:
+        ws = WebSocket(request, stream, raw)
+        for type in ("open", "error", "close"):
+            ws.on(type, events.append)
+        await ws.reject(status, headers, body)
+        assert ws.ready_state is ReadyState.CLOSED
+        with pytest.raises(RuntimeError, match="entered once"):
+            async with ws:
+                pass
+        done.set()
+
+    async with running(Server(on_upgrade=on_upgrade)) as port:
+        with anyio.fail_after(10):
+            with pytest.raises(HandshakeError) as info:
+                async with WebSocket.Client(f"ws://127.0.0.1:{port}/"):
+                    pytest.fail("connected")
+            await done.wait()
+    error = info.value
+    raw = body.encode() if isinstance(body, str) else body
+    assert (error.status_code, error.body) == (status, raw)
+    sent = {name.lower(): value for name, value in error.headers}
+    for name, value in (headers.items() if isinstance(headers, dict) else headers or []):
+        assert sent[name.lower()] == value
+    assert sent["content-type"] == ("application/json" if status == 404
+                                    else "text/plain; charset=utf-8")
+    assert [(e.type, e.code) for e in events] == [("close", 1006)]
+    assert events[0].reason == f"upgrade refused with HTTP {status}"
+
+
+async def test_reject_checks_its_arguments_and_state() -> None:
+    client_end, server_end = memory_stream_pair()
+    async with client_end:
+        ws = WebSocket(handshake_request(), server_end)
+        with pytest.raises(ValueError, match="300 to 599"):
+            await ws.reject(200)
+        with pytest.raises(ValueError, match="invalid value for header"):
+            await ws.reject(400, {"X-Bad": "a\r\nb"})
+        with anyio.fail_after(5):
+            await ws.reject(400, body=b"no")
+            response = await client_end.receive()
+        assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert response.endswith(b"\r\n\r\nno")
+        with pytest.raises(RuntimeError, match="not been entered"):
+            await ws.reject(403)

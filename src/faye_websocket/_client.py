@@ -22,7 +22,6 @@ from ._core.deflate import PerMessageDeflate
 from ._core.handshake import normalize_headers
 from ._core.options import check_count, check_seconds, protocol_list, unique_extensions
 from ._core.websocket import WebSocketProtocol
-from ._emitter import Event
 from ._runtime.client import (
     DEFAULT_MAX_HEAD_SIZE,
     open_stream,
@@ -201,12 +200,7 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
             with anyio.CancelScope(shield=True):
                 if stream is not None:
                     await close_stream(stream, grace=0)
-                self._finished = True
-                self._queue.close()
-                try:
-                    await self._emit(Event("close", self, code=1006, reason=""))
-                finally:
-                    self._mark_closed()
+                await self._end(1006)
             raise
         self.protocol, self.extensions = protocol, extensions
         core = WebSocketProtocol(client=True, extensions=sessions,
@@ -217,13 +211,7 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
                          message: str) -> None:
         if stream is not None:
             await close_stream(stream, grace=0)
-        self._finished = True
-        self._final_code, self._final_reason = code, message
-        self._queue.close()
-        with anyio.CancelScope(shield=True):
-            await self._emit(Event("error", self, message=message))
-            await self._emit(Event("close", self, code=code, reason=message))
-        self._mark_closed()
+        await self._end(code, message, error=message)
 
 
 def _describe(exc: BaseException, url: str) -> str:

@@ -14,6 +14,7 @@ from ._client import Client as _Client
 from ._core.deflate import PerMessageDeflate
 from ._core.handshake import (
     Rejected,
+    http_response,
     is_websocket,
     normalize_headers,
     request_url,
@@ -23,9 +24,9 @@ from ._core.hixie import HixieProtocol
 from ._core.http import Request, coerce_request
 from ._core.options import check_seconds, protocol_list, unique_extensions
 from ._core.websocket import WebSocketProtocol
-from ._emitter import Event
 from ._runtime import server as _server
 from ._runtime.connection import DEFAULT_MAX_LENGTH, Connection, Core
+from ._runtime.streams import TRANSPORT_ERRORS
 from ._runtime.transport import transport_for
 from .exceptions import ConnectionClosedError, HandshakeError
 
@@ -117,6 +118,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
                          max_queue=max_queue, write_limit=write_limit, max_length=max_length)
         self._handshake_timeout = open_timeout
         self._drafts = drafts
+        self._entered = False
         self.request = coerce_request(request)
         self._socket = stream
         self._body = bytes(body)
@@ -137,6 +139,9 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncIterator[WebSocket]:
+        if self._entered:
+            raise RuntimeError("a WebSocket is entered once (and not after reject())")
+        self._entered = True
         result = server_handshake(self.request, protocols=self._protocols,
                                   extensions=self._extension_configs,
                                   headers=self._extra_headers, max_length=self.max_length,
@@ -181,25 +186,57 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
 
     async def _lost_before_open(self) -> None:
         """CLOSED, ``close`` with 1006 and waiters woken; no ``open`` fired."""
-        self._finished = True
-        self._final_code, self._final_reason = 1006, ""
-        self._queue.close()
-        try:
-            await self._emit(Event("close", self, code=1006, reason=""))
-        finally:
-            self._mark_closed()
+        await self._end(1006)
 
     async def _reject(self, result: Rejected) -> None:
+        await self._answer_and_close(result.response)
+        message = f"Error during WebSocket handshake: {result.reason}"
+        await self._end(1002, message, error=message)
+
+    async def reject(self, status: int,
+                     headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+                     body: bytes | str = b"") -> None:
+        """Refuse the upgrade with an HTTP response, instead of entering.
+
+        ``close`` fires with 1006 (``open`` never does), and the object is
+        closed. The client sees the status, headers and body (a
+        :class:`~faye_websocket.HandshakeError` for ``WebSocket.Client``)::
+
+            ws = WebSocket(request, stream, body)
+            if not authorised(ws.request):
+                await ws.reject(401, {"WWW-Authenticate": "Bearer"}, b"log in first")
+                return
+            async with ws: ...
+
+        Args:
+            status: 300 to 599.
+            headers: extra response headers (``Content-Type`` defaults to
+                ``text/plain; charset=utf-8``).
+            body: the response body (``str`` is sent as UTF-8).
+
+        Raises:
+            ValueError: a status out of range, or a bad header.
+            RuntimeError: the WebSocket was already entered or rejected.
+        """
+        if not isinstance(status, int) or not 300 <= status <= 599:
+            raise ValueError(f"a refusal's status is 300 to 599, not {status!r}")
+        if self._entered or self._finished:
+            raise RuntimeError("reject() is for a WebSocket that has not been entered")
+        extra = normalize_headers(headers)
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        head = [("Content-Length", str(len(raw))), ("Connection", "close"), *extra]
+        if not any(name.lower() == "content-type" for name, _ in extra):
+            head.insert(0, ("Content-Type", "text/plain; charset=utf-8"))
+        self._entered = True
+        await self._answer_and_close(http_response(status, head, raw))
+        await self._end(1006, f"upgrade refused with HTTP {status}")
+
+    async def _answer_and_close(self, response: bytes) -> None:
+        """Write a response to the upgrade request (within ``close_timeout``)
+        and close the connection."""
         with anyio.move_on_after(self._close_timeout, shield=True):
             try:
-                await self._socket.send(result.response)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                await self._socket.send(response)
+            except TRANSPORT_ERRORS:
                 pass
         await anyio.aclose_forcefully(self._socket)
-        message = f"Error during WebSocket handshake: {result.reason}"
-        self._finished = True
-        self._final_code, self._final_reason = 1002, message
-        self._queue.close()
-        await self._emit(Event("error", self, message=message))
-        await self._emit(Event("close", self, code=1002, reason=message))
-        self._mark_closed()

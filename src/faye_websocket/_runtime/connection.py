@@ -798,15 +798,24 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await _read_to_eof(transport)
 
     async def _finish(self) -> None:
-        """Record the ending, wake every waiter and fire ``close`` (once)."""
+        """End the connection as its core says it ended."""
+        core = self._core
+        if self._finished or core is None:
+            return
+        core.receive_eof()  # a no-op unless the transport dropped first
+        assert core.close_code is not None
+        await self._end(core.close_code, core.close_reason)
+
+    async def _end(self, code: int, reason: str = "", *, error: str | None = None) -> None:
+        """The one way a connection ends, whatever ended it (before or after
+        opening, either side, a timeout, an abort, a cancellation): record
+        ``code`` and ``reason``, wake every waiter, fire ``error`` (if
+        given) and ``close``, once. Shielded: it runs in cancelled code too.
+        """
         if self._finished:
             return
-        core = self._core
-        if core is not None:
-            core.receive_eof()
-            assert core.close_code is not None
-            self._final_code, self._final_reason = core.close_code, core.close_reason
         self._finished = True
+        self._final_code, self._final_reason = code, reason
         self._queue.close()
         if self._opened_event is not None:
             self._opened_event.set()
@@ -814,8 +823,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             pending.done.set()
         self._pings = []
         try:
-            await self._emit(Event("close", self, code=self._final_code,
-                                   reason=self._final_reason))
+            with anyio.CancelScope(shield=True):
+                if error is not None:
+                    await self._emit(Event("error", self, message=error))
+                await self._emit(Event("close", self, code=code, reason=reason))
         finally:
             self._mark_closed()
 

@@ -49,6 +49,7 @@ from faye_websocket import (
     WebSocket,
 )
 from faye_websocket._core.client import ClientHandshake, parse_url
+from faye_websocket._demo import echo_server
 from faye_websocket.http import Request, Server
 
 from .conftest import running
@@ -964,7 +965,7 @@ async def test_open_timeout() -> None:
             assert silent.accepted.is_set()
             await silent.hung_up.wait()  # the client closed its socket
     assert kinds(events) == [("error", None), ("close", 1006)]
-    assert "timed out" in events[0].message
+    assert "no answer within open_timeout (0.2 s)" in events[0].message
     assert ws.ready_state is ReadyState.CLOSED
 
 
@@ -1191,3 +1192,51 @@ async def test_a_refused_connection_raises_connect_error_with_its_errno() -> Non
         assert str(error) == f"Cannot connect to 127.0.0.1:{port}: Connection refused"
         assert error.__cause__ is not None
 
+
+
+async def test_a_client_is_entered_once_and_used_only_inside() -> None:
+    async with running(echo_server()) as port:
+        ws = WebSocket.Client(f"ws://127.0.0.1:{port}/")
+        with anyio.fail_after(TIMEOUT):
+            with pytest.raises(RuntimeError, match="not open yet"):
+                await ws.receive()
+            with pytest.raises(RuntimeError, match="not open yet"):
+                await ws.__anext__()  # what async for calls
+            async with ws:
+                await ws.send("hi")
+                assert await ws.receive() == "hi"
+                with pytest.raises(RuntimeError, match="already been entered"):
+                    async with ws:
+                        pytest.fail("entered twice")
+                await ws.send("still usable")
+                assert await ws.receive() == "still usable"
+            with pytest.raises(RuntimeError, match="connects once"):
+                async with ws:
+                    pytest.fail("entered again")
+
+
+async def test_open_timeout_and_handshake_errors_name_the_url() -> None:
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await anyio.sleep(5)
+
+    async def refusing(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            await stream.send(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    for handler, error, fragment in (
+            (silent, TimeoutError, "no answer within open_timeout (0.2 s)"),
+            (refusing, HandshakeError, "Unexpected response code: 404")):
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handler)
+            url = f"ws://user:secret@127.0.0.1:{port}/path"
+            with anyio.fail_after(TIMEOUT), pytest.raises(error) as info:
+                async with WebSocket.Client(url, open_timeout=0.2):
+                    pytest.fail("connected")
+            tg.cancel_scope.cancel()
+        message = str(info.value)
+        assert fragment in message
+        assert f"127.0.0.1:{port}/path" in message and "secret" not in message

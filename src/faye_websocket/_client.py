@@ -126,6 +126,7 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         #: refused handshake, as in faye).
         self.status_code: int | None = None
         self.headers: list[tuple[str, str]] = []
+        self._entered = False
 
     @classmethod
     async def connect(cls, task_group: anyio.abc.TaskGroup, url: str,
@@ -156,6 +157,10 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         """Connect and run the opening handshake; on failure fire ``error``
         and ``close`` (1002 for a bad response, 1006 without a connection)
         and raise."""
+        if self._entered:
+            raise RuntimeError("a WebSocket.Client connects once; make a new one "
+                               "to connect again")
+        self._entered = True
         handshake = self._handshake
         stream: anyio.abc.ByteStream | None = None
         try:
@@ -172,9 +177,9 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
                 self.status_code, self.headers = status, headers
                 protocol, extensions, sessions = handshake.check_response(status, headers)
         except HandshakeFailure as exc:
-            await self._fail_open(stream, 1002, f"Error during WebSocket handshake: {exc}")
-            raise HandshakeError(f"Error during WebSocket handshake: {exc}",
-                                 status_code=self.status_code or 0,
+            message = f"{_HANDSHAKE} with {self.url}: {exc}"
+            await self._fail_open(stream, 1002, message)
+            raise HandshakeError(message, status_code=self.status_code or 0,
                                  headers=self.headers) from None
         except ProxyError as exc:
             await self._fail_open(stream, 1006, str(exc))
@@ -182,16 +187,22 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         except HandshakeError as exc:
             # 1002 for a response that is not a valid handshake; 1006 when
             # the server hung up without answering (as the reference).
+            _name_url(exc, self.url)
             await self._fail_open(stream, 1002 if exc.status_code else 1006, str(exc))
             raise
         except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
             # The server hung up or reset the connection during the TLS
             # handshake or before its response: the documented error for a
             # server that hangs up without answering, not anyio's.
-            message = "Error during WebSocket handshake: connection closed before a response"
+            message = f"{_HANDSHAKE} with {self.url}: connection closed before a response"
             await self._fail_open(stream, 1006, message)
             raise HandshakeError(message) from exc
-        except (OSError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            message = (f"Can't establish a connection to the server at {self.url}: "
+                       f"no answer within open_timeout ({self._open_timeout:g} s)")
+            await self._fail_open(stream, 1006, message)
+            raise TimeoutError(message) from exc
+        except OSError as exc:
             await self._fail_open(stream, 1006, _describe(exc, self.url))
             raise
         except BaseException:
@@ -214,7 +225,18 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         await self._end(code, message, error=message)
 
 
+_HANDSHAKE = "Error during WebSocket handshake"
+
+
+def _name_url(exc: HandshakeError, url: str) -> None:
+    """Put ``url`` (credentials already redacted) in ``exc``'s message."""
+    message = str(exc)
+    prefix = _HANDSHAKE + ": "
+    if message.startswith(prefix):
+        exc.args = (f"{_HANDSHAKE} with {url}: {message[len(prefix):]}",)
+    elif url not in message:
+        exc.args = (f"{message} ({url})",)
+
+
 def _describe(exc: BaseException, url: str) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"Can't establish a connection to the server at {url}: timed out"
     return f"Can't establish a connection to the server at {url}: {exc}"

@@ -475,12 +475,15 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             ConnectionClosedOK: the connection closed normally (an
                 ``anyio.EndOfStream``, so ``async for`` just stops).
             ConnectionClosedError: it closed with an error or was lost.
+            RuntimeError: the WebSocket has not been opened (entered).
         """
         queue = self._queue
         if len(queue):
             await self._sometimes_checkpoint()
             return queue.get_nowait()
         core = self._core
+        if core is None and not self._finished:
+            raise RuntimeError("the WebSocket is not open yet; use it inside 'async with'")
         if core is not None and core.pending:
             if self._transport is not None and self._transport.writable:
                 # About to wait for the peer: first send what this task

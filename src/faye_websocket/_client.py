@@ -89,6 +89,8 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
             ``max_head_size`` under 1).
     """
 
+    _kind = "WebSocket.Client"
+
     def __init__(
         self,
         url: str,

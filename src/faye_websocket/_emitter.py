@@ -7,9 +7,23 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import ClassVar, TypeVar, overload
 
-__all__ = ["Event", "EventEmitter", "Listener"]
+import anyio.abc
+
+__all__ = ["Event", "EventEmitter", "Listener", "peer_of"]
 
 logger = logging.getLogger("faye_websocket")
+
+
+def peer_of(stream: object) -> str:
+    """``host:port`` of the peer behind an anyio stream, or ``""``."""
+    extra = getattr(stream, "extra", None)
+    if extra is None:
+        return ""
+    address = extra(anyio.abc.SocketAttribute.remote_address, None)
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address) if address else ""
 
 #: A listener takes the event; it may be a plain or an async function.
 Listener = Callable[["Event"], "Awaitable[object] | object"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, ClassVar, TypeAlias
@@ -16,7 +17,7 @@ from ._core.eventsource import PING, format_event, format_retry, is_eventsource,
 from ._core.handshake import http_response, normalize_headers, request_url
 from ._core.http import Request, coerce_request
 from ._core.options import check_count, check_seconds
-from ._emitter import Event, EventEmitter
+from ._emitter import Event, EventEmitter, logger, peer_of
 from ._eventsource_client import EventSourceClient as _Client
 from ._runtime.server import Response
 from ._runtime.streams import TRANSPORT_ERRORS, close_stream
@@ -108,6 +109,8 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         raw_id = self.request.header("last-event-id") or ""
         self.last_event_id = raw_id.encode("latin-1", "replace").decode("utf-8", "replace")
         self._state = EventSourceState.CONNECTING
+        self._opened_at: float | None = None
+        self._peer_name = ""
         self._closing = False
         # Frames waiting for the writer (send_nowait) or for the lock (send).
         self._pending: list[bytes] = []
@@ -130,6 +133,11 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
     @property
     def ready_state(self) -> EventSourceState:
         return self._state
+
+    def __repr__(self) -> str:
+        peer = peer_of(self._stream)
+        return (f"<EventSource {self._state.name} {self.url}"
+                + (f" peer={peer}" if peer else "") + ">")
 
     @property
     def buffered_amount(self) -> int:
@@ -172,6 +180,11 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
             sent = await self._write(head + self._retry)
         if sent:
             self._state = EventSourceState.OPEN
+            self._opened_at = anyio.current_time()
+            if logger.isEnabledFor(logging.DEBUG):
+                self._peer_name = peer_of(self._stream)  # gone once the socket closes
+                logger.debug("open %s peer=%s last_event_id=%r", self.url,
+                             self._peer_name or "?", self.last_event_id)
             await self._emit(Event("open", self))
 
     async def send(self, data: str, *, event: str | None = None,
@@ -353,6 +366,9 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
             return
         self._state = EventSourceState.CLOSED
         self._watch_scope.cancel()
+        if self._opened_at is not None and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("close %s peer=%s after %.3f s", self.url, self._peer_name or "?",
+                         anyio.current_time() - self._opened_at)
         try:
             await self._emit(Event("close", self))
         finally:

@@ -169,6 +169,9 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
 
     # -- attributes ---------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        return f"<EventSource.Client {self.ready_state.name} {self.url}>"
+
     @property
     def ready_state(self) -> _server.EventSourceState:
         """``CONNECTING`` (also while waiting to reconnect), ``OPEN`` or ``CLOSED``."""

@@ -24,6 +24,7 @@ from ._core.hixie import HixieProtocol
 from ._core.http import Request, coerce_request
 from ._core.options import check_seconds, protocol_list, unique_extensions
 from ._core.websocket import WebSocketProtocol
+from ._emitter import peer_of
 from ._runtime import server as _server
 from ._runtime.connection import DEFAULT_MAX_LENGTH, Connection, Core
 from ._runtime.streams import TRANSPORT_ERRORS
@@ -131,6 +132,9 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         self.url = request_url(self.request, secure=secure)
         self._allowed_origins = frozenset(allowed_origins) if allowed_origins is not None \
             else None
+
+    def _peer(self) -> str:
+        return peer_of(self._socket)
 
     @staticmethod
     def is_websocket(request: Request | h11.Request) -> bool:

@@ -17,6 +17,7 @@ from it.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -93,6 +94,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     OPEN = ReadyState.OPEN
     CLOSING = ReadyState.CLOSING
     CLOSED = ReadyState.CLOSED
+    #: The public name, for repr() and logs.
+    _kind = "WebSocket"
 
     def __init__(
         self,
@@ -156,8 +159,27 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._pings: list[_PendingPing] = []
         self._final_code = 1006
         self._final_reason = ""
+        # Who started the ending ("us", "the peer"); for the close log line.
+        self._closer: str | None = None
+        self._opened_at: float | None = None
+        self._peer_name = ""
 
     # -- attributes -------------------------------------------------------
+
+    def __repr__(self) -> str:
+        peer = self._peer_address()
+        return (f"<{self._kind} {self.ready_state.name} {self.url or '(no URL)'}"
+                + (f" peer={peer}" if peer else "") + ">")
+
+    def _peer(self) -> str:
+        """The peer's address, for repr() and logs (``""`` if unknown)."""
+        return self._transport.peer() if self._transport is not None else ""
+
+    def _peer_address(self) -> str:
+        """:meth:`_peer`, remembered once known (a closed socket has none)."""
+        if not self._peer_name:
+            self._peer_name = self._peer()
+        return self._peer_name
 
     @property
     def ready_state(self) -> ReadyState:
@@ -268,6 +290,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if core is None or self._broken:
             return
         if core.state is ReadyState.OPEN:
+            if self._closer is None:
+                self._closer = "us"
             core.send_close(code, "going away" if code == 1001 else "internal error")
         # Flush even if another task queued the Close: this waits for its
         # write to finish before the caller drops the transport.
@@ -446,6 +470,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         core = self._core
         if core is None or self._finished:
             return
+        if self._closer is None and core.state is ReadyState.OPEN:
+            self._closer = "us"
         core.send_close(code, reason)
         self._start_close_timer()
         self._wake_writer()
@@ -563,6 +589,11 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             self._opened = True
             if self._opened_event is not None:
                 self._opened_event.set()
+            self._opened_at = anyio.current_time()
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("open %s peer=%s version=%s protocol=%r extensions=%r",
+                             self.url, self._peer_address() or "?", self.version, self.protocol,
+                             self.extensions)
             await self._emit(Event("open", self))
 
     async def _wait_opened(self) -> None:
@@ -623,6 +654,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             assert self._core is not None
             self._core.fail(event.code, event.reason)
         elif isinstance(event, CloseReceived) and self._core:
+            if self._closer is None:
+                self._closer = "the peer"
             core = self._core
             if isinstance(core, WebSocketProtocol) and core.close_answer_pending:
                 # The peer started closing: as when it failed, let the
@@ -762,6 +795,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         """Fail the connection from our side and drop the transport."""
         core = self._core
         assert core is not None
+        if self._closer is None:
+            self._closer = "us"
         core.fail(code, reason)
         await self._emit(Event("error", self, message=reason))
         with anyio.move_on_after(min(1.0, self._close_timeout)):
@@ -819,6 +854,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             return
         self._finished = True
         self._final_code, self._final_reason = code, reason
+        if logger.isEnabledFor(logging.DEBUG):
+            closer = self._closer or ("nobody: the connection was lost" if code == 1006
+                                      else "the peer")
+            lived = anyio.current_time() - self._opened_at if self._opened_at else 0.0
+            logger.debug("close %s peer=%s code=%d reason=%r closed by %s after %.3f s",
+                         self.url, self._peer_address() or "?", code, reason, closer, lived)
         self._queue.close()
         if self._opened_event is not None:
             self._opened_event.set()

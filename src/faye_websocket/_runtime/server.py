@@ -297,8 +297,18 @@ class Server:
         self._registry = _Registry()
         self._slots: set[_ConnectionSlot] = set()
         self._accept_scope: anyio.CancelScope | None = None
+        self._address = ""
         self._all_done = anyio.Event()
         self._shutting_down = False
+
+    def __repr__(self) -> str:
+        if self._shutting_down:
+            state = "shutting down"
+        elif self._accept_scope is not None:
+            state = f"listening on {self._address}" if self._address else "serving"
+        else:
+            state = "not serving"
+        return f"<Server {state}, {len(self._slots)} connections>"
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
                     ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False,
@@ -320,6 +330,10 @@ class Server:
         tcp = await anyio.create_tcp_listener(local_host=host, local_port=port,
                                               reuse_port=reuse_port)
         bound = tcp.extra(anyio.abc.SocketAttribute.local_port)
+        scheme = "https" if ssl_context is not None else "http"
+        self._address = f"{scheme}://{host}:{bound}" if ":" not in host \
+            else f"{scheme}://[{host}]:{bound}"
+        logger.info("listening on %s", self._address)
         # The TLS handshake runs in the connection's own task, once it holds
         # a slot: counted by max_connections and cancelled by shutdown().
         handler = self.handle_connection if ssl_context is None else \
@@ -350,6 +364,8 @@ class Server:
     async def shutdown(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Stop accepting, close open WebSockets with ``code``, and wait (at most
         ``shutdown_timeout`` seconds) for connections to finish."""
+        logger.info("shutting down%s: %d connections open", f" {self._address}"
+                    if self._address else "", len(self._slots))
         self._shutting_down = True
         self._registry.shutdown_code = (code, reason)
         if self._accept_scope is not None:

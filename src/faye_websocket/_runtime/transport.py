@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 
+from .._emitter import peer_of
 from .streams import TRANSPORT_ERRORS, close_stream
 
 __all__ = ["LARGE", "AsyncioTransport", "StreamTransport", "Transport", "TransportLost",
@@ -95,6 +96,9 @@ class Transport(Protocol):
     async def abort(self) -> None:
         """Drop the connection now."""
 
+    def peer(self) -> str:
+        """The peer's address (``host:port``), ``""`` if unknown."""
+
 
 def transport_for(stream: anyio.abc.AnyByteStream) -> Transport:
     """The fastest transport for ``stream``."""
@@ -118,6 +122,9 @@ class _StreamEnd:
 
     async def abort(self) -> None:
         await anyio.aclose_forcefully(self._stream)
+
+    def peer(self) -> str:
+        return peer_of(self._stream)
 
 
 class StreamTransport(_StreamEnd):

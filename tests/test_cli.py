@@ -7,6 +7,7 @@ SIGTERM (or kills it, whatever happens, when the test ends).
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -309,3 +310,50 @@ async def test_demo_over_tls_with_certfile_and_keyfile(
                 await client.close()
             cli.process.send_signal(signal.SIGTERM)
             assert await cli.wait_exit() == 0
+
+
+# -- errors a user can fix, --version, --help -----------------------------------
+
+
+async def run_to_exit(*args: str) -> tuple[int, str, str]:
+    """Run ``python -m faye_websocket ARGS`` to its end: (status, stdout, stderr)."""
+    with anyio.fail_after(TIMEOUT):
+        result = await anyio.run_process([sys.executable, "-m", "faye_websocket", *args],
+                                         check=False, stdin=subprocess.DEVNULL)
+    assert result.returncode is not None
+    return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+
+async def test_version_names_the_accelerator() -> None:
+    status, out, _ = await run_to_exit("--version")
+    assert status == 0
+    assert re.fullmatch(r"faye-websocket \d+\.\d+\.\d+\S* \(C accelerator: "
+                        r"(in use|not built|off \(FAYE_WEBSOCKET_NO_SPEEDUPS\))\)\n", out)
+
+
+async def test_help_shows_the_defaults() -> None:
+    status, out, _ = await run_to_exit("echo", "--help")
+    assert status == 0
+    assert "(default: 9001)" in out and "(default: asyncio)" in out
+
+
+async def test_a_port_in_use_is_one_line_and_exit_1(cli_backend: str) -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        status, _, err = await run_to_exit("echo", "--port", str(port), "--backend", cli_backend)
+    assert status == 1
+    assert err == f"error: can't listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+async def test_a_bad_certificate_file_is_one_line_and_exit_1(content: bytes | None,
+                                                             tmp_path: Path) -> None:
+    certfile = tmp_path / "cert.pem"
+    if content is not None:
+        certfile.write_bytes(content)
+    status, _, err = await run_to_exit("demo", "--port", "0", "--certfile", str(certfile))
+    assert status == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: can't load the certificate {certfile}: ")
+    assert ("No such file or directory" in err) == (content is None)

@@ -4,33 +4,53 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import signal
 import ssl
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 import anyio
 
+from . import __version__
 from ._cli_client import add_client_parser, run_client
 from ._demo import demo_server, echo_server
 from ._runtime.server import Server
 
 
+def version() -> str:
+    """The version line: the package's version and whether the optional C
+    accelerator is in use."""
+    from ._core.frames import c_mask
+
+    accelerator = "in use" if c_mask is not None else (
+        "off (FAYE_WEBSOCKET_NO_SPEEDUPS)" if os.environ.get("FAYE_WEBSOCKET_NO_SPEEDUPS")
+        else "not built")
+    return f"faye-websocket {__version__} (C accelerator: {accelerator})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m faye_websocket",
                                      description="faye-websocket for Python")
+    parser.add_argument("--version", action="version", version=version())
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_server(name: str, help: str, port: int) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help)
-        sub.add_argument("--host", default="127.0.0.1")
-        sub.add_argument("--port", type=int, default=port)
+        sub = commands.add_parser(name, help=help,
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sub.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        sub.add_argument("--port", type=int, default=port, help="port to listen on")
         sub.add_argument("--certfile", help="PEM certificate chain: serve over TLS")
         sub.add_argument("--keyfile", help="PEM private key for --certfile")
-        sub.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-        sub.add_argument("--no-drafts", dest="drafts", action="store_false",
-                         help="refuse the pre-standard drafts hixie-75/76 (HTTP 426), "
-                              "which this command serves by default, as the reference does")
+        sub.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
+                         help="the event loop anyio runs on")
+        sub.add_argument("--drafts", action=argparse.BooleanOptionalAction, default=True,
+                         help="serve the pre-standard drafts hixie-75/76, as the reference "
+                              "does (--no-drafts: refuse them with HTTP 426)")
         return sub
 
     demo = add_server("demo", "WebSocket echo + EventSource demo with a page at /", 7000)
@@ -47,8 +67,25 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
             raise SystemExit("--keyfile needs --certfile")
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(args.certfile, args.keyfile)
+    try:
+        context.load_cert_chain(args.certfile, args.keyfile)
+    except ssl.SSLError as exc:  # not PEM, or a key that does not match
+        reason = f"not a PEM certificate chain with its private key ({exc})"
+        _fail(f"can't load the certificate {args.certfile}"
+              + (f" and key {args.keyfile}" if args.keyfile else "") + f": {reason}")
+    except OSError as exc:  # missing, unreadable
+        reason = exc.strerror or str(exc)
+        _fail(f"can't load the certificate {args.certfile}"
+              + (f" and key {args.keyfile}" if args.keyfile else "") + f": {reason}")
     return context
+
+
+class _Failure(Exception):
+    """An error the user can fix: one line on stderr, exit status 1."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise _Failure(message)
 
 
 async def _serve(server: Server, host: str, port: int, context: ssl.SSLContext | None) -> None:
@@ -71,16 +108,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "client":
         return run_client(args)
-    context = _tls(args)
-    if args.command == "demo":
-        server = demo_server(interval=args.interval, drafts=args.drafts)
-    else:
-        server = echo_server(drafts=args.drafts)
     try:
-        anyio.run(_serve, server, args.host, args.port, context, backend=args.backend)
+        context = _tls(args)
+        if args.command == "demo":
+            server = demo_server(interval=args.interval, drafts=args.drafts)
+        else:
+            server = echo_server(drafts=args.drafts)
+        try:
+            anyio.run(_serve, server, args.host, args.port, context, backend=args.backend)
+        except OSError as exc:  # binding: the port is in use, the address is not ours
+            _fail(f"can't listen on {args.host}:{args.port}: {exc.strerror or exc}")
+        except BaseExceptionGroup as group:
+            bind = _bind_error(group)
+            if bind is None:
+                raise
+            _fail(f"can't listen on {args.host}:{args.port}: {bind.strerror or bind}")
+    except _Failure as failure:
+        sys.stderr.write(f"error: {failure}\n")
+        return 1
     except KeyboardInterrupt:  # a second Ctrl-C while shutting down
         return 130
     return 0
+
+
+def _bind_error(group: BaseExceptionGroup[BaseException]) -> OSError | None:
+    """The OSError that made listening fail, if that is all the group holds."""
+    # (Cancellations, asyncio's and trio's, are BaseExceptions only.)
+    errors = [e for e in _leaves(group) if isinstance(e, Exception)]
+    if len(errors) == 1 and isinstance(errors[0], OSError):
+        return errors[0]
+    return None
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for child in error.exceptions for leaf in _leaves(child)]
+    return [error]
 
 
 if __name__ == "__main__":

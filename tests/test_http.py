@@ -19,7 +19,7 @@ import h11
 import pytest
 from wsproto.events import CloseConnection
 
-from faye_websocket import WebSocket
+from faye_websocket import EventSource, WebSocket
 from faye_websocket.http import Request, Response, Server
 
 from .conftest import running
@@ -799,6 +799,34 @@ async def test_shutdown_closes_open_websocket_with_1001_and_serve_returns() -> N
     assert [code for code, _ in server_closes] == [1001]
     with anyio.fail_after(TIMEOUT), pytest.raises(OSError):
         await anyio.connect_tcp("127.0.0.1", port)
+
+
+async def test_shutdown_ends_eventsource_streams_at_once(
+        server_context: ssl.SSLContext, client_context: ssl.SSLContext) -> None:
+    # An EventSource handler streams until its stream closes; shutdown()
+    # closes it at once rather than waiting out shutdown_timeout (30 s here).
+    opened = anyio.Event()
+    closed: list[str] = []
+
+    async def on_request(request: Request, response: Response) -> None:
+        async with EventSource(request, response, ping=None) as es:
+            es.on("close", lambda event: closed.append(event.type))
+            opened.set()
+            while await es.send("tick"):
+                await anyio.sleep(0.05)
+
+    server = Server(on_request=on_request, shutdown_timeout=30)
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            # ssl_context may be passed positionally, as tg.start passes arguments
+            port: int = await tg.start(server.serve, "127.0.0.1", 0, server_context)
+            url = f"https://localhost:{port}/events"
+            async with EventSource.Client(url, tls=client_context) as source:
+                assert (await source.receive()).data == "tick"
+                await opened.wait()
+                with anyio.fail_after(2):  # not shutdown_timeout
+                    await server.shutdown()
+                assert closed == ["close"]
 
 
 async def test_shutdown_drops_idle_keep_alive_connections_promptly() -> None:

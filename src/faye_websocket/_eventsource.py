@@ -19,6 +19,7 @@ from ._core.http import Request, coerce_request
 from ._core.options import check_count, check_seconds
 from ._emitter import Event, EventEmitter, logger, peer_of
 from ._eventsource_client import EventSourceClient as _Client
+from ._runtime import server as _server
 from ._runtime.server import Response
 from ._runtime.streams import TRANSPORT_ERRORS, close_stream
 
@@ -157,7 +158,8 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
                     tg.start_soon(self._write_loop)
                     if self._ping_interval:
                         tg.start_soon(self._keepalive, self._ping_interval)
-                    yield self
+                    with _server.track(self):  # shutdown() ends the stream at once
+                        yield self
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self.close()
@@ -349,6 +351,9 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         if scope.cancelled_caught:
             await anyio.aclose_forcefully(self._stream)
         await self._finish()
+
+    def _shutdown_nowait(self, code: int, reason: str) -> None:
+        self.close_nowait()
 
     def close_nowait(self) -> None:
         """Start :meth:`close` without waiting for it (from plain callbacks,

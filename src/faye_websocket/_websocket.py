@@ -136,6 +136,9 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
     def _peer(self) -> str:
         return peer_of(self._socket)
 
+    def _shutdown_nowait(self, code: int, reason: str) -> None:
+        self.close_nowait(code, reason)
+
     @staticmethod
     def is_websocket(request: Request | h11.Request) -> bool:
         """Whether ``request`` asks to upgrade to WebSocket (any version)."""

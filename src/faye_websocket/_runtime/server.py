@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from contextlib import contextmanager
 from contextvars import ContextVar
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -29,9 +29,6 @@ from .._core.http import Request, header_tokens, validate_header
 from .._core.options import check_count, check_seconds
 from ..exceptions import ConnectionClosedError, HandshakeError
 from .streams import STREAM_ERRORS, TRANSPORT_ERRORS, close_stream
-
-if TYPE_CHECKING:
-    from .._websocket import WebSocket
 
 __all__ = ["Response", "Server", "track"]
 
@@ -51,11 +48,13 @@ UpgradeHandler = Callable[[Request, anyio.abc.ByteStream, bytes], Awaitable[None
 
 
 class _Closable(Protocol):
-    def close_nowait(self, code: int = 1000, reason: str = "") -> None: ...
+    def _shutdown_nowait(self, code: int, reason: str) -> None:
+        """Start closing because the server shuts down (never waits)."""
 
 
 class _Registry:
-    """WebSockets opened under one server, so shutdown can close them with 1001."""
+    """WebSockets and EventSource streams opened under one server, so
+    shutdown can close them (WebSockets with 1001)."""
 
     def __init__(self) -> None:
         self.sockets: set[_Closable] = set()
@@ -66,19 +65,20 @@ _registry: ContextVar[_Registry | None] = ContextVar("faye_websocket_server", de
 
 
 @contextmanager
-def track(websocket: WebSocket) -> Iterator[None]:
-    """Register an open WebSocket with the server whose handler runs it."""
+def track(connection: _Closable) -> Iterator[None]:
+    """Register an open WebSocket or EventSource with the server whose
+    handler runs it."""
     registry = _registry.get()
     if registry is None:
         yield
         return
-    registry.sockets.add(websocket)
+    registry.sockets.add(connection)
     try:
         if registry.shutdown_code is not None:
-            websocket.close_nowait(*registry.shutdown_code)
+            connection._shutdown_nowait(*registry.shutdown_code)
         yield
     finally:
-        registry.sockets.discard(websocket)
+        registry.sockets.discard(connection)
 
 
 class Response:
@@ -310,8 +310,8 @@ class Server:
             state = "not serving"
         return f"<Server {state}, {len(self._slots)} connections>"
 
-    async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
-                    ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False,
+    async def serve(self, host: str = "127.0.0.1", port: int = 0,
+                    ssl_context: ssl.SSLContext | None = None, *, reuse_port: bool = False,
                     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen on ``host:port`` until :meth:`shutdown` or cancellation.
 
@@ -370,8 +370,8 @@ class Server:
         self._registry.shutdown_code = (code, reason)
         if self._accept_scope is not None:
             self._accept_scope.cancel()
-        for socket in list(self._registry.sockets):
-            socket.close_nowait(code, reason)
+        for connection in list(self._registry.sockets):
+            connection._shutdown_nowait(code, reason)
         for slot in list(self._slots):
             if slot.idle:
                 slot.scope.cancel()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 import faye_websocket
 import faye_websocket.exceptions
 import faye_websocket.extensions
 import faye_websocket.http
+from faye_websocket._emitter import Event, EventEmitter
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -57,3 +60,29 @@ def test_emitter_rejects_unknown_events_and_supports_decorators() -> None:
     emitter.off("message", listener)
     emitter.onmessage = None
     assert emitter.listener_count("message") == 0
+
+
+@pytest.mark.anyio
+async def test_on_properties_run_in_registration_order_with_listeners() -> None:
+    # As in the DOM: an on<type> property takes its place among the listeners
+    # when first set, keeps it when replaced, and leaves it when set to None.
+    emitter = EventEmitter()
+    calls: list[str] = []
+    emitter.on("message", lambda event: calls.append("first"))
+    emitter.onmessage = lambda event: calls.append("property")
+    emitter.on("message", lambda event: calls.append("last"))
+    await emitter._emit(Event("message", emitter, data="x"))
+    assert calls == ["first", "property", "last"]
+
+    calls.clear()
+    emitter.onmessage = lambda event: calls.append("replaced")
+    await emitter._emit(Event("message", emitter, data="x"))
+    assert calls == ["first", "replaced", "last"]
+    assert emitter.listener_count("message") == 3
+
+    calls.clear()
+    emitter.off("message")  # the listeners, not the property
+    await emitter._emit(Event("message", emitter, data="x"))
+    assert calls == ["replaced"]
+    emitter.onmessage = None
+    assert emitter.onmessage is None and emitter.listener_count("message") == 0

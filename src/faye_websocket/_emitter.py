@@ -87,7 +87,7 @@ class EventEmitter:
         # Filled only for the types that get listeners: most connections
         # have none, and many of them stay open.
         self._listeners: dict[str, list[Listener]] = {}
-        self._handlers: dict[str, Listener] = {}
+        self._handlers: dict[str, _Handler] = {}
 
     def _check_type(self, type: str) -> None:
         if type not in self.EVENT_TYPES:
@@ -110,11 +110,12 @@ class EventEmitter:
         return listener
 
     def off(self, type: str, listener: Listener | None = None) -> None:
-        """Remove one listener, or all listeners of ``type`` when none is given."""
+        """Remove one listener, or all listeners of ``type`` when none is given
+        (the ``on<type>`` property is left as it is)."""
         self._check_type(type)
         listeners = self._listeners.get(type, [])
         if listener is None:
-            listeners.clear()
+            listeners[:] = [entry for entry in listeners if isinstance(entry, _Handler)]
         elif listener in listeners:
             listeners.remove(listener)
 
@@ -124,19 +125,19 @@ class EventEmitter:
     def listener_count(self, type: str) -> int:
         """Listeners registered for ``type``, the ``on<type>`` property included."""
         self._check_type(type)
-        return len(self._listeners.get(type, ())) + (type in self._handlers)
+        return len(self._listeners.get(type, ()))
 
     async def _emit(self, event: Event) -> None:
-        """Call every listener in order; async ones are awaited.
+        """Call every listener in registration order (an ``on<type>``
+        property counts from when it was first set, as in the DOM); async
+        ones are awaited.
 
         A listener that raises is logged and does not stop the others or the
         connection (the reference's driver recovers the same way).
         """
-        if not self._listeners and not self._handlers:
+        if not self._listeners:
             return
-        handler = self._handlers.get(event.type)
-        listeners = [*self._listeners.get(event.type, ()), *([handler] if handler else [])]
-        for listener in listeners:
+        for listener in list(self._listeners.get(event.type, ())):
             try:
                 result = listener(event)
                 if inspect.isawaitable(result):
@@ -145,25 +146,70 @@ class EventEmitter:
                 logger.exception("%s listener %r raised", event.type, listener)
 
     def _get_handler(self, type: str) -> Listener | None:
-        return self._handlers.get(type)
+        handler = self._handlers.get(type)
+        return handler.fn if handler is not None else None
 
     def _set_handler(self, type: str, listener: Listener | None) -> None:
+        handler = self._handlers.get(type)
         if listener is None:
-            self._handlers.pop(type, None)
+            if handler is not None:
+                del self._handlers[type]
+                self._listeners[type].remove(handler)
+        elif handler is not None:
+            handler.fn = listener  # keeps its place among the listeners
         else:
-            self._handlers[type] = listener
+            handler = self._handlers[type] = _Handler(listener)
+            self._listeners.setdefault(type, []).append(handler)
 
-    onopen = property(lambda self: self._get_handler("open"),
-                      lambda self, fn: self._set_handler("open", fn),
-                      doc="Listener for ``open`` events (or ``None``).")
-    onmessage = property(lambda self: self._get_handler("message"),
-                         lambda self, fn: self._set_handler("message", fn),
-                         doc="Listener for ``message`` events (or ``None``).")
-    onerror = property(lambda self: self._get_handler("error"),
-                       lambda self, fn: self._set_handler("error", fn),
-                       doc="Listener for ``error`` events (or ``None``).")
-    onclose = property(lambda self: self._get_handler("close"),
-                       lambda self, fn: self._set_handler("close", fn),
-                       doc="Listener for ``close`` events (or ``None``).")
+    @property
+    def onopen(self) -> Listener | None:
+        """Listener for ``open`` events (or ``None``)."""
+        return self._get_handler("open")
+
+    @onopen.setter
+    def onopen(self, listener: Listener | None) -> None:
+        self._set_handler("open", listener)
+
+    @property
+    def onmessage(self) -> Listener | None:
+        """Listener for ``message`` events (or ``None``)."""
+        return self._get_handler("message")
+
+    @onmessage.setter
+    def onmessage(self, listener: Listener | None) -> None:
+        self._set_handler("message", listener)
+
+    @property
+    def onerror(self) -> Listener | None:
+        """Listener for ``error`` events (or ``None``)."""
+        return self._get_handler("error")
+
+    @onerror.setter
+    def onerror(self, listener: Listener | None) -> None:
+        self._set_handler("error", listener)
+
+    @property
+    def onclose(self) -> Listener | None:
+        """Listener for ``close`` events (or ``None``)."""
+        return self._get_handler("close")
+
+    @onclose.setter
+    def onclose(self, listener: Listener | None) -> None:
+        self._set_handler("close", listener)
+
+
+class _Handler:
+    """The place of an ``on<type>`` property among a type's listeners."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Listener) -> None:
+        self.fn = fn
+
+    def __call__(self, event: Event) -> Awaitable[object] | object:
+        return self.fn(event)
+
+    def __repr__(self) -> str:
+        return repr(self.fn)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 import faye_websocket
@@ -86,3 +89,32 @@ async def test_on_properties_run_in_registration_order_with_listeners() -> None:
     assert calls == ["replaced"]
     emitter.onmessage = None
     assert emitter.onmessage is None and emitter.listener_count("message") == 0
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    # Module-level relative imports only (imports under TYPE_CHECKING or in
+    # functions do not run at import time).
+    root = Path(faye_websocket.__file__).parent
+    modules = {".".join(p.relative_to(root.parent).with_suffix("").parts)
+               .removesuffix(".__init__"): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join([*parts, *([node.module] if node.module else [])])
+                for alias in node.names:
+                    dependency = f"{target}.{alias.name}"
+                    graph[name].add(dependency if dependency in modules else target)
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        for dependency in graph[name] & modules.keys():
+            assert dependency not in path, " -> ".join([*path, dependency])
+            if dependency not in done:
+                visit(dependency, [*path, dependency])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [name])

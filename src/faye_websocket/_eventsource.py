@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -13,7 +12,14 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.streams.tls import TLSAttribute
 
-from ._core.eventsource import PING, format_event, format_retry, is_eventsource, response_headers
+from ._core.eventsource import (
+    PING,
+    EventSourceState,
+    format_event,
+    format_retry,
+    is_eventsource,
+    response_headers,
+)
 from ._core.handshake import http_response, normalize_headers, request_url
 from ._core.http import Request, coerce_request
 from ._core.options import check_count, check_seconds
@@ -32,12 +38,6 @@ _RESERVED = frozenset({"content-type", "cache-control", "connection", "content-l
                        "transfer-encoding"})
 
 
-class EventSourceState(enum.IntEnum):
-    """The browser API's ``EventSource.readyState`` values."""
-
-    CONNECTING = 0
-    OPEN = 1
-    CLOSED = 2
 
 
 class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):

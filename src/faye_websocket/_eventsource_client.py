@@ -12,8 +12,8 @@ import anyio
 import anyio.abc
 import h11
 
-from . import _eventsource as _server  # circular: for EventSourceState, used at run time
 from ._core.client import encode_headers, parse_url, public_url, redact_url
+from ._core.eventsource import EventSourceState
 from ._core.handshake import normalize_headers
 from ._core.options import check_count, check_seconds
 from ._core.sse import (
@@ -56,8 +56,9 @@ _MAX_ERROR_BODY = 65536
 #: been open (WHATWG: a network error "reestablishes the connection").
 _NETWORK_ERRORS = (*TRANSPORT_ERRORS, TimeoutError)
 _T = TypeVar("_T")
-# The ready states (EventSourceState values; that enum's module imports this one).
-_CONNECTING, _OPEN, _CLOSED = 0, 1, 2
+# The ready states, as plain integers on the hot path.
+_CONNECTING, _OPEN, _CLOSED = (int(EventSourceState.CONNECTING), int(EventSourceState.OPEN),
+                               int(EventSourceState.CLOSED))
 
 
 class _NoResponse(Exception):
@@ -173,9 +174,9 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         return f"<EventSource.Client {self.ready_state.name} {self.url}>"
 
     @property
-    def ready_state(self) -> _server.EventSourceState:
+    def ready_state(self) -> EventSourceState:
         """``CONNECTING`` (also while waiting to reconnect), ``OPEN`` or ``CLOSED``."""
-        return _server.EventSourceState(self._state)
+        return EventSourceState(self._state)
 
     @property
     def last_event_id(self) -> str:

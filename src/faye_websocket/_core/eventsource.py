@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from collections.abc import Sequence
 
 from .http import Request, header_tokens
 
-__all__ = ["PING", "format_event", "format_retry", "is_eventsource", "response_headers"]
+__all__ = ["PING", "EventSourceState", "format_event", "format_retry", "is_eventsource",
+           "response_headers"]
+
+class EventSourceState(enum.IntEnum):
+    """The browser API's ``EventSource.readyState`` values."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSED = 2
+
 
 #: A comment line: clients ignore it; it keeps proxies from timing out.
 PING = b":\r\n\r\n"

@@ -19,7 +19,7 @@ import ssl
 import subprocess
 import sys
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +83,7 @@ def kinds(events: list[Event]) -> list[tuple[str, int | None]]:
     return [(e.type, e.code) for e in events]
 
 
-def header(headers: list[tuple[str, str]], name: str) -> str | None:
+def header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
     values = [v for k, v in headers if k.lower() == name.lower()]
     return ", ".join(values) if values else None
 

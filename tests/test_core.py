@@ -14,7 +14,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from faye_websocket import PerMessageDeflate
 from faye_websocket._core.handshake import Accepted, Rejected, accept_key, server_handshake
-from faye_websocket._core.http import Request, parse_extension_header
+from faye_websocket._core.http import Headers, Request, parse_extension_header
 from faye_websocket._core.websocket import (
     CloseReceived,
     Failed,
@@ -433,3 +433,22 @@ def test_wsproto_agrees_on_our_frames() -> None:
     frames = list(decoder.received_frames())
     assert [(f.opcode, f.payload) for f in frames] == [
         (Opcode.TEXT, "hi"), (Opcode.BINARY, b"\x01" * 70000)]
+
+
+def test_headers_are_pairs_and_a_case_insensitive_multi_mapping() -> None:
+    headers = Headers([("Host", "example.com"), ("Set-Cookie", "a=1"), ("set-cookie", "b=2")])
+    assert list(headers) == [("Host", "example.com"), ("Set-Cookie", "a=1"),
+                             ("set-cookie", "b=2")]
+    assert headers[0] == ("Host", "example.com") and len(headers) == 3
+    assert headers["host"] == "example.com" and headers["SET-COOKIE"] == "a=1, b=2"
+    assert headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+    assert headers.get("Origin") is None and headers.get("Origin", "") == ""
+    name: object = "HOST"  # (a str is not a pair: mypy's strict equality would object)
+    assert name in headers and ("Host", "example.com") in headers
+    assert headers.get("origin") is None
+    assert headers.keys() == ["Host", "Set-Cookie", "set-cookie"]
+    with pytest.raises(KeyError):
+        headers["origin"]
+    assert Headers({"A": "1"}) == (("A", "1"),)
+    request = Request.build("GET", "/", {"Upgrade": "websocket"})
+    assert isinstance(request.headers, Headers) and request.headers["UPGRADE"] == "websocket"

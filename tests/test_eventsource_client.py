@@ -15,7 +15,7 @@ import shutil
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,7 +372,7 @@ async def hang(request: Request, response: Response) -> None:
         await response.stream.receive()
 
 
-def header(headers: list[tuple[str, str]], name: str) -> str | None:
+def header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
     values = [v for k, v in headers if k.lower() == name.lower()]
     return ", ".join(values) if values else None
 

@@ -20,6 +20,7 @@ from ._core.client import (
 )
 from ._core.deflate import PerMessageDeflate
 from ._core.handshake import normalize_headers
+from ._core.http import Headers
 from ._core.options import check_count, check_seconds, protocol_list, unique_extensions
 from ._core.websocket import WebSocketProtocol
 from ._runtime.client import (
@@ -127,7 +128,8 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         #: Status and headers of the handshake response (also after a
         #: refused handshake, as in faye).
         self.status_code: int | None = None
-        self.headers: list[tuple[str, str]] = []
+        #: A :class:`~faye_websocket.http.Headers`: pairs, looked up in any case.
+        self.headers = Headers()
         self._entered = False
 
     @classmethod
@@ -174,9 +176,9 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
                                                                    self._max_head_size)
                 except HandshakeError as exc:
                     if exc.status_code:  # 0: no response at all
-                        self.status_code, self.headers = exc.status_code, exc.headers
+                        self.status_code, self.headers = exc.status_code, Headers(exc.headers)
                     raise
-                self.status_code, self.headers = status, headers
+                self.status_code, self.headers = status, Headers(headers)
                 protocol, extensions, sessions = handshake.check_response(status, headers)
         except HandshakeFailure as exc:
             message = f"{_HANDSHAKE} with {self.url}: {exc}"

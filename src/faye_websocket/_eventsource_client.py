@@ -15,6 +15,7 @@ import h11
 from ._core.client import encode_headers, parse_url, public_url, redact_url
 from ._core.eventsource import EventSourceState
 from ._core.handshake import normalize_headers
+from ._core.http import Headers
 from ._core.options import check_count, check_seconds
 from ._core.sse import (
     DEFAULT_MAX_EVENT_SIZE,
@@ -148,7 +149,8 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
                                          max_size=max_event_size)
         #: Status and headers of the latest response (``None``/``[]`` before one).
         self.status_code: int | None = None
-        self.headers: list[tuple[str, str]] = []
+        #: A :class:`~faye_websocket.http.Headers`: pairs, looked up in any case.
+        self.headers = Headers()
         self._state = _CONNECTING
         self._opened_once = False
         self._stream: anyio.abc.ByteStream | None = None
@@ -307,8 +309,8 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
                                   + (conn.send(h11.EndOfMessage()) or b""))
                 response = await _read_head(conn, stream, self._max_head_size)
             self.status_code = response.status_code
-            self.headers = [(k.decode("latin-1"), v.decode("latin-1"))
-                            for k, v in response.headers]
+            self.headers = Headers((k.decode("latin-1"), v.decode("latin-1"))
+                                   for k, v in response.headers)
             verdict = check_response(self.status_code, self.headers)
             if verdict == "stop":
                 self._state = _CLOSED

@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
+from ._core.http import Headers as Headers
 from ._core.http import Request as Request
 from ._runtime.server import Response as Response
 from ._runtime.server import Server as Server
 
-__all__ = ["Request", "Response", "Server"]
+__all__ = ["Headers", "Request", "Response", "Server"]
 
-for _cls in (Request, Response, Server):
+for _cls in (Headers, Request, Response, Server):
     _cls.__module__ = "faye_websocket.http"
 del _cls

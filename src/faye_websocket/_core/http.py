@@ -4,14 +4,14 @@ EventSource handshakes."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
     import h11
 
-__all__ = ["Request", "header_tokens", "parse_extension_header", "validate_header"]
+__all__ = ["Headers", "Request", "header_tokens", "parse_extension_header", "validate_header"]
 
 #: RFC 7230 section 3.2.6 ``tchar``.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -19,17 +19,101 @@ _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
+class Headers(Sequence[tuple[str, str]]):
+    """Header fields, in order: a sequence of ``(name, value)`` pairs that is
+    also a case-insensitive multi-mapping. Immutable and hashable.
+
+    ::
+
+        headers["Host"]                  # the value; repeated fields joined with ", "
+        "sec-websocket-key" in headers   # by name, in any case
+        headers.get("Origin", "")        # like dict.get
+        headers.get_all("Set-Cookie")    # every value, in order
+        for name, value in headers: ...  # the pairs, as sent
+        headers[0]                       # the first pair
+
+    It equals any tuple or list of the same pairs.
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        items = fields.items() if isinstance(fields, Mapping) else fields
+        self._fields = tuple((str(name), str(value)) for name, value in items)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._fields)
+
+    @overload
+    def __getitem__(self, key: int) -> tuple[str, str]: ...
+    @overload
+    def __getitem__(self, key: slice) -> Headers: ...
+    @overload
+    def __getitem__(self, key: str) -> str: ...
+
+    def __getitem__(self, key: int | slice | str) -> tuple[str, str] | Headers | str:
+        if isinstance(key, str):
+            value = self.get(key)
+            if value is None:
+                raise KeyError(key)
+            return value
+        if isinstance(key, slice):
+            return Headers(self._fields[key])
+        return self._fields[key]
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, str):
+            return self.get(item) is not None
+        return item in self._fields
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._fields == other._fields
+        if isinstance(other, (tuple, list)):
+            return self._fields == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields)
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The value of ``name`` (any case); repeated fields joined with ``", "``."""
+        values = self.get_all(name)
+        return ", ".join(values) if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name`` (any case), in order."""
+        name = name.lower()
+        return [value for key, value in self._fields if key.lower() == name]
+
+    def keys(self) -> list[str]:
+        """The field names, each once, in the order they first appear."""
+        return list(dict.fromkeys(name for name, _ in self._fields))
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._fields)!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """A parsed HTTP request head (and, for plain requests, its body).
 
     Header names are lower-case; values keep their case. Repeated headers are
-    kept in order.
+    kept in order. :attr:`headers` is a :class:`Headers`: it iterates as
+    ``(name, value)`` pairs and looks names up in any case.
     """
 
     method: str
     target: str
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: Headers = Headers()
     http_version: str = "1.1"
     body: bytes = field(default=b"", repr=False)
 
@@ -39,7 +123,7 @@ class Request:
         return cls(
             method=request.method.decode("ascii"),
             target=request.target.decode("latin-1"),
-            headers=tuple(
+            headers=Headers(
                 (name.decode("latin-1").lower(), value.decode("latin-1"))
                 for name, value in request.headers
             ),
@@ -57,7 +141,7 @@ class Request:
     ) -> Request:
         """Build a request by hand (tests, adapters for other servers)."""
         items = headers.items() if isinstance(headers, Mapping) else headers
-        return cls(method, target, tuple((k.lower(), v) for k, v in items), body=body)
+        return cls(method, target, Headers((k.lower(), v) for k, v in items), body=body)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The value of header ``name``; repeated headers are joined with ``", "``."""

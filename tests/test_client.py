@@ -510,7 +510,7 @@ async def test_option_errors() -> None:
     with pytest.raises(ValueError, match="Unrecognized proxy option: tsl"):
         WebSocket.Client("ws://127.0.0.1/", proxy={"origin": "http://127.0.0.1:1", "tsl": 1})
     with pytest.raises(ValueError, match="not a valid proxy URL"):
-        WebSocket.Client("ws://127.0.0.1/", proxy="socks5://127.0.0.1:1")
+        WebSocket.Client("ws://127.0.0.1/", proxy="ftp://127.0.0.1:1")
 
 
 # -- nursery form, callback style ---------------------------------------------------
@@ -665,13 +665,14 @@ class PProxy:
 
 
 @asynccontextmanager
-async def pproxy(port: int, auth: str | None = None) -> AsyncIterator[PProxy]:
-    """``python -m pproxy -l http://127.0.0.1:PORT[#user:pass] --auth 0 -v``.
+async def pproxy(port: int, auth: str | None = None,
+                 scheme: str = "http") -> AsyncIterator[PProxy]:
+    """``python -m pproxy -l SCHEME://127.0.0.1:PORT[#user:pass] --auth 0 -v``.
 
     ``--auth 0`` makes pproxy check every request's credentials (by default
     it trusts an address for 30 days once it authenticated).
     """
-    listen = f"http://127.0.0.1:{port}" + (f"#{auth}" if auth else "")
+    listen = f"{scheme}://127.0.0.1:{port}" + (f"#{auth}" if auth else "")
     command = [sys.executable, "-u", "-m", "pproxy", "-l", listen, "--auth", "0", "-v"]
     process = await anyio.open_process(command, stdout=subprocess.PIPE, stderr=None)
     try:
@@ -723,6 +724,76 @@ async def test_pproxy_basic_auth(free_tcp_port: int) -> None:
         # The proxy's credentials are for the proxy only.
         assert peer.ours.requests[0].header("proxy-authorization") is None
         assert peer.ours.requests[0].header("authorization") is None
+
+
+@pytest.mark.parametrize(("scheme", "secure"), [
+    ("socks5", False), ("socks5h", True), ("socks4", False), ("socks4", True)])
+async def test_socks_proxy_tunnel(scheme: str, secure: bool, free_tcp_port: int,
+                                  server_context: ssl.SSLContext,
+                                  client_context: ssl.SSLContext) -> None:
+    listen = "socks4" if scheme.startswith("socks4") else "socks5"
+    with anyio.fail_after(TIMEOUT):
+        async with pproxy(free_tcp_port, scheme=listen) as proxy, \
+                tls_echo(server_context) if secure else echo_peer("ours") as peer:
+            host = "localhost" if secure else peer.host
+            url = f"{'wss' if secure else 'ws'}://{host}:{peer.port}/via-socks"
+            async with WebSocket.Client(url, tls=client_context if secure else None,
+                                        proxy=f"{scheme}://127.0.0.1:{proxy.port}") as ws:
+                await ws.send(f"through {scheme}")
+                assert await ws.receive() == f"through {scheme}"
+            line = await proxy.wait_for(f":{peer.port}")
+            # socks5h leaves the name lookup to the proxy; the others send an address.
+            assert (f"-> localhost:{peer.port}" in line) == (scheme == "socks5h"), line
+
+
+async def test_socks5_auth_and_refusal(free_tcp_port: int) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with pproxy(free_tcp_port, auth="user:pass", scheme="socks5") as proxy, \
+                echo_peer("ours") as peer:
+            origin = f"socks5://user:pass@127.0.0.1:{proxy.port}"
+            async with WebSocket.Client(peer.url(), proxy=origin) as ws:
+                await ws.send("authenticated")
+                assert await ws.receive() == "authenticated"
+            ws = WebSocket.Client(peer.url(),
+                                  proxy=f"socks5://user:wrong@127.0.0.1:{proxy.port}")
+            events = recorded(ws)
+            with pytest.raises(ProxyError, match="the proxy socks5://127.0.0.1") as caught:
+                async with ws:
+                    pytest.fail("connected")
+    assert "wrong" not in str(caught.value)
+    assert kinds(events) == [("error", None), ("close", 1006)]
+
+
+async def test_socks_proxy_from_all_proxy(free_tcp_port: int,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy",
+                 "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALL_PROXY", f"socks5://127.0.0.1:{free_tcp_port}")
+    with anyio.fail_after(TIMEOUT):
+        async with pproxy(free_tcp_port, scheme="socks5") as proxy, echo_peer("ours") as peer:
+            async with WebSocket.Client(peer.url(), proxy="env") as ws:
+                await ws.send("from the environment")
+                assert await ws.receive() == "from the environment"
+            await proxy.wait_for(f"-> {peer.host}:{peer.port}")
+
+
+async def test_unreachable_socks_proxy_is_a_connect_error() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    with anyio.fail_after(TIMEOUT), pytest.raises(ConnectError) as caught:
+        async with WebSocket.Client("ws://127.0.0.1:1/", proxy=f"socks5://127.0.0.1:{port}"):
+            pytest.fail("connected")
+    assert (caught.value.host, caught.value.port) == ("127.0.0.1", port)
+
+
+async def test_socks_proxy_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="neither headers nor tls"):
+        WebSocket.Client("ws://example.com/", proxy={
+            "origin": "socks5://127.0.0.1:1080", "headers": {"X-A": "b"}})
+    with pytest.raises(ValueError, match="not a valid proxy URL"):
+        WebSocket.Client("ws://example.com/", proxy="socks5://127.0.0.1:1080/path")
 
 
 async def test_pproxy_wrong_password_is_a_proxy_error(free_tcp_port: int) -> None:

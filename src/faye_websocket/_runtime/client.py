@@ -21,6 +21,7 @@ from .._core.client import (
     connect_request,
     encode_headers,
     parse_url,
+    redact_url,
     request_target,
 )
 from .._core.handshake import normalize_headers
@@ -47,14 +48,22 @@ MAX_INFORMATIONAL = 10
 _PROXY_RESERVED = frozenset({"host", "proxy-authorization", "connection", "proxy-connection"})
 
 
+#: Proxy URL schemes: HTTP CONNECT, and SOCKS through python-socks
+#: (``socks5h`` and ``socks4a`` leave the name lookup to the proxy).
+_SOCKS = ("socks5", "socks5h", "socks4", "socks4a")
+
+
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """An HTTP proxy reached with CONNECT (``proxy={"origin": ..., ...}``)."""
+    """A proxy: HTTP reached with CONNECT (``proxy={"origin": ..., ...}``),
+    or SOCKS (``proxy="socks5://user:pass@host:1080"``)."""
 
     origin: Target
     #: Not in the repr: they may hold credentials.
     headers: list[tuple[str, str]] = field(default_factory=list, repr=False)
     tls: ssl.SSLContext | None = None
+    #: ``"http"`` (CONNECT over http or https), or one of the SOCKS schemes.
+    scheme: str = "http"
 
 
 def tls_context(tls: ssl.SSLContext | None, ca: str | None) -> ssl.SSLContext | None:
@@ -84,7 +93,16 @@ def resolve_proxy(proxy: Mapping[str, Any] | str | None, target: Target) -> Prox
     unknown = set(proxy) - {"origin", "headers", "tls"}
     if unknown:  # S-3: unknown options are errors, not silently ignored
         raise ValueError(f"Unrecognized proxy option: {sorted(unknown)[0]}")
-    origin = parse_url(str(proxy["origin"]), schemes=("http", "https"))
+    url = str(proxy["origin"])
+    scheme = url.partition("://")[0].lower()
+    if scheme in _SOCKS:
+        if proxy.get("headers") or proxy.get("tls") is not None:
+            raise ValueError("a SOCKS proxy takes neither headers nor tls")
+        origin = parse_url("http" + url[len(scheme):], schemes=("http", "https"))
+        if origin.resource != "/":
+            raise ValueError(f"{redact_url(url)} is not a valid proxy URL")
+        return Proxy(origin, scheme=scheme)
+    origin = parse_url(url, schemes=("http", "https"))
     headers = normalize_headers(proxy.get("headers"), reserved=_PROXY_RESERVED)
     tls = proxy.get("tls")
     if tls is not None and not isinstance(tls, ssl.SSLContext):
@@ -98,6 +116,7 @@ def proxy_from_env(target: Target) -> Proxy | None:
     proxies = urllib.request.getproxies_environment()
     if _bypassed(target, proxies.get("no", "")):
         return None
+    # (urllib reads ALL_PROXY / all_proxy as "all"; a socks5:// one is used too.)
     origin = proxies.get("https" if target.secure else "http") or proxies.get("all")
     if not origin:
         return None
@@ -130,6 +149,19 @@ async def open_stream(target: Target, *, tls: ssl.SSLContext | None,
     """Connect to ``target`` (through ``proxy``), with TLS for ``wss://``."""
     if proxy is None:
         return await _connect(target, tls)
+    if proxy.scheme != "http":
+        stream = await _connect_socks(proxy, target)
+        try:
+            if target.secure:
+                stream = await TLSStream.wrap(stream, hostname=target.host, ssl_context=tls,
+                                              standard_compatible=False)
+        except ssl.SSLError as exc:
+            await close_stream(stream, grace=0)
+            raise connect_error(target, exc) from exc
+        except BaseException:
+            await close_stream(stream, grace=0)
+            raise
+        return stream
     stream = await _connect(proxy.origin, proxy.tls)
     try:
         await _connect_tunnel(stream, proxy, target, max_head_size)
@@ -158,6 +190,40 @@ async def _connect(target: Target, tls: ssl.SSLContext | None) -> anyio.abc.Byte
                                        tls_standard_compatible=False)
     except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError)
         raise connect_error(target, exc) from exc
+
+
+async def _connect_socks(proxy: Proxy, target: Target) -> anyio.abc.ByteStream:
+    """A stream to ``target`` through a SOCKS proxy (python-socks, the
+    ``socks`` extra). The proxy's refusal is a :class:`ProxyError`; not
+    reaching the proxy a :class:`ConnectError`."""
+    try:
+        from python_socks import ProxyConnectionError, ProxyType
+        from python_socks import ProxyError as SocksError
+        from python_socks.async_.anyio import Proxy as SocksProxy
+    except ImportError:
+        raise RuntimeError("SOCKS proxies need python-socks: "
+                           "pip install 'faye-websocket[socks]'") from None
+    kinds = {"socks5": ProxyType.SOCKS5, "socks5h": ProxyType.SOCKS5,
+             "socks4": ProxyType.SOCKS4, "socks4a": ProxyType.SOCKS4}
+    origin = proxy.origin
+    socks = SocksProxy(kinds[proxy.scheme], origin.host, origin.port,
+                       username=origin.username, password=origin.password,
+                       rdns=proxy.scheme in ("socks5h", "socks4a"))
+    where = f"{proxy.scheme}://{origin.connect_authority}"
+    try:
+        stream: anyio.abc.ByteStream = await socks.connect(target.host, target.port)
+    except ProxyConnectionError as exc:  # the proxy itself cannot be reached
+        raise connect_error(origin, exc) from exc
+    except OSError as exc:
+        raise connect_error(origin, exc) from exc
+    except Exception as exc:
+        # python-socks' ProxyError (a refusal, bad credentials), or its own
+        # error for a proxy that hung up in the middle of the negotiation.
+        reason = str(exc) if isinstance(exc, SocksError) else "it closed the connection"
+        raise ProxyError(f"Can't establish a connection to the server at "
+                         f"{target.connect_authority}: the proxy {where} refused: "
+                         f"{reason}") from exc
+    return stream
 
 
 def connect_error(target: Target, exc: OSError) -> ConnectError:

@@ -191,6 +191,38 @@ async def test_piped_lines_are_echoed_in_order_and_exit_0(cli_backend: str) -> N
     assert "permessage-deflate" in (seen.requests[0].header("sec-websocket-extensions") or "")
 
 
+async def test_end_of_input_waits_for_replies_in_flight(cli_backend: str) -> None:
+    # A server whose replies lag (as the Node reference's, while it is still
+    # compressing them): the client used to close after one ping round trip,
+    # and the replies that came after its Close were lost.
+    async def slow_echo(ws: WebSocket) -> None:
+        async for message in ws:
+            await anyio.sleep(0.3)
+            await ws.send(message)
+
+    with anyio.fail_after(TIMEOUT):
+        async with serving(slow_echo) as (port, seen):
+            run = await run_client(cli_backend, f"ws://127.0.0.1:{port}/", stdin=b"a\nb\nc\n")
+            await seen.closed.wait()
+    assert run.lines == ["a", "b", "c"], run
+    assert run.process.returncode == 0, run
+
+
+async def test_end_of_input_stops_waiting_once_the_line_is_quiet(cli_backend: str) -> None:
+    async def silent(ws: WebSocket) -> None:
+        async for _ in ws:
+            pass  # never replies
+
+    with anyio.fail_after(TIMEOUT):
+        async with serving(silent) as (port, seen):
+            run = await run_client(cli_backend, f"ws://127.0.0.1:{port}/", "--linger", "0.2",
+                                   stdin=b"a\nb\n")
+            await seen.closed.wait()
+    assert run.lines == [], run
+    assert run.process.returncode == 0, run
+    assert seen.closes == [(1000, "")]
+
+
 async def test_crlf_and_missing_final_newline(cli_backend: str) -> None:
     with anyio.fail_after(TIMEOUT):
         async with serving() as (port, _):

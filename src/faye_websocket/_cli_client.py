@@ -60,6 +60,8 @@ opened (one line on stderr); 2 for invalid arguments; 130 on Ctrl-C.
 BINARY_PREFIX = "(binary) "
 #: Seconds to wait for the pong that ends the input before sending Close.
 END_BARRIER_TIMEOUT = 2.0
+#: Seconds of quiet after which the end of input stops waiting for replies.
+DEFAULT_LINGER = 1.0
 
 
 def add_client_parser(commands: Any) -> argparse.ArgumentParser:
@@ -79,7 +81,21 @@ def add_client_parser(commands: Any) -> argparse.ArgumentParser:
                      help="PEM CA bundle to verify the server (and an https proxy) with, "
                           "instead of the system's trusted CAs")
     sub.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    sub.add_argument("--linger", type=_seconds, default=DEFAULT_LINGER, metavar="S",
+                     help="at the end of input, wait for as many messages as were sent, "
+                          f"until the line has been quiet for S seconds "
+                          f"(default: {DEFAULT_LINGER:g})")
     return sub
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -236,13 +252,41 @@ def _tls_context(cafile: str | None) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=cafile)
 
 
-async def _send_lines(ws: Client, lines: MemoryObjectReceiveStream[str]) -> None:
+class _Traffic:
+    """Messages sent and received, so the end of input can wait for replies."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+        self._changed = anyio.Event()
+
+    def got_one(self) -> None:
+        self.received += 1
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def replies(self, linger: float) -> None:
+        """Wait until as many messages came back as were sent, or until the
+        line has been quiet for ``linger`` seconds."""
+        while self.received < self.sent:
+            with anyio.move_on_after(linger) as quiet:
+                await self._changed.wait()
+            if quiet.cancelled_caught:
+                return
+
+
+async def _send_lines(ws: Client, lines: MemoryObjectReceiveStream[str],
+                      traffic: _Traffic, linger: float) -> None:
     try:
         async for line in lines:
             await ws.send(line)
-        # End of input. A server that reads our last messages and our Close
-        # in one go may answer the Close before its application has replied
-        # to them, so first make it read them: a ping round trip.
+            traffic.sent += 1
+        # End of input. Replies may still be on their way (a server may drop
+        # those still being compressed when our Close arrives): wait for them.
+        await traffic.replies(linger)
+        # A server that reads our last messages and our Close in one go may
+        # answer the Close before its application has replied to them, so
+        # first make it read them: a ping round trip.
         with anyio.move_on_after(END_BARRIER_TIMEOUT):
             await ws.ping(b"eof")
         ws.close_nowait(1000)
@@ -250,12 +294,13 @@ async def _send_lines(ws: Client, lines: MemoryObjectReceiveStream[str]) -> None
         pass  # the server closed first; the printing side reports it
 
 
-async def _print_messages(ws: Client) -> bool:
+async def _print_messages(ws: Client, traffic: _Traffic) -> bool:
     """Print messages until the connection closes; ``False`` if stdout went away."""
     try:
         async for message in ws:
             if not _write_message(message):
                 return False
+            traffic.got_one()
     except ConnectionClosed:
         pass
     return True
@@ -274,8 +319,9 @@ async def _session(args: argparse.Namespace, tls: ssl.SSLContext | None,
                     headers=args.header, tls=tls, proxy=proxy)
     async with client as ws, anyio.create_task_group() as tg:
         async with stdin_lines(stdin_fd) as lines:
-            tg.start_soon(_send_lines, ws, lines)
-            stdout_open = await _print_messages(ws)
+            traffic = _Traffic()
+            tg.start_soon(_send_lines, ws, lines, traffic, args.linger)
+            stdout_open = await _print_messages(ws, traffic)
             tg.cancel_scope.cancel()
     if not stdout_open:
         return None

@@ -30,13 +30,12 @@ from ._runtime.client import (
     run_handshake,
     tls_context,
 )
-from ._runtime.connection import Connection
+from ._runtime.connection import DEFAULT_MAX_LENGTH, Connection
 from ._runtime.streams import close_stream
 from .exceptions import HandshakeError, ProxyError
 
 __all__ = ["Client"]
 
-DEFAULT_MAX_LENGTH = 2**26 - 1
 
 
 class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
@@ -111,7 +110,6 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         open_timeout: float = 10,
         max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
     ) -> None:
-        check_count("max_length", max_length)
         check_seconds("open_timeout", open_timeout, positive=True)
         check_count("max_head_size", max_head_size, minimum=1)
         super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,

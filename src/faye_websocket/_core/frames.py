@@ -15,8 +15,12 @@ import os
 import struct
 from collections.abc import Callable
 
-__all__ = ["SIMPLE", "c_mask", "frame_parts", "mask", "parse_header", "python_mask",
-           "serialize"]
+__all__ = ["LARGE", "SIMPLE", "c_mask", "coalesce", "frame_parts", "mask", "parse_header",
+           "python_mask", "serialize"]
+
+#: Payloads from this size on are handled through views and written as
+#: chunks of their own, to save copying them.
+LARGE = 1 << 16
 
 _TEXT, _BINARY, _PING, _PONG = 0x1, 0x2, 0x9, 0xA
 
@@ -103,6 +107,24 @@ def _load_speedups() -> Masker | None:
 #: The C accelerator's ``mask``, or ``None`` (pure Python).
 c_mask = _load_speedups()
 mask: Masker = c_mask or python_mask
+
+
+def coalesce(chunks: list[bytes]) -> list[bytes]:
+    """``chunks`` with each run of small ones joined (one write for them)
+    and the :data:`LARGE` ones left as they are (written without a copy)."""
+    out: list[bytes] = []
+    small: list[bytes] = []
+    for chunk in chunks:
+        if len(chunk) >= LARGE:
+            if small:
+                out.append(small[0] if len(small) == 1 else b"".join(small))
+                small = []
+            out.append(chunk)
+        else:
+            small.append(chunk)
+    if small:
+        out.append(small[0] if len(small) == 1 else b"".join(small))
+    return out
 
 
 def serialize(opcode: int, payload: bytes, *, rsv1: bool = False,

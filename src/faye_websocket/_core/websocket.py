@@ -28,7 +28,8 @@ from wsproto.frame_protocol import (
 )
 
 from .deflate import DeflateSession
-from .frames import SIMPLE, frame_parts, mask, parse_header, serialize
+from .frames import LARGE as _LARGE
+from .frames import SIMPLE, coalesce, frame_parts, mask, parse_header, serialize
 
 __all__ = [
     "CloseReceived",
@@ -44,9 +45,6 @@ __all__ = [
 _NO_RSV = RsvBits(False, False, False)
 _RSV1 = RsvBits(True, False, False)
 _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x8, 0x9, 0xA
-#: Payloads from this size on are handled through views and written as
-#: chunks of their own, to save copying them.
-_LARGE = 1 << 16
 #: Codes that must not be sent (RFC 6455 section 7.4.1); 1000 goes instead.
 _LOCAL_ONLY = frozenset({1005, 1006, 1015})
 #: First header bytes of whole compressed text and binary frames (FIN, RSV1).
@@ -584,19 +582,7 @@ class WebSocketProtocol:
         self._pending = 0
         if total < _LARGE:
             return [b"".join(out)]  # no chunk is large
-        chunks: list[bytes] = []
-        small: list[bytes] = []
-        for chunk in out:
-            if len(chunk) >= _LARGE:
-                if small:
-                    chunks.append(small[0] if len(small) == 1 else b"".join(small))
-                    small = []
-                chunks.append(chunk)
-            else:
-                small.append(chunk)
-        if small:
-            chunks.append(small[0] if len(small) == 1 else b"".join(small))
-        return chunks
+        return coalesce(out)
 
     @property
     def can_send(self) -> bool:

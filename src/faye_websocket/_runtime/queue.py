@@ -52,11 +52,6 @@ class MessageQueue(Generic[T]):
         return len(self._items)
 
     @property
-    def size_in_memory(self) -> int:
-        """Bytes the queued items take (their payload, as counted above)."""
-        return self._bytes
-
-    @property
     def consumer_waiting(self) -> bool:
         """The queue is empty and a consumer waits in :meth:`get`."""
         return self._ready is not None

@@ -39,17 +39,16 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 
+from .._core.frames import coalesce
 from .._emitter import peer_of
 from .streams import TRANSPORT_ERRORS, close_stream
 
-__all__ = ["LARGE", "AsyncioTransport", "StreamTransport", "Transport", "TransportLost",
-           "coalesce", "transport_for"]
+__all__ = ["AsyncioTransport", "StreamTransport", "Transport", "TransportLost",
+           "transport_for"]
 
 #: Bytes asked of a stream per read: large, so that a burst of small frames
 #: is parsed in one go and a large message in few reads.
 READ_SIZE = 1 << 18
-#: Written chunks this large are sent on their own (not copied into a join).
-LARGE = 1 << 14
 
 
 class TransportLost(Exception):
@@ -206,24 +205,6 @@ class StreamTransport(_StreamEnd):
         self._out = []
         self._out_size = 0
         await anyio.aclose_forcefully(self._stream)
-
-
-def coalesce(chunks: list[bytes]) -> list[bytes]:
-    """``chunks`` with runs of small ones joined (one write for them) and
-    large ones left as they are (written without a copy)."""
-    out: list[bytes] = []
-    small: list[bytes] = []
-    for chunk in chunks:
-        if len(chunk) >= LARGE:
-            if small:
-                out.append(small[0] if len(small) == 1 else b"".join(small))
-                small = []
-            out.append(chunk)
-        else:
-            small.append(chunk)
-    if small:
-        out.append(small[0] if len(small) == 1 else b"".join(small))
-    return out
 
 
 class AsyncioTransport(_StreamEnd):

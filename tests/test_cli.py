@@ -357,3 +357,18 @@ async def test_a_bad_certificate_file_is_one_line_and_exit_1(content: bytes | No
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"error: can't load the certificate {certfile}: ")
     assert ("No such file or directory" in err) == (content is None)
+
+
+async def test_no_drafts_refuses_hixie_requests(cli_backend: str, free_tcp_port: int) -> None:
+    request = (b"GET / HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n"
+               b"Host: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\n\r\n")  # hixie-75
+    with anyio.fail_after(TIMEOUT):
+        async with run_cli("echo", cli_backend, free_tcp_port, "--no-drafts") as cli:
+            async with await anyio.connect_tcp("127.0.0.1", cli.port) as stream:
+                await stream.send(request)
+                response = b""
+                while b"\r\n\r\n" not in response:
+                    response += await stream.receive()
+            cli.process.send_signal(signal.SIGTERM)
+            assert await cli.wait_exit() == 0
+    assert response.startswith(b"HTTP/1.1 426 ")

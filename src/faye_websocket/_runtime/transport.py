@@ -20,31 +20,35 @@ when the connection breaks becomes :class:`TransportLost` from
 the runtime above never mistakes an application's ``OSError`` for a lost
 connection.
 
-Two implementations: :class:`AsyncioTransport` writes to and reads from the
-asyncio transport under anyio's asyncio TCP stream, without a scheduler
+Three implementations: :class:`AsyncioTransport` writes to and reads from
+the asyncio transport under anyio's asyncio TCP stream, without a scheduler
 round trip per call; :class:`StreamTransport` serves every other anyio
-byte stream (trio, TLS, proxied connections, memory streams). A
-message-level transport fits the same seam: ASGI, where the server speaks
-the wire protocol, exchanges whole messages instead of bytes with a core
-that produces and takes messages.
+byte stream (trio, TLS, proxied connections, memory streams);
+:class:`AsgiTransport` is message-level: inside an ASGI application the
+server speaks the wire protocol, and the transport exchanges whole ASGI
+messages with a core that produces and takes them
+(:class:`~faye_websocket._core.asgi.AsgiProtocol`). The interface is
+generic in what it carries: bytes, or messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
 
+from .._core.asgi import AsgiMessage, Scope, peer_of_scope
 from .._core.frames import coalesce
 from .._emitter import peer_of
 from .streams import TRANSPORT_ERRORS, close_stream
 
-__all__ = ["AsyncioTransport", "StreamTransport", "Transport", "TransportLost",
-           "transport_for"]
+__all__ = ["AsgiTransport", "AsyncioTransport", "StreamTransport", "Transport",
+           "TransportLost", "transport_for"]
 
 #: Bytes asked of a stream per read: large, so that a burst of small frames
 #: is parsed in one go and a large message in few reads.
@@ -55,10 +59,14 @@ class TransportLost(Exception):
     """The connection broke (reset, torn down, or closed here)."""
 
 
-class Transport(Protocol):
-    """What the connection runtime needs of the connection under it."""
+Data = TypeVar("Data")
 
-    async def receive(self) -> bytes | None:
+
+class Transport(Protocol[Data]):
+    """What the connection runtime needs of the connection under it; it
+    carries ``Data`` (bytes, or ASGI messages)."""
+
+    async def receive(self) -> Data | None:
         """What has arrived, waiting for something; ``None`` once the peer
         has closed its end.
 
@@ -70,7 +78,7 @@ class Transport(Protocol):
         """The reader is about to wait for the application: stop reading
         ahead until the next :meth:`receive`."""
 
-    def write(self, chunks: list[bytes]) -> None:
+    def write(self, chunks: list[Data]) -> None:
         """Take ``chunks`` to send, in order, without waiting (ignored once
         the transport has broken: :meth:`drain` then says so)."""
 
@@ -99,7 +107,7 @@ class Transport(Protocol):
         """The peer's address (``host:port``), ``""`` if unknown."""
 
 
-def transport_for(stream: anyio.abc.AnyByteStream) -> Transport:
+def transport_for(stream: anyio.abc.AnyByteStream) -> Transport[bytes]:
     """The fastest transport for ``stream``."""
     return AsyncioTransport.for_stream(stream) or StreamTransport(stream)
 
@@ -305,3 +313,112 @@ class AsyncioTransport(_StreamEnd):
     def pause_reading(self) -> None:
         if self._transport.is_reading():
             self._transport.pause_reading()
+
+
+class AsgiTransport:
+    """The messages of an ASGI ``websocket`` connection, through the
+    server's ``receive`` and ``send`` callables.
+
+    ``receive`` is called only when the runtime asks (so a full queue stops
+    reading: backpressure); ``websocket.disconnect`` is the end of the
+    stream, after which it is not called again. Messages written are sent
+    by :meth:`drain`, one task at a time. Whatever the server's ``send`` or
+    ``receive`` raises means the connection is gone (uvicorn raises an
+    ``OSError`` subclass, other servers their own), as does a send cut
+    short by a cancellation (the server may have sent part of it).
+    """
+
+    __slots__ = ("_broken", "_done", "_lock", "_out", "_out_size", "_receive", "_scope",
+                 "_send", "_send_scope", "_in_flight")
+
+    def __init__(self, scope: Scope, receive: Callable[[], Awaitable[AsgiMessage]],
+                 send: Callable[[AsgiMessage], Awaitable[None]]) -> None:
+        self._scope = scope
+        self._receive = receive
+        self._send = send
+        self._out: list[AsgiMessage] = []
+        self._out_size = 0
+        self._in_flight = 0
+        self._broken = False
+        self._done = False
+        self._lock = anyio.Lock(fast_acquire=True)
+        self._send_scope: anyio.CancelScope | None = None
+
+    async def receive(self) -> AsgiMessage | None:
+        if self._done:
+            return None
+        try:
+            message = await self._receive()
+        except Exception as exc:
+            self._done = True
+            raise TransportLost from exc
+        if message.get("type") == "websocket.disconnect":
+            self._done = True
+        return message
+
+    def pause_reading(self) -> None:
+        pass  # the server is asked for a message only when one is wanted
+
+    def write(self, chunks: list[AsgiMessage]) -> None:
+        if chunks and not self._broken:
+            self._out += chunks
+            self._out_size += sum(map(_size, chunks))
+
+    @property
+    def buffered(self) -> int:
+        return self._out_size + self._in_flight
+
+    @property
+    def writable(self) -> bool:
+        return not self._out and not self._in_flight
+
+    async def drain(self) -> bool:
+        if self._broken or not (self._out or self._in_flight):
+            return not self._broken
+        async with self._lock:
+            while self._out and not self._broken:
+                message = self._out.pop(0)
+                size = _size(message)
+                self._out_size -= size
+                self._in_flight = size
+                try:
+                    with anyio.CancelScope() as self._send_scope:
+                        await self._send(message)
+                    if self._send_scope.cancelled_caught:
+                        self._break()  # aborted while the server held it
+                except Exception:
+                    self._break()
+                except BaseException:
+                    self._break()
+                    raise
+                finally:
+                    self._in_flight = 0
+                    self._send_scope = None
+        return not self._broken
+
+    def _break(self) -> None:
+        self._broken = True
+        self._out = []
+        self._out_size = 0
+
+    async def send_eof(self) -> None:
+        pass  # the server closes the connection once the application is done
+
+    async def aclose(self) -> None:
+        self._done = True
+
+    async def abort(self) -> None:
+        """Give up on the connection: stop a send the server holds, send
+        nothing more, ask nothing more of ``receive``."""
+        self._done = True
+        self._break()
+        if self._send_scope is not None:
+            self._send_scope.cancel()
+
+    def peer(self) -> str:
+        return peer_of_scope(self._scope)
+
+
+def _size(message: AsgiMessage) -> int:
+    payload = message.get("bytes") or message.get("text") or message.get("body") or b""
+    return len(payload) or 2

@@ -167,7 +167,8 @@ async def test_echo_text_binary_and_a_large_message(asgi_server: AsgiServer) -> 
     with anyio.fail_after(TIMEOUT):
         async with WebSocket.Client(asgi_server.url("/echo"), ["echo", "chat"]) as ws:
             assert ws.protocol == "echo"  # the client's first that the route speaks
-            for message in ["hello", "ünïcode ✓", b"\x00\x01\xff", "x" * 60_000]:
+            messages: list[str | bytes] = ["hello", "ünïcode ✓", b"\x00\x01\xff", "x" * 60_000]
+            for message in messages:
                 await ws.send(message)
                 assert await ws.receive() == message
         assert ws.close_code == 1000

@@ -20,13 +20,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
 from faye_websocket import ConnectionClosed, EventSource, HandshakeError, WebSocket
-
-Scope = dict[str, Any]
-Receive = Any
-Send = Any
 
 #: What the server side saw, for /log: how each connection ended.
 log: list[dict[str, Any]] = []

@@ -210,7 +210,9 @@ async def test_a_failing_send_is_a_lost_connection() -> None:
         ws.on("close", lambda e: closes.append(e.code))
         async with ws:
             server.fail_sends = OSError("the client went away")  # as uvicorn raises
-            await ws.send("into the void")
+            with pytest.raises(ConnectionClosedError) as caught:
+                await ws.send("into the void")  # sent at once: the failure is seen here
+            assert caught.value.code == 1006
             with pytest.raises(ConnectionClosedError) as caught:
                 await ws.receive()
     assert caught.value.code == 1006

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from ._core.client import (
     ClientHandshake,
     HandshakeFailure,
     check_protocols,
+    new_key,
     parse_url,
     public_url,
 )
@@ -22,6 +24,7 @@ from ._core.deflate import PerMessageDeflate
 from ._core.handshake import normalize_headers
 from ._core.http import Headers
 from ._core.options import check_count, check_seconds, protocol_list, unique_extensions
+from ._core.redirects import RedirectRefused, Redirects, location
 from ._core.websocket import WebSocketProtocol
 from ._runtime.client import (
     DEFAULT_MAX_HEAD_SIZE,
@@ -81,12 +84,17 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         max_head_size: largest response head (status line and headers) read
             from the server or the proxy, in bytes; a larger one is a
             :class:`HandshakeError`.
+        max_redirects: redirects (301, 302, 303, 307, 308) followed while
+            opening; one more, or a loop, is a :class:`HandshakeError`
+            (0: none are followed).
+        allow_insecure_redirects: follow a redirect from ``wss://`` to
+            ``ws://`` (refused by default: a :class:`HandshakeError`).
 
     Raises:
         ValueError: not a ``ws:``/``wss:`` URL, a bad header, or an option
             out of range (a negative or NaN number of seconds or bytes, a
             zero ``open_timeout`` or ``ping_timeout``, ``max_queue`` or
-            ``max_head_size`` under 1).
+            ``max_head_size`` under 1, a negative ``max_redirects``).
     """
 
     _kind = "WebSocket.Client"
@@ -109,20 +117,28 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         proxy: Mapping[str, Any] | str | None = None,
         open_timeout: float = 10,
         max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+        max_redirects: int = 10,
+        allow_insecure_redirects: bool = False,
     ) -> None:
         check_seconds("open_timeout", open_timeout, positive=True)
         check_count("max_head_size", max_head_size, minimum=1)
+        check_count("max_redirects", max_redirects)
         super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
                          max_queue=max_queue, write_limit=write_limit, max_length=max_length)
+        self._url = url
         self._target = parse_url(url)
+        #: The URL, without its userinfo; after redirects, the last one asked for.
         self.url = public_url(url)
         self._handshake = ClientHandshake(
             self._target, check_protocols(protocol_list(protocols)), unique_extensions(extensions),
             normalize_headers(headers, reserved=CLIENT_RESERVED), max_length)
         self._tls = tls_context(tls, ca)
+        self._proxy_option = proxy
         self._proxy = resolve_proxy(proxy, self._target)
         self._open_timeout = open_timeout
         self._max_head_size = max_head_size
+        self._max_redirects = max_redirects
+        self._allow_insecure_redirects = allow_insecure_redirects
         #: Status and headers of the handshake response (also after a
         #: refused handshake, as in faye).
         self.status_code: int | None = None
@@ -165,17 +181,40 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         self._entered = True
         handshake = self._handshake
         stream: anyio.abc.ByteStream | None = None
+        redirects = Redirects(self._url, max_redirects=self._max_redirects,
+                              allow_insecure=self._allow_insecure_redirects)
+        proxy = self._proxy
         try:
             with anyio.fail_after(self._open_timeout):
-                stream = await open_stream(self._target, tls=self._tls, proxy=self._proxy,
-                                           max_head_size=self._max_head_size)
-                try:
-                    status, headers, initial = await run_handshake(stream, handshake,
-                                                                   self._max_head_size)
-                except HandshakeError as exc:
-                    if exc.status_code:  # 0: no response at all
-                        self.status_code, self.headers = exc.status_code, Headers(exc.headers)
-                    raise
+                while True:
+                    stream = await open_stream(redirects.target, tls=self._tls, proxy=proxy,
+                                               max_head_size=self._max_head_size)
+                    try:
+                        status, headers, initial = await run_handshake(stream, handshake,
+                                                                       self._max_head_size)
+                        break
+                    except HandshakeError as exc:
+                        if exc.status_code:  # 0: no response at all
+                            self.status_code = exc.status_code
+                            self.headers = Headers(exc.headers)
+                        where = location(exc.status_code, exc.headers)
+                        if where is None or not self._max_redirects:
+                            raise
+                        try:
+                            url, target = redirects.follow(exc.status_code, where)
+                        except RedirectRefused as refused:
+                            raise HandshakeError(
+                                f"{_HANDSHAKE} with {self.url}: {refused}",
+                                status_code=exc.status_code, headers=exc.headers,
+                                body=exc.body) from None
+                    # Follow it: a new request (and key) on a new connection.
+                    await close_stream(stream, grace=0)
+                    stream = None
+                    self.url = public_url(url)
+                    proxy = resolve_proxy(self._proxy_option, target)
+                    handshake = dataclasses.replace(
+                        self._handshake, target=target, key=new_key(),
+                        headers=redirects.headers(self._handshake.headers))
                 self.status_code, self.headers = status, Headers(headers)
                 protocol, extensions, sessions = handshake.check_response(status, headers)
         except HandshakeFailure as exc:

@@ -26,6 +26,14 @@ from ._core.http import Headers
 from ._core.options import check_count, check_seconds, protocol_list, unique_extensions
 from ._core.redirects import RedirectRefused, Redirects, location
 from ._core.websocket import WebSocketProtocol
+from ._reconnecting import (
+    DEFAULT_BACKOFF_FACTOR,
+    DEFAULT_INITIAL_DELAY,
+    DEFAULT_JITTER,
+    DEFAULT_MAX_DELAY,
+    DEFAULT_RESET_AFTER,
+    ReconnectingClient,
+)
 from ._runtime.client import (
     DEFAULT_MAX_HEAD_SIZE,
     open_stream,
@@ -164,6 +172,70 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         await task_group.start(ws._run_in, stream, core, initial)
         await ws._maybe_open()
         return ws
+
+    @classmethod
+    def reconnecting(cls, url: str, protocols: Sequence[str] | str | None = None, *,
+                     initial_delay: float = DEFAULT_INITIAL_DELAY,
+                     max_delay: float = DEFAULT_MAX_DELAY,
+                     backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
+                     jitter: float = DEFAULT_JITTER,
+                     reset_after: float = DEFAULT_RESET_AFTER,
+                     **options: Any) -> ReconnectingClient:
+        """Connect again and again: an async iterator of open clients.
+
+        ::
+
+            async with WebSocket.Client.reconnecting("wss://example.com/feed") as clients:
+                async for ws in clients:
+                    try:
+                        async for message in ws:
+                            print(message)
+                    except ConnectionClosed:
+                        continue  # lost: connect again
+
+        Each step hands out a new client, open. When the loop comes back
+        for the next one, the previous one is closed (with 1000, if it is
+        still open) and a new one connects after a wait: the ``n``-th
+        failure in a row waits ``initial_delay * backoff_factor ** (n - 1)``
+        seconds, at most ``max_delay``, less up to ``jitter`` of it at
+        random. A failed attempt counts as a failure, and so does a
+        connection that closed within ``reset_after`` seconds; after one
+        that lasted longer the wait is ``initial_delay`` again. A
+        ``Retry-After`` (seconds) on a 429 or 503 is honoured, up to
+        ``max_delay``. The first attempt does not wait.
+
+        Retried: no connection (refused, unreachable, a name that does not
+        resolve, ``open_timeout``, TLS failures other than the certificate
+        check), no response, 429 and 5xx. Raised from the loop: any other
+        refusal (4xx, a redirect not followed, an invalid handshake) and a
+        certificate that fails verification.
+
+        Leaving the block (``break``, an exception, a cancellation) closes
+        the current client. A bare ``async for ... in
+        WebSocket.Client.reconnecting(...)`` works too, as long as the loop
+        is only left by the iterator (it raises, or :meth:`aclose
+        <ReconnectingClient.aclose>` was called): each client's task group
+        is open in the iterating task between steps, and only the block can
+        close it when the loop is left early.
+
+        Args:
+            url: as for the constructor.
+            protocols: as for the constructor.
+            initial_delay: seconds before the first reconnection.
+            max_delay: the longest wait, in seconds.
+            backoff_factor: how much longer each failure in a row waits.
+            jitter: the part of each wait (0 to 1) taken off at random.
+            reset_after: seconds a connection must stay open for the
+                backoff to start over.
+            options: the constructor's keyword options, for every client.
+
+        Raises:
+            ValueError: a bad URL or option (at once, not in the loop).
+        """
+        return ReconnectingClient(
+            lambda: cls(url, protocols, **options), initial_delay=initial_delay,
+            max_delay=max_delay, backoff_factor=backoff_factor, jitter=jitter,
+            reset_after=reset_after)
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncIterator[Client]:

@@ -300,6 +300,3 @@ def _retry_after(exc: Exception) -> float | None:
 def _current_task() -> object:
     return anyio.get_current_task().id
 
-
-# Its public name: what ``WebSocket.Client.reconnecting(...)`` returns.
-ReconnectingClient.__module__ = "faye_websocket"

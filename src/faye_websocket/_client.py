@@ -283,6 +283,7 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
                     await close_stream(stream, grace=0)
                     stream = None
                     self.url = public_url(url)
+                    self.status_code, self.headers = None, Headers()
                     proxy = resolve_proxy(self._proxy_option, target)
                     handshake = dataclasses.replace(
                         self._handshake, target=target, key=new_key(),

@@ -177,7 +177,10 @@ class AsgiProtocol:
             code = int(message.get("code") or _NO_STATUS)
             reason = str(message.get("reason") or "")
             if code == _NO_STATUS:
-                code = 1000  # an empty Close frame, reported as 1000 (S-36)
+                # "No status": a Close frame without a code, reported as 1000
+                # (S-36), when the server passes the frame's (empty) reason;
+                # else the connection dropped (uvicorn says 1005 then too).
+                code = 1000 if "reason" in message else 1006
             if not self._failed:
                 # Whoever started the handshake, the code reported is the peer's.
                 self.close_code, self.close_reason = code, reason

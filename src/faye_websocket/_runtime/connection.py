@@ -364,8 +364,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         core.send_message(item, compress=compress)
         transport = self._transport
         assert transport is not None
-        if core.pending + transport.buffered > self._write_limit:
-            # Over the high-water mark: write now, waiting for the peer.
+        if transport.direct or core.pending + transport.buffered > self._write_limit:
+            # Over the high-water mark (or on a transport that takes
+            # messages one by one): write now, waiting for the peer.
             if core.state is ReadyState.CONNECTING:
                 # hixie-76 holds messages until the client's challenge
                 # bytes arrive: wait for them rather than hold more.

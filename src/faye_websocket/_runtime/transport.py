@@ -106,6 +106,10 @@ class Transport(Protocol[Data]):
     def peer(self) -> str:
         """The peer's address (``host:port``), ``""`` if unknown."""
 
+    #: Whether writes go out best one by one from the caller's task (a
+    #: message-level transport), rather than gathered for a writer task.
+    direct: bool
+
 
 def transport_for(stream: anyio.abc.AnyByteStream) -> Transport[bytes]:
     """The fastest transport for ``stream``."""
@@ -117,6 +121,9 @@ class _StreamEnd:
 
     __slots__ = ()
     _stream: anyio.abc.AnyByteStream
+    #: Frames written in one turn of the event loop go out in one write,
+    #: gathered by the connection's writer task.
+    direct = False
 
     async def send_eof(self) -> None:
         try:
@@ -322,27 +329,34 @@ class AsgiTransport:
     ``receive`` is called only when the runtime asks (so a full queue stops
     reading: backpressure); ``websocket.disconnect`` is the end of the
     stream, after which it is not called again. Messages written are sent
-    by :meth:`drain`, one task at a time. Whatever the server's ``send`` or
-    ``receive`` raises means the connection is gone (uvicorn raises an
-    ``OSError`` subclass, other servers their own), as does a send cut
-    short by a cancellation (the server may have sent part of it).
+    by :meth:`drain`, one task at a time, in order; each goes to the server
+    at once (the server frames and writes it), so the runtime sends from
+    the caller's task rather than gathering writes for a writer task
+    (:attr:`direct`). Whatever the server's ``send`` or ``receive`` raises
+    means the connection is gone (uvicorn raises an ``OSError`` subclass,
+    other servers their own), as does a send cut short by a cancellation
+    (the server may have sent part of it).
     """
 
-    __slots__ = ("_broken", "_done", "_lock", "_out", "_out_size", "_receive", "_scope",
-                 "_send", "_send_scope", "_in_flight")
+    __slots__ = ("_broken", "_done", "_idle", "_in_flight", "_out", "_out_size", "_receive",
+                 "_scope", "_send", "_sending")
+
+    #: Messages are handed to the server one by one: nothing is gained by
+    #: gathering them in a writer task.
+    direct = True
 
     def __init__(self, scope: Scope, receive: Callable[[], Awaitable[AsgiMessage]],
                  send: Callable[[AsgiMessage], Awaitable[None]]) -> None:
         self._scope = scope
         self._receive = receive
         self._send = send
-        self._out: list[AsgiMessage] = []
+        self._out: collections.deque[AsgiMessage] = collections.deque()
         self._out_size = 0
         self._in_flight = 0
         self._broken = False
         self._done = False
-        self._lock = anyio.Lock(fast_acquire=True)
-        self._send_scope: anyio.CancelScope | None = None
+        self._sending = False
+        self._idle: anyio.Event | None = None
 
     async def receive(self) -> AsgiMessage | None:
         if self._done:
@@ -370,35 +384,42 @@ class AsgiTransport:
 
     @property
     def writable(self) -> bool:
-        return not self._out and not self._in_flight
+        return not self._out and not self._sending
 
     async def drain(self) -> bool:
-        if self._broken or not (self._out or self._in_flight):
+        if self._sending:
+            # Another task is sending: it sends what is queued, ours too.
+            if self._idle is None:
+                self._idle = anyio.Event()
+            await self._idle.wait()
             return not self._broken
-        async with self._lock:
-            while self._out and not self._broken:
-                message = self._out.pop(0)
+        out = self._out
+        if not out or self._broken:
+            return not self._broken
+        self._sending = True
+        try:
+            while out and not self._broken:
+                message = out.popleft()
                 size = _size(message)
                 self._out_size -= size
                 self._in_flight = size
-                try:
-                    with anyio.CancelScope() as self._send_scope:
-                        await self._send(message)
-                    if self._send_scope.cancelled_caught:
-                        self._break()  # aborted while the server held it
-                except Exception:
-                    self._break()
-                except BaseException:
-                    self._break()
-                    raise
-                finally:
-                    self._in_flight = 0
-                    self._send_scope = None
+                await self._send(message)
+        except Exception:
+            self._break()
+        except BaseException:
+            self._break()  # cancelled while the server held a message
+            raise
+        finally:
+            self._in_flight = 0
+            self._sending = False
+            if self._idle is not None:
+                self._idle.set()
+                self._idle = None
         return not self._broken
 
     def _break(self) -> None:
         self._broken = True
-        self._out = []
+        self._out.clear()
         self._out_size = 0
 
     async def send_eof(self) -> None:
@@ -408,12 +429,10 @@ class AsgiTransport:
         self._done = True
 
     async def abort(self) -> None:
-        """Give up on the connection: stop a send the server holds, send
-        nothing more, ask nothing more of ``receive``."""
+        """Give up on the connection: send nothing more, ask nothing more of
+        ``receive`` (a send the server holds ends when its connection does)."""
         self._done = True
         self._break()
-        if self._send_scope is not None:
-            self._send_scope.cancel()
 
     def peer(self) -> str:
         return peer_of_scope(self._scope)

@@ -8,6 +8,7 @@ clock; the sleeps are a few milliseconds.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -362,6 +363,157 @@ async def test_cancelling_during_the_backoff_ends_the_loop() -> None:
             assert scope.cancelled_caught
             assert len(peer.requests) == 1  # then waiting 60 s, cancelled
             assert len(anyio.get_running_tasks()) == before
+
+
+# -- the bare form ------------------------------------------------------------------------------
+#
+# ``async for ws in WebSocket.Client.reconnecting(url):`` with no block around
+# it: each client's connection runs in a task of the iterator's, so leaving
+# the loop leaves nothing entered in the test's task; the iterator, dropped,
+# closes the client with 1000 and its task finishes the closing handshake.
+
+
+async def closes(peer: Peer, count: int) -> list[int | None]:
+    """The server's close codes, once it has seen ``count`` closes."""
+    while len(peer.closes) < count:
+        await peer.closed.wait()
+    return peer.closes
+
+
+def hosts() -> list[str]:
+    """The iterator's tasks still running (both backends list them)."""
+    return [task.name for task in anyio.get_running_tasks()
+            if task.name and task.name.startswith("faye_websocket.reconnecting")]
+
+
+async def no_task_left(anyio_backend: str, before: set[object]) -> None:
+    """Wait until the iterator's task has ended (and, on asyncio, until no
+    task started since ``before`` is left: the server's handler ends once
+    it has seen the close)."""
+    while hosts():  # noqa: ASYNC110 (no event for a task's end)
+        await anyio.sleep(0.01)
+    if anyio_backend == "asyncio":
+        while set(asyncio.all_tasks()) - before:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+
+def all_tasks(anyio_backend: str) -> set[object]:
+    return set(asyncio.all_tasks()) if anyio_backend == "asyncio" else set()
+
+
+async def test_a_bare_loop_left_by_break_closes_with_1000(anyio_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving() as peer:
+            before = all_tasks(anyio_backend)
+            async with anyio.create_task_group():  # its scope must still be on top
+                async for ws in WebSocket.Client.reconnecting(peer.url(), **FAST):
+                    await ws.send("one")
+                    assert await ws.receive() == "one"
+                    break
+            assert await closes(peer, 1) == [1000]
+            await ws.wait_closed()
+            assert ws.close_code == 1000
+            await no_task_left(anyio_backend, before)
+
+
+async def test_an_exception_out_of_a_bare_loop_propagates_unchanged(anyio_backend: str,
+                                                                     ) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving() as peer:
+            before = all_tasks(anyio_backend)
+            boom = KeyError("boom")
+            handed: list[WebSocket.Client] = []
+
+            async def fail() -> None:
+                async for ws in WebSocket.Client.reconnecting(peer.url(), **FAST):
+                    handed.append(ws)
+                    await ws.send("one")
+                    raise boom
+
+            with pytest.raises(KeyError) as info:
+                await fail()
+            assert info.value is boom
+            # The bare form cannot tell why it was left: 1000, as for break.
+            assert await closes(peer, 1) == [1000]
+            await handed[0].wait_closed()
+            await no_task_left(anyio_backend, before)
+
+
+async def test_cancelling_a_bare_loop_leaves_nothing_behind(anyio_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving() as peer:
+            before = all_tasks(anyio_backend)
+            handed: list[WebSocket.Client] = []
+            with anyio.CancelScope() as scope:
+                async for ws in WebSocket.Client.reconnecting(peer.url(), **FAST):
+                    handed.append(ws)
+                    scope.cancel()
+                    await ws.receive()  # cancelled
+            assert scope.cancelled_caught
+            assert await closes(peer, 1) == [1000]
+            await handed[0].wait_closed()
+            await no_task_left(anyio_backend, before)
+
+
+async def test_cancelling_the_task_group_around_a_bare_loop(anyio_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving() as peer:
+            before = all_tasks(anyio_backend)
+            opened = anyio.Event()
+
+            async def consume() -> None:
+                async for ws in WebSocket.Client.reconnecting(peer.url(), **FAST):
+                    opened.set()
+                    async for message in ws:
+                        await ws.send(message)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume)
+                await opened.wait()
+                tg.cancel_scope.cancel()
+            assert await closes(peer, 1) == [1000]
+            await no_task_left(anyio_backend, before)
+
+
+async def test_a_timeout_around_one_step(anyio_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving("hello", "echo") as peer:
+            before = all_tasks(anyio_backend)
+            clients = WebSocket.Client.reconnecting(peer.url(), **FAST)
+            with anyio.move_on_after(TIMEOUT):
+                ws = await anext(clients)
+            assert ws.ready_state == WebSocket.OPEN
+            assert await ws.receive() == "hello 1"
+            with anyio.move_on_after(TIMEOUT):
+                ws = await anext(clients)
+            await ws.send("two")
+            assert await ws.receive() == "two"
+            await clients.aclose()
+            assert ws.close_code == 1000
+            assert await closes(peer, 2) == [1000, 1000]
+            await no_task_left(anyio_backend, before)
+
+
+async def test_a_step_cut_short_while_connecting(anyio_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        # A listener that never answers the upgrade.
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            clients = WebSocket.Client.reconnecting(f"ws://127.0.0.1:{port}/", **FAST)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listener.serve, _hold)
+                with anyio.move_on_after(0.05) as scope:
+                    await anext(clients)
+                assert scope.cancelled_caught
+                await clients.aclose()
+                with pytest.raises(StopAsyncIteration):
+                    await anext(clients)
+                tg.cancel_scope.cancel()
+
+
+async def _hold(stream: anyio.abc.SocketStream) -> None:
+    async with stream:
+        await anyio.sleep_forever()
 
 
 # -- options ---------------------------------------------------------------------------------

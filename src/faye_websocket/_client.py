@@ -185,13 +185,12 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
 
         ::
 
-            async with WebSocket.Client.reconnecting("wss://example.com/feed") as clients:
-                async for ws in clients:
-                    try:
-                        async for message in ws:
-                            print(message)
-                    except ConnectionClosed:
-                        continue  # lost: connect again
+            async for ws in WebSocket.Client.reconnecting("wss://example.com/feed"):
+                try:
+                    async for message in ws:
+                        print(message)
+                except ConnectionClosed:
+                    continue  # lost: connect again
 
         Each step hands out a new client, open. When the loop comes back
         for the next one, the previous one is closed (with 1000, if it is
@@ -210,13 +209,13 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         refusal (4xx, a redirect not followed, an invalid handshake) and a
         certificate that fails verification.
 
-        Leaving the block (``break``, an exception, a cancellation) closes
-        the current client. A bare ``async for ... in
-        WebSocket.Client.reconnecting(...)`` works too, as long as the loop
-        is only left by the iterator (it raises, or :meth:`aclose
-        <ReconnectingClient.aclose>` was called): each client's task group
-        is open in the iterating task between steps, and only the block can
-        close it when the loop is left early.
+        Each client's connection runs in a task of the iterator's, not in
+        the caller's, so the loop may be left at any point: leaving a bare
+        ``async for`` (``break``, an exception, a cancellation) closes the
+        current client with 1000. In a block (``async with
+        WebSocket.Client.reconnecting(...) as clients: async for ws in
+        clients:``), leaving it closes the client before the block ends:
+        1000, or 1011 on an exception and 1001 on a cancellation.
 
         Args:
             url: as for the constructor.

@@ -22,8 +22,16 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
-from faye_websocket import ConnectError, ConnectionClosed, Event, HandshakeError, WebSocket
+from faye_websocket import (
+    ConnectError,
+    ConnectionClosed,
+    Event,
+    HandshakeError,
+    ProxyError,
+    WebSocket,
+)
 from faye_websocket.http import Request, Server
 
 from .conftest import running
@@ -270,6 +278,68 @@ async def test_a_refused_connection_is_retried_until_aclose(caplog: pytest.LogCa
     assert delays(caplog)[:4] == [0.01, 0.02, 0.04, 0.05]
     assert "ConnectError" in str(caplog.records[0].args)
     assert "closed" in repr(clients)
+
+
+@asynccontextmanager
+async def socks5_proxy(*plan: str) -> AsyncIterator[tuple[int, list[str]]]:
+    """A SOCKS5 proxy that only refuses: "credentials" (the user name and
+    password), or a CONNECT reply code ("5": connection refused, "2": not
+    allowed by the ruleset). Yields its port, and the steps taken so far."""
+    steps = list(plan)
+    taken: list[str] = []
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            step = steps.pop(0)
+            taken.append(step)
+            reader = BufferedByteReceiveStream(stream)
+            _, count = await reader.receive_exactly(2)
+            await reader.receive_exactly(count)
+            if step == "credentials":
+                await stream.send(b"\x05\x02")  # user name and password, please
+                _, size = await reader.receive_exactly(2)
+                await reader.receive_exactly(size)
+                size = (await reader.receive_exactly(1))[0]
+                await reader.receive_exactly(size)
+                await stream.send(b"\x01\x01")  # refused
+                return
+            await stream.send(b"\x05\x00")
+            *_, kind = await reader.receive_exactly(4)
+            size = {1: 4, 4: 16}.get(kind) or (await reader.receive_exactly(1))[0]
+            await reader.receive_exactly(size + 2)
+            await stream.send(bytes([5, int(step), 0, 1, 0, 0, 0, 0, 0, 0]))
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener, \
+            anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield listener.extra(anyio.abc.SocketAttribute.local_port), taken
+        tg.cancel_scope.cancel()
+
+
+async def test_socks_credentials_refused_are_raised_without_retrying(
+        caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("python_socks")
+    with anyio.fail_after(TIMEOUT):
+        async with socks5_proxy("credentials") as (port, taken):
+            proxy = f"socks5://user:wrong@127.0.0.1:{port}"
+            with pytest.raises(ProxyError, match="authentication failure"):
+                async for _ in WebSocket.Client.reconnecting("ws://127.0.0.1:9/", proxy=proxy,
+                                                             **FAST):
+                    pass
+            assert taken == ["credentials"] and delays(caplog) == []
+
+
+async def test_socks_refusals_that_may_change_are_retried(
+        caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("python_socks")
+    with anyio.fail_after(TIMEOUT):
+        async with socks5_proxy("5", "5", "2") as (port, taken):
+            with pytest.raises(ProxyError, match="not allowed"):
+                async for _ in WebSocket.Client.reconnecting(
+                        "ws://127.0.0.1:9/", proxy=f"socks5://127.0.0.1:{port}", **FAST):
+                    pass
+            # Connection refused (by the target) twice, then a ruleset: final.
+            assert taken == ["5", "5", "2"] and delays(caplog) == [0.01, 0.02]
 
 
 # -- leaving the loop ---------------------------------------------------------------------------

@@ -205,9 +205,10 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
 
         Retried: no connection (refused, unreachable, a name that does not
         resolve, ``open_timeout``, TLS failures other than the certificate
-        check), no response, 429 and 5xx. Raised from the loop: any other
-        refusal (4xx, a redirect not followed, an invalid handshake) and a
-        certificate that fails verification.
+        check), no response, 429 and 5xx, a SOCKS proxy that cannot reach
+        the server. Raised from the loop: any other refusal (4xx, a
+        redirect not followed, an invalid handshake, a SOCKS proxy refusing
+        the credentials) and a certificate that fails verification.
 
         Each client's connection runs in a task of the iterator's, not in
         the caller's, so the loop may be left at any point: leaving a bare

@@ -32,7 +32,7 @@ import anyio.abc
 from ._core.options import check_seconds
 from ._runtime.host import spawn_host
 from ._runtime.streams import close_stream
-from .exceptions import HandshakeError
+from .exceptions import HandshakeError, ProxyError
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -394,6 +394,8 @@ def _leaving_code(exc: BaseException) -> int:
 
 def _fatal(exc: Exception) -> bool:
     """Whether an attempt's failure is one that waiting will not heal."""
+    if isinstance(exc, ProxyError) and not exc.status_code:
+        return _socks_refusal_is_final(exc.__cause__)
     if isinstance(exc, HandshakeError):
         # 0: no response (a server restarting); 429 and 5xx: come back
         # later. Any other status (a 4xx, a redirect not followed, a 101
@@ -403,6 +405,25 @@ def _fatal(exc: Exception) -> bool:
     if isinstance(exc, OSError):  # ConnectError (refused, unreachable, DNS, TLS), timeouts
         return _certificate_rejected(exc)
     return True  # not a connection failure: a bug or a misuse, raised
+
+
+#: SOCKS replies to CONNECT that may change: general failure, network or
+#: host unreachable, connection refused, TTL expired (SOCKS5, RFC 1928
+#: section 6), and "rejected or failed" (SOCKS4, which reports an
+#: unreachable target so). Not retried: a ruleset that does not allow the
+#: target, an unsupported command or address type, and the identd checks.
+_SOCKS_TRANSIENT = frozenset({1, 3, 4, 5, 6, 0x5B})
+
+
+def _socks_refusal_is_final(cause: BaseException | None) -> bool:
+    """Whether a SOCKS proxy's refusal (python-socks' error, the cause of
+    our :class:`ProxyError`) is final: its credentials or method were
+    refused (no reply code), or a CONNECT reply that waiting will not
+    change. A proxy that hung up during the negotiation is retried."""
+    if cause is None or not hasattr(cause, "error_code"):
+        return False  # it closed the connection: a proxy restarting
+    code = cause.error_code
+    return code is None or int(code) not in _SOCKS_TRANSIENT
 
 
 def _certificate_rejected(exc: BaseException) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import math
 import socket
@@ -30,6 +32,7 @@ from faye_websocket import (
     Event,
     HandshakeError,
     ProxyError,
+    ReconnectingClient,
     WebSocket,
 )
 from faye_websocket.http import Request, Server
@@ -607,6 +610,30 @@ async def test_a_bad_url_raises_at_once() -> None:
 async def test_repr_shows_the_state_and_the_url() -> None:
     clients = WebSocket.Client.reconnecting("ws://user:secret@127.0.0.1:9/x")
     assert repr(clients) == "<WebSocket.Client.reconnecting connecting ws://127.0.0.1:9/x>"
+
+
+async def test_it_may_be_built_without_an_event_loop() -> None:
+    def build(url: str, **options: Any) -> ReconnectingClient:
+        # As at import time, or before anyio.run: a thread, and a context,
+        # with no event loop.
+        return contextvars.Context().run(
+            functools.partial(WebSocket.Client.reconnecting, url, **options))
+
+    with anyio.fail_after(TIMEOUT):
+        with pytest.raises(ValueError, match="not a valid WebSocket URL"):
+            await anyio.to_thread.run_sync(build, "http://127.0.0.1/")
+        async with serving("hello") as peer:
+            clients = await anyio.to_thread.run_sync(functools.partial(build, peer.url(), **FAST))
+            assert repr(clients) == f"<WebSocket.Client.reconnecting connecting {peer.url()}>"
+            async for ws in clients:
+                assert await ws.receive() == "hello 1"
+                break
+            assert await closes(peer, 1) == [1000]
+            # The options are checked by the first step, then.
+            lazy = await anyio.to_thread.run_sync(
+                functools.partial(build, peer.url(), open_timeout=0))
+            with pytest.raises(ValueError, match="open_timeout"):
+                await anext(lazy)
 
 
 def _self_signed_ca() -> str:

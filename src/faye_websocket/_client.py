@@ -229,11 +229,16 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
                 backoff to start over.
             options: the constructor's keyword options, for every client.
 
+        It may be built before the event loop runs (then its first step
+        checks the options).
+
         Raises:
             ValueError: a bad URL or option (at once, not in the loop).
         """
+        parse_url(url)  # a bad URL raises now, even before the event loop runs
         return ReconnectingClient(
-            lambda: cls(url, protocols, **options), initial_delay=initial_delay,
+            lambda: cls(url, protocols, **options), public_url(url),
+            initial_delay=initial_delay,
             max_delay=max_delay, backoff_factor=backoff_factor, jitter=jitter,
             reset_after=reset_after)
 

@@ -73,7 +73,7 @@ class ReconnectingClient:
     <faye_websocket.Client.reconnecting>`, which documents the backoff.
     """
 
-    def __init__(self, factory: Callable[[], Client], *,
+    def __init__(self, factory: Callable[[], Client], url: str, *,
                  initial_delay: float = DEFAULT_INITIAL_DELAY,
                  max_delay: float = DEFAULT_MAX_DELAY,
                  backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
@@ -91,10 +91,14 @@ class ReconnectingClient:
                 or not 0 <= jitter <= 1:
             raise ValueError(f"jitter must be a number from 0 to 1, not {jitter!r}")
         self._factory = factory
-        # Built now, so that a bad URL or option raises here, not in the loop.
-        self._next: Client | None = factory()
         #: The URL (without its userinfo).
-        self.url = self._next.url
+        self.url = url
+        self._next: Client | None = None
+        if _in_event_loop():
+            # Built now, so that a bad option raises here, not in the loop.
+            # (A client needs an event loop: without one, the first step
+            # builds it.)
+            self._next = factory()
         self._initial_delay = initial_delay
         self._max_delay = max_delay
         self._backoff_factor = backoff_factor
@@ -386,6 +390,14 @@ class _Hosted:
             await self._ready.wait()
             await self.client._abandon(code)
             await self._done.wait()
+
+
+def _in_event_loop() -> bool:
+    try:
+        anyio.get_current_task()
+    except RuntimeError:  # no event loop (anyio's NoEventLoopError, or sniffio's error)
+        return False
+    return True
 
 
 def _leaving_code(exc: BaseException) -> int:

@@ -11,10 +11,10 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypedDict
 
 import anyio
+import anyio.lowlevel
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -35,11 +35,11 @@ MARKER = os.environ.get("FAYE_TEST_LIFESPAN_MARKER")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     if MARKER:
-        Path(MARKER).write_text("startup\n")
+        await anyio.Path(MARKER).write_text("startup\n")
     yield {"greeting": "hello from lifespan"}
     if MARKER:
-        with Path(MARKER).open("a") as marker:
-            marker.write("shutdown\n")
+        async with await anyio.open_file(MARKER, "a") as marker:
+            await marker.write("shutdown\n")
 
 
 app = FastAPI(lifespan=lifespan)
@@ -91,19 +91,9 @@ async def stream(n: int = 5) -> StreamingResponse:
     async def numbers() -> AsyncIterator[str]:
         for i in range(n):
             yield f"{i}\n"
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
 
     return StreamingResponse(numbers(), media_type="text/plain")
-
-
-@app.get("/forever")
-async def forever() -> StreamingResponse:
-    async def ticks() -> AsyncIterator[bytes]:
-        while True:
-            yield b"x" * 65536
-            await anyio.sleep(0)
-
-    return StreamingResponse(ticks(), media_type="application/octet-stream")
 
 
 @app.get("/boom")

@@ -856,7 +856,7 @@ class _Lifespan:
             self.started.set()
         elif kind == "lifespan.startup.failed":
             self.failure = str(message.get("message", "")) or "application startup failed"
-            logger.error("ASGI application startup failed: %s", self.failure)
+            logger.debug("ASGI application startup failed: %s", self.failure)
             self.started.set()
         elif kind == "lifespan.shutdown.complete":
             self._stopped.set()

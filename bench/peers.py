@@ -85,7 +85,10 @@ class Peer:
     modules: tuple[str, ...] = ()
     node: bool = False
     default: bool = True  # measured unless --only says otherwise
+    scenarios: frozenset[str] | None = None  # None: every scenario of its kinds
 
+
+_ASGI_SCENARIOS = frozenset({"small_echo", "rtt", "large_echo", "handshakes"})
 
 PEERS: tuple[Peer, ...] = (
     Peer("ours-asyncio", "faye_websocket (asyncio)", frozenset({WS, ES, CLIENT}),
@@ -114,6 +117,22 @@ PEERS: tuple[Peer, ...] = (
          modules=("sse_starlette", "uvicorn")),
     Peer("node-faye", "Node faye-websocket", frozenset({WS, ES}),
          server=(str(BENCH / "node" / "server.js"),), node=True),
+    # ASGI servers running one Starlette WebSocket echo app (bench/servers/
+    # asgi_starlette.py): measured with --only asgi, against uvicorn.
+    *(Peer(f"asgi-{name}", label, frozenset({WS}),
+           server=("-m", "bench.servers.asgi_starlette", *args),
+           baseline="asgi-uvicorn", modules=("starlette", *modules), default=False,
+           scenarios=_ASGI_SCENARIOS)
+      for name, label, args, modules in (
+          ("ours-asyncio", "faye_websocket serve (asyncio)",
+           ("--server", "ours", "--backend", "asyncio"), ("faye_websocket",)),
+          ("ours-trio", "faye_websocket serve (trio)",
+           ("--server", "ours", "--backend", "trio"), ("faye_websocket", "trio")),
+          ("uvicorn", "uvicorn (websockets)", ("--server", "uvicorn"), ("uvicorn",)),
+          ("hypercorn", "hypercorn (asyncio)", ("--server", "hypercorn"), ("hypercorn",)),
+          ("hypercorn-trio", "hypercorn (trio)",
+           ("--server", "hypercorn", "--backend", "trio"), ("hypercorn", "trio")),
+      )),
     # Not a library: the load generator's ceiling, measured only when asked for.
     Peer("bare", "bare asyncio Protocol (ceiling)", frozenset({WS}),
          server=("-m", "bench.servers.bare_echo",), default=False),

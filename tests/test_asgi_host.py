@@ -388,6 +388,39 @@ async def test_keep_alive_pipelining_and_head() -> None:
     assert head[0].status_code == 200 and head_bodies == [b""]
 
 
+async def test_expect_100_continue() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        if scope["path"] == "/read":
+            body = (await receive())["body"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"got " + body})
+
+    head = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\n\r\n")
+    async with running(Server(app=app)) as port:
+        with anyio.fail_after(TIMEOUT):
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                await stream.send(head % b"/read")
+                interim = await stream.receive()
+                assert interim.startswith(b"HTTP/1.1 100 ")
+                await stream.send(b"hello")
+                reply = b""
+                while not reply.endswith(b"got hello"):
+                    reply += await stream.receive()
+            # Answered without asking for the body: no 100, and the
+            # connection closes after the response instead of waiting.
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                await stream.send(head % b"/ignore")
+                reply = b""
+                with pytest.raises(anyio.EndOfStream):
+                    while True:
+                        reply += await stream.receive()
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"got ")
+
+
 async def test_body_limits() -> None:
     calls = 0
 

@@ -333,6 +333,8 @@ class _HTTPCycle:
         #: Seconds the client still has to send the rest of the request.
         self._budget = max(0.0, deadline - anyio.current_time())
         self._head_request = event.method == b"HEAD"
+        # A client waiting for 100 Continue that never got it sends no body.
+        self._awaiting_continue = conn.they_are_waiting_for_100_continue
         self._no_body = self._head_request
         self._body_size = 0
         self._body_done = False
@@ -399,6 +401,7 @@ class _HTTPCycle:
                     break
                 if conn.they_are_waiting_for_100_continue and not self.head_sent:
                     # RFC 9110 section 10.1.1: the application wants the body.
+                    self._awaiting_continue = False
                     await self._write(conn.send(
                         h11.InformationalResponse(status_code=100, headers=[])) or b"")
                 received = await self._read_body_bytes()
@@ -537,6 +540,8 @@ class _HTTPCycle:
         """Read what the application left of the request body (within the
         request's limits), so the connection can serve the next request."""
         conn = self._conn
+        if not self._body_done and self._awaiting_continue:
+            return False  # the body was never asked for: it will not come
         while not self._body_done and not self.disconnected:
             try:
                 event = conn.next_event()

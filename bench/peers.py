@@ -88,7 +88,7 @@ class Peer:
     scenarios: frozenset[str] | None = None  # None: every scenario of its kinds
 
 
-_ASGI_SCENARIOS = frozenset({"small_echo", "rtt", "large_echo", "handshakes"})
+_HOST_SCENARIOS = frozenset({"small_echo", "rtt", "large_echo", "handshakes"})
 
 PEERS: tuple[Peer, ...] = (
     Peer("ours-asyncio", "faye_websocket (asyncio)", frozenset({WS, ES, CLIENT}),
@@ -117,12 +117,12 @@ PEERS: tuple[Peer, ...] = (
          modules=("sse_starlette", "uvicorn")),
     Peer("node-faye", "Node faye-websocket", frozenset({WS, ES}),
          server=(str(BENCH / "node" / "server.js"),), node=True),
-    # ASGI servers running one Starlette WebSocket echo app (bench/servers/
-    # asgi_starlette.py): measured with --only asgi, against uvicorn.
-    *(Peer(f"asgi-{name}", label, frozenset({WS}),
+    # ASGI servers hosting one Starlette WebSocket echo app (bench/servers/
+    # asgi_starlette.py): measured with --only host, against uvicorn.
+    *(Peer(f"host-{name}", label, frozenset({WS}),
            server=("-m", "bench.servers.asgi_starlette", *args),
-           baseline="asgi-uvicorn", modules=("starlette", *modules), default=False,
-           scenarios=_ASGI_SCENARIOS)
+           baseline="host-uvicorn", modules=("starlette", *modules), default=False,
+           scenarios=_HOST_SCENARIOS)
       for name, label, args, modules in (
           ("ours-asyncio", "faye_websocket serve (asyncio)",
            ("--server", "ours", "--backend", "asyncio"), ("faye_websocket",)),

@@ -133,6 +133,14 @@ PEERS: tuple[Peer, ...] = (
           ("hypercorn-trio", "hypercorn (trio)",
            ("--server", "hypercorn", "--backend", "trio"), ("hypercorn", "trio")),
       )),
+    # Inside an ASGI app under uvicorn: our adapter against Starlette's own
+    # WebSocket object, the same route otherwise (measured when asked for).
+    Peer("asgi-faye", "WebSocket.from_asgi in Starlette (uvicorn)", frozenset({WS}),
+         server=("-m", "bench.servers.asgi_adapter", "--impl", "faye"),
+         baseline="asgi-starlette", modules=("starlette", "uvicorn"), default=False),
+    Peer("asgi-starlette", "Starlette's WebSocket (uvicorn)", frozenset({WS}),
+         server=("-m", "bench.servers.asgi_adapter", "--impl", "starlette"),
+         modules=("starlette", "uvicorn"), default=False),
     # Not a library: the load generator's ceiling, measured only when asked for.
     Peer("bare", "bare asyncio Protocol (ceiling)", frozenset({WS}),
          server=("-m", "bench.servers.bare_echo",), default=False),

@@ -15,11 +15,13 @@ browser session with a thread and a second event loop in the way.)
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import anyio
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from .test_asgi import AsgiServer
 from .test_cli import TIMEOUT, run_cli
 
 pytestmark = pytest.mark.anyio
@@ -104,3 +106,34 @@ async def _check_demo_page(browser: Browser, port: int) -> None:
     await expect(page.locator("#es-state")).to_have_text("open", timeout=WAIT_MS)
 
     assert errors == []
+
+
+@pytest.mark.parametrize("asgi_server_name", ["uvicorn", "hypercorn-trio"])
+async def test_demo_page_through_the_asgi_adapters_in_chromium(
+        asgi_server_name: str, tmp_path: Path) -> None:
+    """The same page, served by a Starlette app (tests/asgi/apps.py) whose
+    WebSocket and event stream are ours, through WebSocket.from_asgi and
+    EventSource.from_asgi, under uvicorn and under hypercorn's trio worker."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on PATH (chromium or chromium-browser); "
+                    ".ci/run installs Debian's chromium package")
+    server = AsgiServer(asgi_server_name, tmp_path)
+    try:
+        server.wait_ready()
+        with anyio.fail_after(TIMEOUT):
+            playwright = await async_playwright().start()
+            try:
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                    timeout=WAIT_MS)
+                try:
+                    await _check_demo_page(browser, server.port)
+                finally:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                        await browser.close()
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                    await playwright.stop()
+    finally:
+        server.stop()
+    assert "Traceback" not in server.output(), server.output()

@@ -13,6 +13,7 @@ from ._core.sse import ServerSentEvent as ServerSentEvent
 from ._core.websocket import ReadyState as ReadyState
 from ._emitter import Event as Event
 from ._eventsource import EventSource as EventSource
+from ._reconnecting import ReconnectingClient as ReconnectingClient
 from ._websocket import WebSocket as WebSocket
 from .exceptions import ConnectError as ConnectError
 from .exceptions import ConnectionClosed as ConnectionClosed
@@ -39,6 +40,7 @@ __all__ = [
     "ProtocolError",
     "ProxyError",
     "ReadyState",
+    "ReconnectingClient",
     "ServerSentEvent",
     "WebSocket",
 ]

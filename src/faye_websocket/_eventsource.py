@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
-from anyio.streams.tls import TLSAttribute
 
+from ._core.asgi import is_scope, last_event_id, request_from_scope, scope_url
 from ._core.eventsource import (
     PING,
     EventSourceState,
@@ -20,14 +20,15 @@ from ._core.eventsource import (
     is_eventsource,
     response_headers,
 )
-from ._core.handshake import http_response, normalize_headers, request_url
+from ._core.handshake import normalize_headers, request_url
 from ._core.http import Request, coerce_request
 from ._core.options import check_count, check_seconds
-from ._emitter import Event, EventEmitter, logger, peer_of
+from ._emitter import Event, EventEmitter, logger
 from ._eventsource_client import EventSourceClient as _Client
 from ._runtime import server as _server
+from ._runtime.eventsource import AsgiSink, Sink, sink_for
 from ._runtime.server import Response
-from ._runtime.streams import TRANSPORT_ERRORS, close_stream
+from ._runtime.streams import TRANSPORT_ERRORS
 
 if TYPE_CHECKING:
     import h11
@@ -89,26 +90,27 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         ping: float | None = 10,
         write_limit: int = 65536,
     ) -> None:
+        self._configure(coerce_request(request), sink_for(response), headers=headers,
+                        retry=retry, ping=ping, write_limit=write_limit)
+        #: ``http(s)://`` + Host + path, by the same rules as WebSocket.url.
+        self.url = request_url(self.request, secure=self._sink.secure, websocket=False)
+
+    def _configure(self, request: Request, sink: Sink, *,
+                   headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+                   retry: float, ping: float | None, write_limit: int) -> None:
         check_seconds("ping", ping, optional=True)
         check_count("write_limit", write_limit)
-        super().__init__()
-        self.request = coerce_request(request)
-        self._response = response if isinstance(response, Response) else None
-        self._stream: anyio.abc.AnyByteStream = (
-            response.stream if isinstance(response, Response) else response)
+        EventEmitter.__init__(self)
+        self.request = request
+        self._sink = sink
         self._headers = normalize_headers(headers, reserved=_RESERVED)
         self._retry = format_retry(retry)
         self._ping_interval = ping or None
         self._write_limit = write_limit
-        # (A plain socket is never TLS; asking it costs a system call.)
-        secure = not isinstance(self._stream, anyio.abc.SocketStream) and \
-            self._stream.extra(TLSAttribute.ssl_object, None) is not None
-        #: ``http(s)://`` + Host + path, by the same rules as WebSocket.url.
-        self.url = request_url(self.request, secure=secure, websocket=False)
-        #: The ``Last-Event-ID`` request header, ``""`` when absent.
-        # Header values are kept as latin-1 text; clients send the id as UTF-8.
-        raw_id = self.request.header("last-event-id") or ""
-        self.last_event_id = raw_id.encode("latin-1", "replace").decode("utf-8", "replace")
+        #: Where the client asks the stream to resume: the ``Last-Event-ID``
+        #: header, else a ``last_event_id`` query parameter (a browser
+        #: cannot set headers on its first connection); ``""`` when absent.
+        self.last_event_id = last_event_id(request)
         self._state = EventSourceState.CONNECTING
         self._opened_at: float | None = None
         self._peer_name = ""
@@ -126,9 +128,52 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         self._broken = False
         self._quiet_sends = 0
 
+    @classmethod
+    def from_asgi(
+        cls,
+        scope: Mapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        retry: float = 5,
+        ping: float | None = 10,
+        write_limit: int = 65536,
+    ) -> EventSource:
+        """An event stream answering an ASGI ``http`` request (Starlette,
+        FastAPI, any ASGI 3 framework, under any ASGI server)::
+
+            async def app(scope, receive, send):
+                if EventSource.is_eventsource(scope):
+                    async with EventSource.from_asgi(scope, receive, send, ping=15) as es:
+                        await es.send("Breaking News!", id="99")
+
+        In Starlette or FastAPI, pass the request's ``scope`` and
+        ``receive`` and the ``send`` of the ASGI call (a raw ASGI route, or
+        an endpoint class's ``__call__``). Entering sends the response
+        head; ``http.disconnect`` is watched, so ``close`` fires as soon as
+        the client leaves. The options are those of :class:`EventSource`.
+
+        Raises:
+            ValueError: ``scope`` is not an ``http`` scope, or a bad option.
+        """
+        if scope.get("type") != "http":
+            raise ValueError(f"not an http scope (type {scope.get('type')!r})")
+        self = cls.__new__(cls)
+        request = request_from_scope(scope)
+        self._configure(request, AsgiSink(scope, receive, send), headers=headers,
+                        retry=retry, ping=ping, write_limit=write_limit)
+        self.url = scope_url(scope, request)
+        return self
+
     @staticmethod
-    def is_eventsource(request: Request | h11.Request) -> bool:
-        """Whether ``request`` is a ``GET`` accepting ``text/event-stream``."""
+    def is_eventsource(request: Request | h11.Request | Mapping[str, Any]) -> bool:
+        """Whether ``request`` (or an ASGI ``http`` scope) is a ``GET``
+        accepting ``text/event-stream``."""
+        if is_scope(request):
+            assert isinstance(request, Mapping)
+            return request["type"] == "http" and is_eventsource(request_from_scope(request))
+        assert not isinstance(request, Mapping)
         return is_eventsource(coerce_request(request))
 
     @property
@@ -136,7 +181,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         return self._state
 
     def __repr__(self) -> str:
-        peer = peer_of(self._stream)
+        peer = self._sink.peer()
         return (f"<EventSource {self._state.name} {self.url}"
                 + (f" peer={peer}" if peer else "") + ">")
 
@@ -165,26 +210,15 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
                         await self.close()
                     tg.cancel_scope.cancel()
         finally:
-            if self._response is None:
-                # A bare stream is ours to close; the HTTP helper closes its
-                # own connections (after the response's last chunk).
-                await close_stream(self._stream)
+            await self._sink.release()
 
     async def _open(self) -> None:
-        headers = response_headers(self._headers)
-        if self._response is not None:
-            # Connection: close, as the reference: the stream ends with the
-            # connection, so no request can follow it on this one.
-            self._response.write_head(200, [*headers, ("Connection", "close")])
-            sent = await self._write(self._retry)
-        else:
-            head = http_response(200, [*headers, ("Connection", "close")])
-            sent = await self._write(head + self._retry)
-        if sent:
+        self._sink.start(response_headers(self._headers))
+        if await self._write(self._retry):
             self._state = EventSourceState.OPEN
             self._opened_at = anyio.current_time()
             if logger.isEnabledFor(logging.DEBUG):
-                self._peer_name = peer_of(self._stream)  # gone once the socket closes
+                self._peer_name = self._sink.peer()  # gone once the socket closes
                 logger.debug("open %s peer=%s last_event_id=%r", self.url,
                              self._peer_name or "?", self.last_event_id)
             await self._emit(Event("open", self))
@@ -297,10 +331,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
             self._pending_size = 0
             self._in_flight = len(data)
             try:
-                if self._response is not None:
-                    await self._response.write(data)
-                else:
-                    await self._stream.send(data)
+                await self._sink.write(data)
             except TRANSPORT_ERRORS:
                 raise
             except BaseException:
@@ -344,12 +375,11 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
             try:
                 async with self._lock:
                     await self._write_pending()
-                    if self._response is not None and self._response.headers_sent:
-                        await self._response.end()
+                    await self._sink.end()
             except TRANSPORT_ERRORS:
                 pass
         if scope.cancelled_caught:
-            await anyio.aclose_forcefully(self._stream)
+            await self._sink.abort()
         await self._finish()
 
     def _shutdown_nowait(self, code: int, reason: str) -> None:
@@ -382,11 +412,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
     async def _watch(self) -> None:
         """Read the connection while streaming: EOF means the client left."""
         with self._watch_scope:
-            try:
-                while await self._stream.receive():
-                    pass  # a client has nothing to say on an event stream
-            except TRANSPORT_ERRORS:
-                pass
+            await self._sink.wait_gone()
             await self._drop()
 
     async def _drop(self) -> None:
@@ -399,7 +425,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         at once.
         """
         with anyio.CancelScope(shield=True):
-            await anyio.aclose_forcefully(self._stream)
+            await self._sink.abort()
             await self._finish()
 
     async def _keepalive(self, interval: float) -> None:

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
 from ._client import Client as _Client
+from ._core.asgi import is_scope
 from ._core.deflate import PerMessageDeflate
 from ._core.handshake import (
+    Accepted,
     Rejected,
     http_response,
     is_websocket,
     normalize_headers,
+    refusal_head,
     request_url,
     server_handshake,
 )
@@ -112,26 +123,100 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         open_timeout: float = 10,
     ) -> None:
         check_seconds("open_timeout", open_timeout, positive=True)
-        if isinstance(allowed_origins, str):
-            # A lone string would be taken as a set of one-character origins.
-            raise ValueError("allowed_origins is a list of origins, not one string")
-        super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
-                         max_queue=max_queue, write_limit=write_limit, max_length=max_length)
+        self._configure(coerce_request(request), protocols, headers=headers,
+                        max_length=max_length, ping=ping, ping_timeout=ping_timeout,
+                        close_timeout=close_timeout, max_queue=max_queue,
+                        write_limit=write_limit, allowed_origins=allowed_origins)
         self._handshake_timeout = open_timeout
         self._drafts = drafts
-        self._entered = False
-        self.request = coerce_request(request)
         self._socket = stream
         self._body = bytes(body)
-        self._protocols = protocol_list(protocols)
         self._extension_configs = unique_extensions(extensions)
-        self._extra_headers = normalize_headers(headers)
         # (A plain socket is never TLS; asking it costs a system call.)
         secure = not isinstance(stream, anyio.abc.SocketStream) and \
             stream.extra(TLSAttribute.ssl_object, None) is not None
         self.url = request_url(self.request, secure=secure)
+
+    def _configure(self, request: Request, protocols: Sequence[str] | str | None, *,
+                   headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+                   max_length: int, ping: float | None, ping_timeout: float | None,
+                   close_timeout: float, max_queue: int, write_limit: int,
+                   allowed_origins: Iterable[str] | None) -> None:
+        """What every server-side WebSocket is given, however it was reached."""
+        if isinstance(allowed_origins, str):
+            # A lone string would be taken as a set of one-character origins.
+            raise ValueError("allowed_origins is a list of origins, not one string")
+        Connection.__init__(self, ping=ping, ping_timeout=ping_timeout,
+                            close_timeout=close_timeout, max_queue=max_queue,
+                            write_limit=write_limit, max_length=max_length)
+        self._entered = False
+        self.request = request
+        self._protocols = protocol_list(protocols)
+        self._extra_headers = normalize_headers(headers)
         self._allowed_origins = frozenset(allowed_origins) if allowed_origins is not None \
             else None
+
+    @classmethod
+    def from_asgi(
+        cls,
+        scope: Mapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+        protocols: Sequence[str] | str | None = None,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        close_timeout: float = 30,
+        max_queue: int = 16,
+        write_limit: int = 65536,
+        allowed_origins: Iterable[str] | None = None,
+        extensions: Sequence[PerMessageDeflate] = (),
+        ping: float | None = None,
+        ping_timeout: float | None = None,
+    ) -> WebSocket:
+        """A WebSocket inside an ASGI application (Starlette, FastAPI, any
+        ASGI 3 framework, under uvicorn, hypercorn or our own server)::
+
+            async def app(scope, receive, send):
+                if WebSocket.is_websocket(scope):
+                    async with WebSocket.from_asgi(scope, receive, send, ["chat"]) as ws:
+                        async for message in ws:
+                            await ws.send(message)
+
+        In Starlette or FastAPI, pass ``websocket.scope, websocket.receive,
+        websocket.send`` of the route's ``WebSocket``. Entering accepts the
+        connection (with the first of the client's subprotocols that is in
+        ``protocols``); :meth:`reject` refuses it instead. The object is the
+        same as everywhere else: events, ``send``/``receive``,
+        ``close(code, reason)``, ``ready_state``.
+
+        The wire is the ASGI server's: compression, keep-alive pings and
+        the frame size limit are its options (uvicorn's ``--ws-*``,
+        hypercorn's ``websocket_*``), so ``extensions``, ``ping`` and
+        ``ping_timeout`` are refused here, and :meth:`ping` raises
+        :class:`NotImplementedError`. ``max_length`` still applies to the
+        messages delivered (a longer one closes with 1009). Close reasons
+        reach the client where the server implements ASGI 2.3 or later.
+
+        Raises:
+            ValueError: ``scope`` is not a ``websocket`` scope, an option
+                that belongs to the server was given, or an option is out
+                of range.
+        """
+        if scope.get("type") != "websocket":
+            raise ValueError(f"not a websocket scope (type {scope.get('type')!r})")
+        for name, value in (("extensions", extensions), ("ping", ping),
+                            ("ping_timeout", ping_timeout)):
+            if value:
+                raise ValueError(
+                    f"{name}= is the ASGI server's option, not the application's: the "
+                    "server speaks the wire protocol (set it on uvicorn or hypercorn)")
+        from ._asgi import AsgiWebSocket
+
+        return AsgiWebSocket(scope, receive, send, protocols, headers=headers,
+                             max_length=max_length, close_timeout=close_timeout,
+                             max_queue=max_queue, write_limit=write_limit,
+                             allowed_origins=allowed_origins)
 
     def _peer(self) -> str:
         return peer_of(self._socket)
@@ -140,8 +225,13 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         self.close_nowait(code, reason)
 
     @staticmethod
-    def is_websocket(request: Request | h11.Request) -> bool:
-        """Whether ``request`` asks to upgrade to WebSocket (any version)."""
+    def is_websocket(request: Request | h11.Request | Mapping[str, Any]) -> bool:
+        """Whether ``request`` asks to upgrade to WebSocket (any version);
+        an ASGI scope does when its type is ``websocket``."""
+        if is_scope(request):
+            assert isinstance(request, Mapping)
+            return bool(request["type"] == "websocket")
+        assert not isinstance(request, Mapping)
         return is_websocket(coerce_request(request))
 
     @asynccontextmanager
@@ -149,56 +239,69 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
         if self._entered:
             raise RuntimeError("a WebSocket is entered once (and not after reject())")
         self._entered = True
+        core, initial = await self._accept()
+        with _server.track(self):
+            async with self._running(None, core, initial):
+                yield self
+
+    async def _accept(self) -> tuple[Core, bytes]:
+        """Answer the opening handshake and set the transport; return the
+        core and the bytes that came with the request.
+
+        Raises:
+            HandshakeError: the handshake failed (the client was answered).
+            ConnectionClosedError: the client left before it was answered.
+        """
         result = server_handshake(self.request, protocols=self._protocols,
                                   extensions=self._extension_configs,
                                   headers=self._extra_headers, max_length=self.max_length,
                                   url=self.url, allowed_origins=self._allowed_origins,
                                   drafts=self._drafts)
         if isinstance(result, Rejected):
-            await self._reject(result)
-            raise HandshakeError(f"Error during WebSocket handshake: {result.reason}",
-                                 status_code=result.status)
+            await self._refuse_handshake(result)
+        assert isinstance(result, Accepted)
         self.protocol = result.protocol
         self.extensions = result.extensions
         transport = self._transport = transport_for(self._socket)
-        try:
-            transport.write([result.response])
-            written = await transport.drain()
-        except BaseException:
-            # The caller cancelled before the 101 was written.
-            with anyio.CancelScope(shield=True):
-                await transport.abort()
-                await self._lost_before_open()
-            raise
-        if not written:
-            # The client left before the 101 was written: the connection
-            # ends here, as it would have once open.
-            with anyio.CancelScope(shield=True):
-                await self._lost_before_open()
-            raise ConnectionClosedError(1006, "connection lost")
+        transport.write([result.response])
+        await self._opening(transport.drain())
         self.version = result.version
-        core: Core
         if result.version == "hybi-13":
-            core = WebSocketProtocol(client=False, extensions=result.sessions,
-                                     max_length=self.max_length)
-        else:
-            core = HixieProtocol(result.version, max_length=self.max_length, keys=result.keys)
-            # hixie-76's challenge bytes usually come with the request: use
-            # them now, so the connection is open when the block starts.
-            core.receive_data(self._body)
-            self._body = b""
-        with _server.track(self):
-            async with self._running(self._socket, core, self._body):
-                yield self
+            return WebSocketProtocol(client=False, extensions=result.sessions,
+                                     max_length=self.max_length), self._body
+        core = HixieProtocol(result.version, max_length=self.max_length, keys=result.keys)
+        # hixie-76's challenge bytes usually come with the request: use them
+        # now, so the connection is open when the block starts.
+        core.receive_data(self._body)
+        return core, b""
 
-    async def _lost_before_open(self) -> None:
-        """CLOSED, ``close`` with 1006 and waiters woken; no ``open`` fired."""
-        await self._end(1006)
+    async def _opening(self, answer: Awaitable[bool]) -> None:
+        """Await the handshake's ``answer`` (``False``: the client left).
 
-    async def _reject(self, result: Rejected) -> None:
-        await self._answer_and_close(result.response)
+        Raises:
+            ConnectionClosedError: the client left first (``close`` fired
+                with 1006, as it would have once open).
+        """
+        try:
+            answered = await answer
+        except BaseException:
+            # The caller cancelled before the answer was written.
+            with anyio.CancelScope(shield=True):
+                if self._transport is not None:
+                    await self._transport.abort()
+                await self._end(1006)
+            raise
+        if not answered:
+            with anyio.CancelScope(shield=True):
+                await self._end(1006)
+            raise ConnectionClosedError(1006, "connection lost")
+
+    async def _refuse_handshake(self, result: Rejected) -> NoReturn:
+        """Answer a failed handshake, end with 1002 and raise."""
+        await self._refuse(result.status, result.headers, result.body)
         message = f"Error during WebSocket handshake: {result.reason}"
         await self._end(1002, message, error=message)
+        raise HandshakeError(message, status_code=result.status)
 
     async def reject(self, status: int,
                      headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
@@ -214,6 +317,10 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
                 await ws.reject(401, {"WWW-Authenticate": "Bearer"}, b"log in first")
                 return
             async with ws: ...
+
+        Inside an ASGI application the response goes through the server's
+        ``websocket.http.response`` extension (uvicorn and hypercorn have
+        it); a server without it is sent a close, which it answers with 403.
 
         Args:
             status: 300 to 599.
@@ -231,16 +338,14 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             raise RuntimeError("reject() is for a WebSocket that has not been entered")
         extra = normalize_headers(headers)
         raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        head = [("Content-Length", str(len(raw))), ("Connection", "close"), *extra]
-        if not any(name.lower() == "content-type" for name, _ in extra):
-            head.insert(0, ("Content-Type", "text/plain; charset=utf-8"))
         self._entered = True
-        await self._answer_and_close(http_response(status, head, raw))
+        await self._refuse(status, extra, raw)
         await self._end(1006, f"upgrade refused with HTTP {status}")
 
-    async def _answer_and_close(self, response: bytes) -> None:
-        """Write a response to the upgrade request (within ``close_timeout``)
-        and close the connection."""
+    async def _refuse(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Answer the upgrade request with an HTTP response (within
+        ``close_timeout``) and close the connection."""
+        response = http_response(status, refusal_head(headers, body), body)
         with anyio.move_on_after(self._close_timeout, shield=True):
             try:
                 await self._socket.send(response)

@@ -22,6 +22,7 @@ __all__ = [
     "is_secure_request",
     "is_websocket",
     "normalize_headers",
+    "refusal_head",
     "request_url",
     "server_handshake",
 ]
@@ -126,18 +127,32 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """The handshake failed: write :attr:`response` and close."""
+    """The handshake failed: answer with this response and close."""
 
-    response: bytes
     status: int
     reason: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def body(self) -> bytes:
+        return self.reason.encode("utf-8")
+
+    @property
+    def response(self) -> bytes:
+        return http_response(self.status, refusal_head(self.headers, self.body), self.body)
+
+
+def refusal_head(headers: Sequence[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
+    """The head of a response refusing an upgrade: ``headers`` plus a
+    length, ``Connection: close`` and (unless given) a plain-text type."""
+    head = [("Content-Length", str(len(body))), ("Connection", "close"), *headers]
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        head.insert(0, ("Content-Type", "text/plain; charset=utf-8"))
+    return head
 
 
 def _reject(status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> Rejected:
-    body = reason.encode("utf-8")
-    head = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-            ("Connection", "close"), *headers]
-    return Rejected(http_response(status, head, body), status, reason)
+    return Rejected(status, reason, list(headers))
 
 
 def detect_version(request: Request) -> str:

@@ -23,12 +23,13 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from .._core.asgi import AsgiProtocol
 from .._core.hixie import HixieProtocol
 from .._core.options import check_count, check_seconds
 from .._core.websocket import (
@@ -44,8 +45,9 @@ from ..exceptions import ConnectionClosed, ConnectionClosedError, connection_clo
 from .queue import MessageQueue
 from .transport import Transport, TransportLost, transport_for
 
-#: The sans-IO core driving a connection: hybi-13, or one of the drafts.
-Core = WebSocketProtocol | HixieProtocol
+#: The sans-IO core driving a connection: hybi-13, one of the drafts, or
+#: ASGI messages (inside an ASGI application).
+Core = WebSocketProtocol | HixieProtocol | AsgiProtocol
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -137,7 +139,8 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self.version = "hybi-13"
         #: Round-trip time of the last answered ping, in seconds.
         self.latency: float | None = None
-        self._transport: Transport | None = None
+        # Bytes for our own cores; ASGI messages for AsgiProtocol.
+        self._transport: Transport[Any] | None = None
         self._core: Core | None = None
         self._initial = b""
         self._tg: anyio.abc.TaskGroup | None = None
@@ -210,9 +213,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     # -- lifecycle --------------------------------------------------------
 
     @asynccontextmanager
-    async def _running(self, stream: anyio.abc.AnyByteStream, core: Core,
+    async def _running(self, stream: anyio.abc.AnyByteStream | None, core: Core,
                        initial: bytes = b"") -> AsyncIterator[None]:
-        """Run the connection's tasks around the caller's block.
+        """Run the connection's tasks around the caller's block (on
+        ``stream``, or on the transport already set when it is ``None``).
 
         Background tasks never raise, so anything the task group raises comes
         from the caller's block; it is unwrapped from the exception group, so
@@ -257,11 +261,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self.wait_closed()
             tg.cancel_scope.cancel()
 
-    def _attach(self, tg: anyio.abc.TaskGroup, stream: anyio.abc.AnyByteStream,
+    def _attach(self, tg: anyio.abc.TaskGroup, stream: anyio.abc.AnyByteStream | None,
                 core: Core, initial: bytes) -> None:
         """Start the background tasks in ``tg``."""
         self._tg, self._core, self._initial = tg, core, initial
         if self._transport is None:
+            assert stream is not None
             self._transport = transport_for(stream)
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
@@ -359,8 +364,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         core.send_message(item, compress=compress)
         transport = self._transport
         assert transport is not None
-        if core.pending + transport.buffered > self._write_limit:
-            # Over the high-water mark: write now, waiting for the peer.
+        if transport.direct or core.pending + transport.buffered > self._write_limit:
+            # Over the high-water mark (or on a transport that takes
+            # messages one by one): write now, waiting for the peer.
             if core.state is ReadyState.CONNECTING:
                 # hixie-76 holds messages until the client's challenge
                 # bytes arrive: wait for them rather than hold more.
@@ -543,7 +549,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                     # core produced before the reader started.
                     await self._process(core, self._initial)
                     self._initial = b""
-                    receive: Callable[[], Awaitable[bytes | None]] = transport.receive
+                    receive: Callable[[], Awaitable[Any]] = transport.receive
                     if self._watch_idle:
                         receive = self._timed(receive)
                     while not (core.state is ReadyState.CLOSED or core.failed):
@@ -570,10 +576,9 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 await transport.aclose()
                 await self._finish()
 
-    def _timed(self, receive: Callable[[], Awaitable[bytes | None]]
-               ) -> Callable[[], Awaitable[bytes | None]]:
+    def _timed(self, receive: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
         """``receive``, noting when the reader waits for the peer."""
-        async def timed() -> bytes | None:
+        async def timed() -> Any:
             self._idle_since = anyio.current_time()
             try:
                 return await receive()
@@ -610,7 +615,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._fail(1006, "the opening handshake did not finish within "
                                    f"{self._handshake_timeout:g} s")
 
-    async def _process(self, core: Core, data: bytes) -> None:
+    async def _process(self, core: Core, data: Any) -> None:
         """Feed ``data`` to the core and act on its events (the reader task).
 
         Whenever this has to wait (a full queue, a listener, a peer not
@@ -819,7 +824,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if self._transport is not None:
             await self._transport.abort()
 
-    async def _linger(self, transport: Transport, core: Core) -> None:
+    async def _linger(self, transport: Transport[Any], core: Core) -> None:
         """After failing: send our Close, half-close, and drain until the peer
         hangs up, so our Close is not lost to a TCP reset (RFC 6455 section
         7.1.1 lets the peer answer before the transport goes)."""
@@ -830,7 +835,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await transport.send_eof()
             await _read_to_eof(transport)
 
-    async def _await_eof(self, transport: Transport) -> None:
+    async def _await_eof(self, transport: Transport[Any]) -> None:
         """The client waits for the server to close TCP (RFC 6455 section 7.1.1)."""
         with anyio.move_on_after(self._close_timeout):
             await _read_to_eof(transport)
@@ -875,7 +880,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             self._mark_closed()
 
 
-async def _read_to_eof(transport: Transport) -> None:
+async def _read_to_eof(transport: Transport[Any]) -> None:
     try:
         while await transport.receive() is not None:
             pass

@@ -20,31 +20,35 @@ when the connection breaks becomes :class:`TransportLost` from
 the runtime above never mistakes an application's ``OSError`` for a lost
 connection.
 
-Two implementations: :class:`AsyncioTransport` writes to and reads from the
-asyncio transport under anyio's asyncio TCP stream, without a scheduler
+Three implementations: :class:`AsyncioTransport` writes to and reads from
+the asyncio transport under anyio's asyncio TCP stream, without a scheduler
 round trip per call; :class:`StreamTransport` serves every other anyio
-byte stream (trio, TLS, proxied connections, memory streams). A
-message-level transport fits the same seam: ASGI, where the server speaks
-the wire protocol, exchanges whole messages instead of bytes with a core
-that produces and takes messages.
+byte stream (trio, TLS, proxied connections, memory streams);
+:class:`AsgiTransport` is message-level: inside an ASGI application the
+server speaks the wire protocol, and the transport exchanges whole ASGI
+messages with a core that produces and takes them
+(:class:`~faye_websocket._core.asgi.AsgiProtocol`). The interface is
+generic in what it carries: bytes, or messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
 
+from .._core.asgi import AsgiMessage, Scope, peer_of_scope
 from .._core.frames import coalesce
 from .._emitter import peer_of
 from .streams import TRANSPORT_ERRORS, close_stream
 
-__all__ = ["AsyncioTransport", "StreamTransport", "Transport", "TransportLost",
-           "transport_for"]
+__all__ = ["AsgiTransport", "AsyncioTransport", "StreamTransport", "Transport",
+           "TransportLost", "transport_for"]
 
 #: Bytes asked of a stream per read: large, so that a burst of small frames
 #: is parsed in one go and a large message in few reads.
@@ -55,10 +59,14 @@ class TransportLost(Exception):
     """The connection broke (reset, torn down, or closed here)."""
 
 
-class Transport(Protocol):
-    """What the connection runtime needs of the connection under it."""
+Data = TypeVar("Data")
 
-    async def receive(self) -> bytes | None:
+
+class Transport(Protocol[Data]):
+    """What the connection runtime needs of the connection under it; it
+    carries ``Data`` (bytes, or ASGI messages)."""
+
+    async def receive(self) -> Data | None:
         """What has arrived, waiting for something; ``None`` once the peer
         has closed its end.
 
@@ -70,7 +78,7 @@ class Transport(Protocol):
         """The reader is about to wait for the application: stop reading
         ahead until the next :meth:`receive`."""
 
-    def write(self, chunks: list[bytes]) -> None:
+    def write(self, chunks: list[Data]) -> None:
         """Take ``chunks`` to send, in order, without waiting (ignored once
         the transport has broken: :meth:`drain` then says so)."""
 
@@ -98,8 +106,12 @@ class Transport(Protocol):
     def peer(self) -> str:
         """The peer's address (``host:port``), ``""`` if unknown."""
 
+    #: Whether writes go out best one by one from the caller's task (a
+    #: message-level transport), rather than gathered for a writer task.
+    direct: bool
 
-def transport_for(stream: anyio.abc.AnyByteStream) -> Transport:
+
+def transport_for(stream: anyio.abc.AnyByteStream) -> Transport[bytes]:
     """The fastest transport for ``stream``."""
     return AsyncioTransport.for_stream(stream) or StreamTransport(stream)
 
@@ -109,6 +121,9 @@ class _StreamEnd:
 
     __slots__ = ()
     _stream: anyio.abc.AnyByteStream
+    #: Frames written in one turn of the event loop go out in one write,
+    #: gathered by the connection's writer task.
+    direct = False
 
     async def send_eof(self) -> None:
         try:
@@ -305,3 +320,124 @@ class AsyncioTransport(_StreamEnd):
     def pause_reading(self) -> None:
         if self._transport.is_reading():
             self._transport.pause_reading()
+
+
+class AsgiTransport:
+    """The messages of an ASGI ``websocket`` connection, through the
+    server's ``receive`` and ``send`` callables.
+
+    ``receive`` is called only when the runtime asks (so a full queue stops
+    reading: backpressure); ``websocket.disconnect`` is the end of the
+    stream, after which it is not called again. Messages written are sent
+    by :meth:`drain`, one task at a time, in order; each goes to the server
+    at once (the server frames and writes it), so the runtime sends from
+    the caller's task rather than gathering writes for a writer task
+    (:attr:`direct`). Whatever the server's ``send`` or ``receive`` raises
+    means the connection is gone (uvicorn raises an ``OSError`` subclass,
+    other servers their own), as does a send cut short by a cancellation
+    (the server may have sent part of it).
+    """
+
+    __slots__ = ("_broken", "_done", "_idle", "_in_flight", "_out", "_out_size", "_receive",
+                 "_scope", "_send", "_sending")
+
+    #: Messages are handed to the server one by one: nothing is gained by
+    #: gathering them in a writer task.
+    direct = True
+
+    def __init__(self, scope: Scope, receive: Callable[[], Awaitable[AsgiMessage]],
+                 send: Callable[[AsgiMessage], Awaitable[None]]) -> None:
+        self._scope = scope
+        self._receive = receive
+        self._send = send
+        self._out: collections.deque[AsgiMessage] = collections.deque()
+        self._out_size = 0
+        self._in_flight = 0
+        self._broken = False
+        self._done = False
+        self._sending = False
+        self._idle: anyio.Event | None = None
+
+    async def receive(self) -> AsgiMessage | None:
+        if self._done:
+            return None
+        try:
+            message = await self._receive()
+        except Exception as exc:
+            self._done = True
+            raise TransportLost from exc
+        if message.get("type") == "websocket.disconnect":
+            self._done = True
+        return message
+
+    def pause_reading(self) -> None:
+        pass  # the server is asked for a message only when one is wanted
+
+    def write(self, chunks: list[AsgiMessage]) -> None:
+        if chunks and not self._broken:
+            self._out += chunks
+            self._out_size += sum(map(_size, chunks))
+
+    @property
+    def buffered(self) -> int:
+        return self._out_size + self._in_flight
+
+    @property
+    def writable(self) -> bool:
+        return not self._out and not self._sending
+
+    async def drain(self) -> bool:
+        if self._sending:
+            # Another task is sending: it sends what is queued, ours too.
+            if self._idle is None:
+                self._idle = anyio.Event()
+            await self._idle.wait()
+            return not self._broken
+        out = self._out
+        if not out or self._broken:
+            return not self._broken
+        self._sending = True
+        try:
+            while out and not self._broken:
+                message = out.popleft()
+                size = _size(message)
+                self._out_size -= size
+                self._in_flight = size
+                await self._send(message)
+        except Exception:
+            self._break()
+        except BaseException:
+            self._break()  # cancelled while the server held a message
+            raise
+        finally:
+            self._in_flight = 0
+            self._sending = False
+            if self._idle is not None:
+                self._idle.set()
+                self._idle = None
+        return not self._broken
+
+    def _break(self) -> None:
+        self._broken = True
+        self._out.clear()
+        self._out_size = 0
+
+    async def send_eof(self) -> None:
+        pass  # the server closes the connection once the application is done
+
+    async def aclose(self) -> None:
+        self._done = True
+
+    async def abort(self) -> None:
+        """Give up on the connection: send nothing more, ask nothing more of
+        ``receive`` (a send the server holds ends when its connection does)."""
+        self._done = True
+        self._break()
+
+    def peer(self) -> str:
+        return peer_of_scope(self._scope)
+
+
+def _size(message: AsgiMessage) -> int:
+    payload = message.get("bytes") or message.get("text") or message.get("body") or b""
+    return len(payload) or 2

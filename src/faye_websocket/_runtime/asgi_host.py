@@ -42,7 +42,7 @@ from .._core.http import Request
 from .._core.options import check_count, check_seconds
 from .._websocket import WebSocket
 from ..exceptions import ClientDisconnected, HandshakeError, LifespanError
-from .connection import DEFAULT_MAX_LENGTH, validate_close
+from .connection import DEFAULT_MAX_LENGTH
 from .server import _phrase, track
 from .streams import STREAM_ERRORS, TRANSPORT_ERRORS
 
@@ -787,22 +787,7 @@ def _close(ws: WebSocket, code: int, reason: str) -> None:
     raw = str(reason).encode("utf-8")
     if len(raw) > 123:  # RFC 6455 section 5.5: the payload of a Close is 125 bytes at most
         reason = raw[:123].decode("utf-8", "ignore")
-    try:
-        validate_close(code, reason)
-    except ValueError:
-        pass
-    else:
-        ws.close_nowait(code, reason)
-        return
-    # The same steps as close_nowait(), with a registered code it refuses.
-    core = ws._core
-    if core is None or ws._finished:
-        return
-    if ws._closer is None:
-        ws._closer = "us"
-    core.send_close(code, reason)
-    ws._start_close_timer()
-    ws._wake_writer()
+    ws._begin_close(code, reason)
 
 
 class _Lifespan:

@@ -473,6 +473,11 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     def close_nowait(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake without waiting for it to finish."""
         validate_close(code, reason)
+        self._begin_close(code, reason)
+
+    def _begin_close(self, code: int, reason: str) -> None:
+        """:meth:`close_nowait` with a code already checked (the ASGI host
+        also sends the registered codes a server may use, e.g. 1008)."""
         core = self._core
         if core is None or self._finished:
             return

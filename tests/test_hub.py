@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import json
 import resource
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -92,6 +94,13 @@ def test_history_is_bounded_by_count_and_age_and_knows_its_floor() -> None:
     # Age: at t=63.5 the messages of t=3 and t=4 are over 60 s old.
     replay = history.after(messages[2].id, now=64.5)
     assert not replay.complete and [m.data for m in replay.messages] == ["m4"]
+
+
+def test_coredis_is_loaded_only_for_a_redis_hub() -> None:
+    code = ("import sys, faye_websocket; faye_websocket.Hub(); "
+            "assert 'coredis' not in sys.modules; "
+            "faye_websocket.Hub(redis='redis://127.0.0.1:1'); assert 'coredis' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_a_message_is_encoded_once() -> None:

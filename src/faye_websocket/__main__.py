@@ -1,4 +1,4 @@
-"""Command line: ``python -m faye_websocket demo | echo | client``."""
+"""Command line: ``python -m faye_websocket demo | echo | chat | client``."""
 
 from __future__ import annotations
 
@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--interval", type=float, default=2.0,
                       help="seconds between EventSource messages")
     add_server("echo", "bare WebSocket echo server (for conformance runs)", 9001)
+    add_server("chat", "chat page at /, WebSocket /chat, EventSource /chat/events", 7000) \
+        .add_argument("--redis", metavar="URL", help="share the chat through this Redis")
     add_client_parser(commands)
     return parser
 
@@ -112,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         context = _tls(args)
         if args.command == "demo":
             server = demo_server(interval=args.interval, drafts=args.drafts)
+        elif args.command == "chat":
+            from ._chat import ChatServer, redis_problem
+
+            if args.redis and (problem := redis_problem(args.redis)):
+                _fail(problem)
+            server = ChatServer(redis=args.redis, drafts=args.drafts)
         else:
             server = echo_server(drafts=args.drafts)
         try:

@@ -14,6 +14,7 @@ from ._core.websocket import ReadyState as ReadyState
 from ._emitter import Event as Event
 from ._eventsource import EventSource as EventSource
 from ._hub import Hub as Hub
+from ._reconnecting import ReconnectingClient as ReconnectingClient
 from ._websocket import WebSocket as WebSocket
 from .exceptions import ConnectError as ConnectError
 from .exceptions import ConnectionClosed as ConnectionClosed
@@ -43,6 +44,7 @@ __all__ = [
     "ProtocolError",
     "ProxyError",
     "ReadyState",
+    "ReconnectingClient",
     "ServerSentEvent",
     "WebSocket",
 ]

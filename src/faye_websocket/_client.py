@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from ._core.client import (
     ClientHandshake,
     HandshakeFailure,
     check_protocols,
+    new_key,
     parse_url,
     public_url,
 )
@@ -22,7 +24,16 @@ from ._core.deflate import PerMessageDeflate
 from ._core.handshake import normalize_headers
 from ._core.http import Headers
 from ._core.options import check_count, check_seconds, protocol_list, unique_extensions
+from ._core.redirects import RedirectRefused, Redirects, location
 from ._core.websocket import WebSocketProtocol
+from ._reconnecting import (
+    DEFAULT_BACKOFF_FACTOR,
+    DEFAULT_INITIAL_DELAY,
+    DEFAULT_JITTER,
+    DEFAULT_MAX_DELAY,
+    DEFAULT_RESET_AFTER,
+    ReconnectingClient,
+)
 from ._runtime.client import (
     DEFAULT_MAX_HEAD_SIZE,
     open_stream,
@@ -81,12 +92,17 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         max_head_size: largest response head (status line and headers) read
             from the server or the proxy, in bytes; a larger one is a
             :class:`HandshakeError`.
+        max_redirects: redirects (301, 302, 303, 307, 308) followed while
+            opening; one more, or a loop, is a :class:`HandshakeError`
+            (0: none are followed).
+        allow_insecure_redirects: follow a redirect from ``wss://`` to
+            ``ws://`` (refused by default: a :class:`HandshakeError`).
 
     Raises:
         ValueError: not a ``ws:``/``wss:`` URL, a bad header, or an option
             out of range (a negative or NaN number of seconds or bytes, a
             zero ``open_timeout`` or ``ping_timeout``, ``max_queue`` or
-            ``max_head_size`` under 1).
+            ``max_head_size`` under 1, a negative ``max_redirects``).
     """
 
     _kind = "WebSocket.Client"
@@ -109,20 +125,28 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         proxy: Mapping[str, Any] | str | None = None,
         open_timeout: float = 10,
         max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+        max_redirects: int = 10,
+        allow_insecure_redirects: bool = False,
     ) -> None:
         check_seconds("open_timeout", open_timeout, positive=True)
         check_count("max_head_size", max_head_size, minimum=1)
+        check_count("max_redirects", max_redirects)
         super().__init__(ping=ping, ping_timeout=ping_timeout, close_timeout=close_timeout,
                          max_queue=max_queue, write_limit=write_limit, max_length=max_length)
+        self._url = url
         self._target = parse_url(url)
+        #: The URL, without its userinfo; after redirects, the last one asked for.
         self.url = public_url(url)
         self._handshake = ClientHandshake(
             self._target, check_protocols(protocol_list(protocols)), unique_extensions(extensions),
             normalize_headers(headers, reserved=CLIENT_RESERVED), max_length)
         self._tls = tls_context(tls, ca)
+        self._proxy_option = proxy
         self._proxy = resolve_proxy(proxy, self._target)
         self._open_timeout = open_timeout
         self._max_head_size = max_head_size
+        self._max_redirects = max_redirects
+        self._allow_insecure_redirects = allow_insecure_redirects
         #: Status and headers of the handshake response (also after a
         #: refused handshake, as in faye).
         self.status_code: int | None = None
@@ -149,6 +173,70 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         await ws._maybe_open()
         return ws
 
+    @classmethod
+    def reconnecting(cls, url: str, protocols: Sequence[str] | str | None = None, *,
+                     initial_delay: float = DEFAULT_INITIAL_DELAY,
+                     max_delay: float = DEFAULT_MAX_DELAY,
+                     backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
+                     jitter: float = DEFAULT_JITTER,
+                     reset_after: float = DEFAULT_RESET_AFTER,
+                     **options: Any) -> ReconnectingClient:
+        """Connect again and again: an async iterator of open clients.
+
+        ::
+
+            async with WebSocket.Client.reconnecting("wss://example.com/feed") as clients:
+                async for ws in clients:
+                    try:
+                        async for message in ws:
+                            print(message)
+                    except ConnectionClosed:
+                        continue  # lost: connect again
+
+        Each step hands out a new client, open. When the loop comes back
+        for the next one, the previous one is closed (with 1000, if it is
+        still open) and a new one connects after a wait: the ``n``-th
+        failure in a row waits ``initial_delay * backoff_factor ** (n - 1)``
+        seconds, at most ``max_delay``, less up to ``jitter`` of it at
+        random. A failed attempt counts as a failure, and so does a
+        connection that closed within ``reset_after`` seconds; after one
+        that lasted longer the wait is ``initial_delay`` again. A
+        ``Retry-After`` (seconds) on a 429 or 503 is honoured, up to
+        ``max_delay``. The first attempt does not wait.
+
+        Retried: no connection (refused, unreachable, a name that does not
+        resolve, ``open_timeout``, TLS failures other than the certificate
+        check), no response, 429 and 5xx. Raised from the loop: any other
+        refusal (4xx, a redirect not followed, an invalid handshake) and a
+        certificate that fails verification.
+
+        Leaving the block (``break``, an exception, a cancellation) closes
+        the current client. A bare ``async for ... in
+        WebSocket.Client.reconnecting(...)`` works too, as long as the loop
+        is only left by the iterator (it raises, or :meth:`aclose
+        <ReconnectingClient.aclose>` was called): each client's task group
+        is open in the iterating task between steps, and only the block can
+        close it when the loop is left early.
+
+        Args:
+            url: as for the constructor.
+            protocols: as for the constructor.
+            initial_delay: seconds before the first reconnection.
+            max_delay: the longest wait, in seconds.
+            backoff_factor: how much longer each failure in a row waits.
+            jitter: the part of each wait (0 to 1) taken off at random.
+            reset_after: seconds a connection must stay open for the
+                backoff to start over.
+            options: the constructor's keyword options, for every client.
+
+        Raises:
+            ValueError: a bad URL or option (at once, not in the loop).
+        """
+        return ReconnectingClient(
+            lambda: cls(url, protocols, **options), initial_delay=initial_delay,
+            max_delay=max_delay, backoff_factor=backoff_factor, jitter=jitter,
+            reset_after=reset_after)
+
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncIterator[Client]:
         stream, core, initial = await self._open()
@@ -165,17 +253,41 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
         self._entered = True
         handshake = self._handshake
         stream: anyio.abc.ByteStream | None = None
+        redirects = Redirects(self._url, max_redirects=self._max_redirects,
+                              allow_insecure=self._allow_insecure_redirects)
+        proxy = self._proxy
         try:
             with anyio.fail_after(self._open_timeout):
-                stream = await open_stream(self._target, tls=self._tls, proxy=self._proxy,
-                                           max_head_size=self._max_head_size)
-                try:
-                    status, headers, initial = await run_handshake(stream, handshake,
-                                                                   self._max_head_size)
-                except HandshakeError as exc:
-                    if exc.status_code:  # 0: no response at all
-                        self.status_code, self.headers = exc.status_code, Headers(exc.headers)
-                    raise
+                while True:
+                    stream = await open_stream(redirects.target, tls=self._tls, proxy=proxy,
+                                               max_head_size=self._max_head_size)
+                    try:
+                        status, headers, initial = await run_handshake(stream, handshake,
+                                                                       self._max_head_size)
+                        break
+                    except HandshakeError as exc:
+                        if exc.status_code:  # 0: no response at all
+                            self.status_code = exc.status_code
+                            self.headers = Headers(exc.headers)
+                        where = location(exc.status_code, exc.headers)
+                        if where is None or not self._max_redirects:
+                            raise
+                        try:
+                            url, target = redirects.follow(exc.status_code, where)
+                        except RedirectRefused as refused:
+                            raise HandshakeError(
+                                f"{_HANDSHAKE} with {self.url}: {refused}",
+                                status_code=exc.status_code, headers=exc.headers,
+                                body=exc.body) from None
+                    # Follow it: a new request (and key) on a new connection.
+                    await close_stream(stream, grace=0)
+                    stream = None
+                    self.url = public_url(url)
+                    self.status_code, self.headers = None, Headers()
+                    proxy = resolve_proxy(self._proxy_option, target)
+                    handshake = dataclasses.replace(
+                        self._handshake, target=target, key=new_key(),
+                        headers=redirects.headers(self._handshake.headers))
                 self.status_code, self.headers = status, Headers(headers)
                 protocol, extensions, sessions = handshake.check_response(status, headers)
         except HandshakeFailure as exc:

@@ -17,6 +17,7 @@ from ._core.eventsource import EventSourceState
 from ._core.handshake import normalize_headers
 from ._core.http import Headers
 from ._core.options import check_count, check_seconds
+from ._core.redirects import RedirectRefused, Redirects, location
 from ._core.sse import (
     DEFAULT_MAX_EVENT_SIZE,
     REQUEST_RESERVED,
@@ -105,12 +106,17 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
             from the server or the proxy, in bytes; a larger one is a
             :exc:`HandshakeError` on the first connection and is retried
             on a reconnection.
+        max_redirects: redirects (301, 302, 303, 307, 308) followed by each
+            attempt; one more, or a loop, is a :exc:`HandshakeError` (0:
+            none are followed).
+        allow_insecure_redirects: follow a redirect from ``https://`` to
+            ``http://`` (refused by default: a :exc:`HandshakeError`).
 
     Raises:
         ValueError: not an ``http:``/``https:`` URL, a bad header, or an
             option out of range (a negative or NaN ``retry``, a zero or
             negative ``open_timeout``, ``max_event_size`` or
-            ``max_head_size`` under 1).
+            ``max_head_size`` under 1, a negative ``max_redirects``).
     """
 
     def __init__(
@@ -126,6 +132,8 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         open_timeout: float = 10,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+        max_redirects: int = 10,
+        allow_insecure_redirects: bool = False,
     ) -> None:
         try:
             self._target = parse_url(url, schemes=("http", "https"))
@@ -138,12 +146,18 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
         check_seconds("open_timeout", open_timeout, positive=True)
         check_count("max_event_size", max_event_size, minimum=1)
         check_count("max_head_size", max_head_size, minimum=1)
+        check_count("max_redirects", max_redirects)
+        self._url = url
+        self._max_redirects = max_redirects
+        self._allow_insecure_redirects = allow_insecure_redirects
         self._default_retry = retry
         self._tls = tls_context(tls, ca)
+        self._proxy_option = proxy
         self._proxy = resolve_proxy(proxy, self._target)
         self._open_timeout = open_timeout
         self._max_head_size = max_head_size
-        #: ``scheme://host[:port]``: the ``origin`` of every event.
+        #: ``scheme://host[:port]``: the ``origin`` of every event (after
+        #: redirects, the origin of the URL that answered).
         self.origin = origin_of(self._target)
         self._parser = EventStreamParser(origin=self.origin, last_event_id=last_event_id,
                                          max_size=max_event_size)
@@ -292,22 +306,47 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
                 raise
 
     async def _open(self) -> None:
-        """One attempt: connect, send the request, check the response head."""
+        """One attempt: connect, send the request (following redirects),
+        check the response head."""
         self._state = _CONNECTING
         stream: anyio.abc.ByteStream | None = None
+        redirects = Redirects(self._url, schemes=("http", "https"),
+                              max_redirects=self._max_redirects,
+                              allow_insecure=self._allow_insecure_redirects)
+        proxy = self._proxy
         try:
             with anyio.fail_after(self._open_timeout):
-                stream = await open_stream(self._target, tls=self._tls, proxy=self._proxy,
-                                           max_head_size=self._max_head_size)
-                conn = h11.Connection(h11.CLIENT,
-                                      max_incomplete_event_size=self._max_head_size)
-                headers = request_headers(self._target, last_event_id=self.last_event_id,
-                                          headers=self._headers)
-                request = h11.Request(method="GET", target=request_target(self._target),
-                                      headers=encode_headers(headers))
-                await stream.send((conn.send(request) or b"")
-                                  + (conn.send(h11.EndOfMessage()) or b""))
-                response = await _read_head(conn, stream, self._max_head_size)
+                while True:
+                    target = redirects.target
+                    stream = await open_stream(target, tls=self._tls, proxy=proxy,
+                                               max_head_size=self._max_head_size)
+                    conn = h11.Connection(h11.CLIENT,
+                                          max_incomplete_event_size=self._max_head_size)
+                    headers = request_headers(target, last_event_id=self.last_event_id,
+                                              headers=redirects.headers(self._headers))
+                    request = h11.Request(method="GET", target=request_target(target),
+                                          headers=encode_headers(headers))
+                    await stream.send((conn.send(request) or b"")
+                                      + (conn.send(h11.EndOfMessage()) or b""))
+                    response = await _read_head(conn, stream, self._max_head_size)
+                    decoded = [(k.decode("latin-1"), v.decode("latin-1"))
+                               for k, v in response.headers]
+                    where = location(response.status_code, decoded)
+                    if where is None or not self._max_redirects:
+                        break
+                    try:
+                        _, target = redirects.follow(response.status_code, where)
+                    except RedirectRefused as exc:
+                        self.status_code, self.headers = response.status_code, Headers(decoded)
+                        raise HandshakeError(
+                            f"Error connecting to EventSource at {self.url}: {exc}",
+                            status_code=response.status_code, headers=decoded) from None
+                    # Follow it: the same request on a new connection.
+                    await close_stream(stream, grace=0)
+                    stream = None
+                    proxy = resolve_proxy(self._proxy_option, target)
+            # Events carry the origin of the URL that answered (WHATWG 9.2.3).
+            self.origin = self._parser.origin = origin_of(target)
             self.status_code = response.status_code
             self.headers = Headers((k.decode("latin-1"), v.decode("latin-1"))
                                    for k, v in response.headers)

@@ -17,7 +17,7 @@ from .handshake import accept_key
 from .http import header_tokens, parse_extension_header
 
 __all__ = ["ClientHandshake", "HandshakeFailure", "Target", "check_protocols",
-           "connect_request", "encode_headers", "parse_url", "public_url", "redact_url",
+           "connect_request", "encode_headers", "new_key", "parse_url", "public_url", "redact_url",
            "request_target"]
 
 #: Headers the client writes itself; user ``headers`` may not set them.
@@ -165,6 +165,12 @@ def check_protocols(protocols: Sequence[str]) -> list[str]:
     return list(protocols)
 
 
+def new_key() -> str:
+    """A fresh ``Sec-WebSocket-Key``: 16 random bytes, base64-encoded
+    (RFC 6455 section 4.1, item 7)."""
+    return base64.b64encode(os.urandom(16)).decode()
+
+
 @dataclass(slots=True)
 class ClientHandshake:
     """One client opening handshake (RFC 6455 section 4.1)."""
@@ -175,7 +181,7 @@ class ClientHandshake:
     #: Not in the repr: they may hold credentials.
     headers: Sequence[tuple[str, str]] = field(default=(), repr=False)
     max_length: int = 2**26 - 1
-    key: str = field(default_factory=lambda: base64.b64encode(os.urandom(16)).decode())
+    key: str = field(default_factory=new_key)
 
     def request_headers(self) -> list[tuple[str, str]]:
         headers = [

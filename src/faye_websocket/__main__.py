@@ -1,4 +1,4 @@
-"""Command line: ``python -m faye_websocket demo | echo | client | serve``."""
+"""Command line: ``python -m faye_websocket demo | echo | chat | client | serve``."""
 
 from __future__ import annotations
 
@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="negotiate permessage-deflate on WebSockets")
     serve.add_argument("--shutdown-timeout", type=float, default=5.0,
                        help="seconds SIGTERM/SIGINT waits for open connections to finish")
+    add_server("chat", "chat page at /, WebSocket /chat, EventSource /chat/events", 7000) \
+        .add_argument("--redis", metavar="URL", help="share the chat through this Redis")
     add_client_parser(commands)
     return parser
 
@@ -143,6 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = demo_server(interval=args.interval, drafts=args.drafts)
         elif args.command == "serve":
             server = _app_server(args)
+        elif args.command == "chat":
+            from ._chat import ChatServer, redis_problem
+
+            if args.redis and (problem := redis_problem(args.redis)):
+                _fail(problem)
+            server = ChatServer(redis=args.redis, drafts=args.drafts)
         else:
             server = echo_server(drafts=args.drafts)
         try:

@@ -7,6 +7,7 @@
     ├── ConnectError            host, port (also OSError, with its errno)
     ├── HandshakeError          status_code, headers, body
     │   └── ProxyError          (a refused HTTP CONNECT)
+    ├── HubUnavailableError     (also OSError: the hub's Redis is unreachable)
     ├── LifespanError           an ASGI app's startup failed
     ├── ProtocolError           close_code
     └── ConnectionClosed        code, reason
@@ -45,6 +46,7 @@ __all__ = [
     "ConnectionClosedOK",
     "FayeWebSocketError",
     "HandshakeError",
+    "HubUnavailableError",
     "LifespanError",
     "ProtocolError",
     "ProxyError",
@@ -154,3 +156,8 @@ def connection_closed(code: int, reason: str = "") -> ConnectionClosed:
     if code in (1000, 1001):
         return ConnectionClosedOK(code, reason)
     return ConnectionClosedError(code, reason)
+
+
+class HubUnavailableError(FayeWebSocketError, OSError):
+    """The hub's backend (Redis) stayed unreachable for ``redis_timeout``
+    seconds; the cause is chained."""

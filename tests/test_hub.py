@@ -13,10 +13,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
-from faye_websocket import EventSource, Hub, WebSocket
+from faye_websocket import EventSource, Hub, PerMessageDeflate, WebSocket
+from faye_websocket._core.deflate import DeflateSession
 from faye_websocket._core.hub import History, HubMessage, IdClock, parse_id
+from faye_websocket.http import Request, Server
 from faye_websocket.hub import Lost
 
 from .conftest import running
@@ -110,6 +113,60 @@ def test_a_message_is_encoded_once() -> None:
     assert message.sse() is message.sse()
     assert message.sse() == b"event: note\r\nid: 1-0\r\ndata: h\xc3\xa9\r\n\r\n"
     assert HubMessage("c", (1, 0), b"\x00\x01").frame() == b"\x82\x02\x00\x01"
+
+
+async def test_deflate_without_context_takeover_is_compressed_once_per_parameters(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subscribers that negotiated permessage-deflate without server context
+    takeover share one compressed frame per message and per set of
+    parameters; with context takeover each compresses its own; each one
+    inflates every message right."""
+    compressed: list[bytes] = []
+    real = DeflateSession.compress_shared
+
+    def counting(self: DeflateSession, payload: bytes) -> bytes:
+        compressed.append(payload)
+        return real(self, payload)
+
+    monkeypatch.setattr(DeflateSession, "compress_shared", counting)
+    hub = Hub()
+
+    async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
+        # The server resets its compressor after every message unless the
+        # path says otherwise.
+        reset = request.path != "/takeover"
+        async with WebSocket(request, stream, body,
+                             extensions=[PerMessageDeflate(no_context_takeover=reset)]) as ws:
+            async with hub.subscribe(ws, "room"):
+                await ws.wait_closed()
+
+    clients = [  # path, the client's deflate offer (None: no deflate)
+        ("/", PerMessageDeflate()), ("/", PerMessageDeflate()), ("/", PerMessageDeflate()),
+        ("/", PerMessageDeflate(request_max_window_bits=10)),  # another window: another key
+        ("/takeover", PerMessageDeflate()),                     # its own compressor
+        ("/", None),                                            # the plain frame
+    ]
+    texts = [json.dumps({"n": i, "text": "hello, everyone " * 8}) for i in range(5)]
+    received: dict[int, list[str]] = {}
+    server = Server(on_upgrade=on_upgrade)
+    async with hub, running(server) as port, anyio.create_task_group() as tg:
+
+        async def client(index: int, path: str, offer: PerMessageDeflate | None) -> None:
+            extensions = [offer] if offer is not None else []
+            async with WebSocket.Client(f"ws://127.0.0.1:{port}{path}",
+                                        extensions=extensions) as ws:
+                assert bool(ws.extensions) == (offer is not None)
+                received[index] = [str(await ws.receive()) for _ in texts]
+
+        with anyio.fail_after(20):
+            for index, (path, offer) in enumerate(clients):
+                tg.start_soon(client, index, path, offer)
+            await wait_for(lambda: hub.subscriber_count("room") == len(clients))
+            for text in texts:
+                await hub.publish("room", text)
+    assert received == dict.fromkeys(range(len(clients)), texts)
+    # Two keys (15 and 10 bits) among the shared ones: two compressions per message.
+    assert len(compressed) == 2 * len(texts)
 
 
 # -- delivery -------------------------------------------------------------------

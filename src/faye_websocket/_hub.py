@@ -448,6 +448,9 @@ class Subscription:
         if not isinstance(subscriber, (Connection, EventSource)):
             raise TypeError(f"subscribe a WebSocket or an EventSource, not {subscriber!r}")
         self._kind = _WS if isinstance(subscriber, Connection) else _ES
+        # The frames this WebSocket can take as built once per message for
+        # all (see Connection._frame_key); set once it is open.
+        self._frame_key: str | None = None
         # The newest id accepted (sent or queued): nothing at or before it
         # is accepted again (the seam between replay and live messages).
         self._newest: MessageId | None = None
@@ -498,6 +501,9 @@ class Subscription:
         hub._group()
         if subscriber.ready_state != 1:  # OPEN, for every kind
             raise RuntimeError(f"subscribe an open WebSocket or EventSource, not {subscriber!r}")
+        if isinstance(subscriber, Connection):
+            # Negotiated at the handshake, so fixed from now on.
+            self._frame_key = subscriber._frame_key
         resume = self._resume_after
         if resume:
             self._held = []
@@ -672,8 +678,9 @@ class Subscription:
         try:
             if self._kind == _WS:
                 assert isinstance(subscriber, Connection)
-                if subscriber._frame_key == "plain":
-                    subscriber._send_frame_nowait(message.frame())
+                key = self._frame_key
+                if key is not None:
+                    subscriber._send_frame_nowait(message.frame_for(key, subscriber._build_frame))
                 else:
                     subscriber.send_nowait(message.data)
             else:

@@ -211,6 +211,8 @@ class DeflateSession(_WsprotoExtension):
         self._outbound_wbits = -max(params.outbound_bits, 9)
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
+        # For compress_shared (the hub's frame built once for many connections).
+        self._zlib_args = (config.level, zlib.DEFLATED, self._outbound_wbits, config.mem_level)
         self._inbound_compressed = False
         # The frame being read is a control frame: a Ping or Pong between the
         # fragments of a compressed message is never inflated (RFC 7692 6.1).
@@ -292,3 +294,25 @@ class DeflateSession(_WsprotoExtension):
             self._compressor = None
         first = opcode is not Opcode.CONTINUATION
         return RsvBits(first, rsv.rsv2, rsv.rsv3), out
+
+    # -- one compressed message for many connections -------------------------
+
+    @property
+    def shared_key(self) -> str | None:
+        """What a message compressed by :meth:`compress_shared` depends on,
+        as a key: connections with equal keys can be sent the same
+        compressed frame. ``None`` with context takeover, where each
+        message depends on what this connection compressed before."""
+        if not self._params.outbound_no_context_takeover:
+            return None
+        level, _, wbits, mem_level = self._zlib_args
+        return f"deflate:{-wbits}:{level}:{mem_level}"
+
+    def compress_shared(self, payload: bytes) -> bytes:
+        """A whole message's payload compressed afresh (RFC 7692 section 7.2.1,
+        the tail stripped), without touching this connection's compressor:
+        the same bytes any connection with an equal :attr:`shared_key` would
+        send. Only valid without context takeover."""
+        compressor = zlib.compressobj(*self._zlib_args)
+        out = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        return out[:-4] if out.endswith(_TAIL) else out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .eventsource import format_event
@@ -70,7 +70,7 @@ class HubMessage:
             ``message``); WebSocket subscribers get ``data`` only.
     """
 
-    __slots__ = ("_frame", "_sse", "channel", "data", "event", "id", "key", "size")
+    __slots__ = ("_frame", "_frames", "_sse", "channel", "data", "event", "id", "key", "size")
 
     def __init__(self, channel: str, key: MessageId, data: str | bytes,
                  event: str | None = None) -> None:
@@ -82,6 +82,7 @@ class HubMessage:
         #: Bytes this message counts for in a subscriber's bound.
         self.size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8"))
         self._frame: bytes | None = None
+        self._frames: dict[str, bytes] | None = None  # other frame keys (deflate)
         self._sse: bytes | None = None
 
     @property
@@ -104,6 +105,20 @@ class HubMessage:
             else:
                 head, body = frame_parts(_BINARY, data)
             frame = self._frame = head + body
+        return frame
+
+    def frame_for(self, key: str, build: Callable[[str | bytes], bytes]) -> bytes:
+        """The whole frame for connections of frame key ``key`` (``"plain"``:
+        :meth:`frame`; a compressed one is built by ``build``, a connection
+        of that key, on first use)."""
+        if key == "plain":
+            return self.frame()
+        frames = self._frames
+        if frames is None:
+            frames = self._frames = {}
+        frame = frames.get(key)
+        if frame is None:
+            frame = frames[key] = build(self.data)
         return frame
 
     def sse(self) -> bytes:

@@ -538,10 +538,32 @@ class WebSocketProtocol:
     def frame_key(self) -> str | None:
         """What a frame built elsewhere must have been built for to be sent
         here as it is (:meth:`send_frame`): ``"plain"`` for a server without
-        compression; ``None`` when each frame is this connection's own (a
-        client masks every frame with a fresh key; a deflate stream depends
-        on what this connection compressed before)."""
-        return None if self.client or self._deflate is not None else "plain"
+        compression; for a server with permessage-deflate without context
+        takeover, the session's :attr:`~DeflateSession.shared_key` (frames
+        from :meth:`build_frame`); ``None`` when each frame is this
+        connection's own (a client masks every frame with a fresh key; a
+        deflate stream with context takeover depends on what this connection
+        compressed before)."""
+        if self.client:
+            return None
+        deflate = self._deflate
+        return "plain" if deflate is None else deflate.shared_key
+
+    def build_frame(self, data: str | bytes) -> bytes:
+        """The whole frame of one message for :attr:`frame_key`, built
+        without changing this connection (any connection with the same key
+        can :meth:`send_frame` it). Only valid while :attr:`frame_key` is not
+        ``None``."""
+        if isinstance(data, str):
+            opcode, payload = _TEXT, data.encode("utf-8")
+        else:
+            opcode, payload = _BINARY, data
+        deflate = self._deflate
+        if deflate is None:
+            head, body = frame_parts(opcode, payload)
+        else:
+            head, body = frame_parts(opcode, deflate.compress_shared(payload), rsv1=True)
+        return head + body
 
     def send_frame(self, frame: bytes) -> None:
         """Queue one whole message frame built elsewhere for :attr:`frame_key`

@@ -410,6 +410,14 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             return None
         return core.frame_key
 
+    def _build_frame(self, data: str | bytes) -> bytes:
+        """A message's whole frame for :attr:`_frame_key`, which any
+        connection with the same key can :meth:`_send_frame_nowait` (see
+        WebSocketProtocol.build_frame)."""
+        core = self._core
+        assert isinstance(core, WebSocketProtocol)
+        return core.build_frame(data)
+
     def _send_frame_nowait(self, frame: bytes) -> None:
         """:meth:`send_nowait` for a whole frame built for :attr:`_frame_key`.
 

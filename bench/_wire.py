@@ -25,8 +25,15 @@ def accept_for(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + GUID).digest())
 
 
-def upgrade_request(port: int, path: str = "/") -> bytes:
+#: What the fan-out scenario with compression offers: permessage-deflate
+#: without server context takeover, so a server may send every subscriber
+#: the same compressed frame.
+DEFLATE_OFFER = "permessage-deflate; server_no_context_takeover; client_max_window_bits"
+
+
+def upgrade_request(port: int, path: str = "/", extensions: str | None = None) -> bytes:
     """A minimal hybi-13 opening handshake, always with the same key."""
+    offer = f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else ""
     return (
         f"GET {path} HTTP/1.1\r\n"
         f"Host: 127.0.0.1:{port}\r\n"
@@ -34,6 +41,7 @@ def upgrade_request(port: int, path: str = "/") -> bytes:
         "Connection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {KEY.decode()}\r\n"
         "Sec-WebSocket-Version: 13\r\n"
+        f"{offer}"
         "\r\n"
     ).encode()
 

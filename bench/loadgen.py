@@ -31,6 +31,7 @@ from typing import Any
 from . import _proc
 from ._wire import (
     CLOSE_1000,
+    DEFLATE_OFFER,
     OP_BINARY,
     OP_TEXT,
     check_upgrade_response,
@@ -310,10 +311,13 @@ class _Pending:
 
 
 def open_many(port: int, path: str, n: int, concurrency: int,
-              limit: float) -> list[socket.socket]:
+              limit: float, extensions: str | None = None,
+              rcvbuf: int | None = None) -> list[socket.socket]:
     """Open ``n`` WebSocket connections, ``concurrency`` handshakes at a time;
-    return the open (non-blocking) sockets."""
-    request = upgrade_request(port, path)
+    return the open (non-blocking) sockets. With ``extensions``, each offers
+    them and the server must accept (a ``Sec-WebSocket-Extensions`` header
+    in each response)."""
+    request = upgrade_request(port, path, extensions)
     sel = selectors.DefaultSelector()
     opened: list[socket.socket] = []
     started = 0
@@ -325,6 +329,8 @@ def open_many(port: int, path: str, n: int, concurrency: int,
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if rcvbuf is not None:  # before connecting: it sets the window
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
                 sock.connect_ex((HOST, port))
                 sel.register(sock, selectors.EVENT_WRITE, _Pending(sock))
                 started += 1
@@ -348,6 +354,8 @@ def open_many(port: int, path: str, n: int, concurrency: int,
                 if HEAD_END in pending.buf:
                     head, _, rest = pending.buf.partition(HEAD_END)
                     check_upgrade_response(head)
+                    if extensions and b"sec-websocket-extensions" not in head.lower():
+                        raise RuntimeError("the server did not accept the extension offered")
                     sel.unregister(sock)
                     active -= 1
                     if rest:
@@ -540,10 +548,105 @@ def broadcast(port: int, pid: int, clients: int, repeat: int) -> Result:
             / repeat}
 
 
+def _frame_size(data: bytes) -> int:
+    """The size on the wire of the unmasked frame ``data`` starts with."""
+    length = data[1] & 0x7F
+    if length == 126:
+        return 4 + int.from_bytes(data[2:4], "big")
+    if length == 127:
+        return 10 + int.from_bytes(data[2:10], "big")
+    return 2 + length
+
+
+def _drain(sel: selectors.BaseSelector, got: dict[socket.socket, int], want: int,
+           limit: float) -> None:
+    """Read every socket until it has ``want`` bytes."""
+    remaining = sum(1 for v in got.values() if v < want)
+    deadline = time.monotonic() + limit
+    while remaining:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fanout: {remaining} clients still waiting")
+        for key, _ev in sel.select(timeout=1.0):
+            sock = key.data
+            data = sock.recv(1 << 18)
+            if not data:
+                raise RuntimeError("fanout: a client was disconnected")
+            before = got[sock]
+            got[sock] = before + len(data)
+            if before < want <= before + len(data):
+                remaining -= 1
+
+
+def fanout(port: int, pid: int, clients: int, messages: int, repeat: int, size: int,
+           deflate: bool) -> Result:
+    """Deliveries per second to ``clients`` subscribers of ``/fanout``.
+
+    One client asks for a burst (``burst M N SIZE``: M messages of SIZE
+    bytes, published once N are subscribed); the time runs from that request
+    until every client has every byte of the burst. Every message of a burst
+    is the same text, so every frame has the same size (with deflate too:
+    the offer asks for no server context takeover); a first burst of one
+    message tells it (and warms up). Server memory per subscriber is its
+    RSS growth from before the connections to after the first burst.
+    """
+    rss0 = _proc.rss_bytes(pid)
+    socks = open_many(port, "/fanout", clients, 64, 300,
+                      extensions=DEFLATE_OFFER if deflate else None)
+    sel = selectors.DefaultSelector()
+    trigger = socks[0]
+    rates: list[float] = []
+    server_cpu = 0.0
+    mine = 0.0
+    try:
+        for sock in socks:
+            sel.register(sock, selectors.EVENT_READ, sock)
+        # The first burst: one message, once everyone is subscribed; the
+        # trigger's own copy tells the frame size.
+        trigger.send(client_frame(OP_TEXT, f"burst 1 {clients} {size}".encode()))
+        trigger.setblocking(True)
+        trigger.settimeout(120)
+        data = trigger.recv(1 << 18)
+        trigger.setblocking(False)
+        if not data:
+            raise RuntimeError("fanout: the server closed the connection")
+        frame = _frame_size(data)
+        got = dict.fromkeys(socks, 0)
+        got[trigger] = len(data)
+        _drain(sel, got, frame, 120)
+        if any(v != frame for v in got.values()):
+            raise RuntimeError("fanout: a client got more or less than the first burst")
+        rss1 = _proc.rss_bytes(pid)
+        request = client_frame(OP_TEXT, f"burst {messages} {clients} {size}".encode())
+        for _ in range(repeat):
+            got = dict.fromkeys(socks, 0)
+            meter = _Meter(pid)
+            trigger.send(request)
+            _drain(sel, got, messages * frame, 120)
+            window = _window(meter)
+            if any(v != messages * frame for v in got.values()):
+                raise RuntimeError("fanout: a client got more or less than the burst")
+            rates.append(clients * messages / window["elapsed_s"])
+            server_cpu += window["server_cpu_s"]
+            mine += window["loadgen_cpu_pct"] * window["elapsed_s"] / 100
+            time.sleep(0.1)
+    finally:
+        sel.close()
+        for sock in socks:
+            sock.close()
+    rates.sort()
+    deliveries = clients * messages * repeat
+    return {"clients": clients, "messages": messages, "repeat": repeat, "frame_bytes": frame,
+            "deliveries_per_s": rates[len(rates) // 2], "min_per_s": rates[0],
+            "cpu_us_per_delivery": 1e6 * server_cpu / deliveries,
+            "server_cpu_pct_of_wall": 100 * server_cpu / (deliveries / rates[len(rates) // 2]),
+            "loadgen_cpu_us_per_delivery": 1e6 * mine / deliveries,
+            "kib_per_subscriber": (rss1 - rss0) / clients / 1024}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.loadgen")
     p.add_argument("scenario", choices=["small_echo", "rtt", "large_echo", "handshakes",
-                                        "idle_memory", "broadcast", "events"])
+                                        "idle_memory", "broadcast", "events", "fanout"])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--pid", type=int, required=True, help="the server's process id")
     p.add_argument("--duration", type=float, default=2.0)
@@ -551,6 +654,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--count", type=int, default=2000,
                    help="rtt samples / idle connections / broadcast clients / events")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--messages", type=int, default=100, help="fanout: messages per burst")
+    p.add_argument("--size", type=int, default=32, help="fanout: bytes per message")
+    p.add_argument("--deflate", action="store_true",
+                   help="fanout: offer permessage-deflate (no server context takeover)")
     p.add_argument("--refill", type=int, default=1,
                    help="small_echo: messages re-sent in one batch")
     a = p.parse_args(argv)
@@ -567,6 +674,8 @@ def main(argv: list[str] | None = None) -> None:
         result = idle_memory(a.port, a.pid, a.count)
     elif a.scenario == "broadcast":
         result = broadcast(a.port, a.pid, a.count, a.repeat)
+    elif a.scenario == "fanout":
+        result = fanout(a.port, a.pid, a.count, a.messages, a.repeat, a.size, a.deflate)
     else:
         result = events(a.port, a.pid, a.count, a.repeat)
     sys.stdout.write(json.dumps(result) + "\n")

@@ -14,6 +14,7 @@ NODE_DIR = BENCH / "node"
 WS = "ws"  # WebSocket server scenarios
 ES = "es"  # EventSource
 CLIENT = "client"
+FAN = "fanout"  # broadcast to many subscribers (bench/loadgen.py fanout)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,19 @@ class Scenario:
     kind: str  # WS, ES or CLIENT
     title: str
     metrics: tuple[Metric, ...]
+    clients: int = 0  # FAN: subscribers
+    deflate: bool = False  # FAN: the clients offer permessage-deflate
+    size: int = 32  # FAN: bytes per message
+
+
+def _fanout(name: str, title: str, clients: int, *, deflate: bool = False,
+            size: int = 32) -> Scenario:
+    short = name.removeprefix("fanout_")
+    return Scenario(name, FAN, title, (
+        Metric("deliveries_per_s", f"{short} deliveries/s", True),
+        Metric("cpu_us_per_delivery", f"{short} µs/delivery", False, "{:,.2f}", cpu=True),
+        Metric("kib_per_subscriber", f"{short} KiB/subscriber", False, "{:,.1f}"),
+    ), clients=clients, deflate=deflate, size=size)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -61,6 +75,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         Metric("events_per_s", "events/s", True),
         Metric("cpu_us_per_event", "server CPU µs/event", False, "{:,.1f}"),
     )),
+    _fanout("fanout_1k", "bursts of 32 B text to 1,000 subscribers", 1000),
+    _fanout("fanout_10k", "bursts of 32 B text to 10,000 subscribers", 10000),
+    _fanout("fanout_deflate_1k", "bursts of 256 B chat text to 1,000 subscribers with "
+            "permessage-deflate (no server context takeover)", 1000, deflate=True, size=256),
     Scenario("client_small", CLIENT, "client: small echo (32 B text, 64 in flight)", (
         Metric("msgs_per_s", "client small msg/s", True),
         Metric("cpu_us_per_msg", "client small µs/msg", False, "{:,.1f}", cpu=True),
@@ -91,22 +109,36 @@ class Peer:
 _HOST_SCENARIOS = frozenset({"small_echo", "rtt", "large_echo", "handshakes"})
 
 PEERS: tuple[Peer, ...] = (
-    Peer("ours-asyncio", "faye_websocket (asyncio)", frozenset({WS, ES, CLIENT}),
+    Peer("ours-asyncio", "faye_websocket (asyncio)", frozenset({WS, ES, CLIENT, FAN}),
          server=("-m", "bench.servers.ours", "--backend", "asyncio"),
          client=("-m", "bench.clients.ours", "--backend", "asyncio"),
          modules=("faye_websocket",)),
-    Peer("ours-trio", "faye_websocket (trio)", frozenset({WS, ES, CLIENT}),
+    Peer("ours-trio", "faye_websocket (trio)", frozenset({WS, ES, CLIENT, FAN}),
          server=("-m", "bench.servers.ours", "--backend", "trio"),
          client=("-m", "bench.clients.ours", "--backend", "trio"),
          baseline="websockets-trio", modules=("faye_websocket", "trio")),
-    Peer("websockets-asyncio", "websockets (asyncio)", frozenset({WS, CLIENT}),
+    Peer("websockets-asyncio", "websockets (asyncio)", frozenset({WS, CLIENT, FAN}),
          server=("-m", "bench.servers.websockets_asyncio",),
          client=("-m", "bench.clients.websockets_client", "--backend", "asyncio"),
          modules=("websockets",)),
-    Peer("websockets-trio", "websockets (trio)", frozenset({WS, CLIENT}),
+    Peer("websockets-trio", "websockets (trio)", frozenset({WS, CLIENT, FAN}),
          server=("-m", "bench.servers.websockets_trio",),
          client=("-m", "bench.clients.websockets_client", "--backend", "trio"),
          modules=("websockets.trio", "trio")),
+    # The fan-out scenarios: our Hub is ours-*; the same server with the
+    # hand-written send_nowait loop the docs showed before the hub; and the
+    # hub with deflate subscribers compressing each message themselves.
+    *(Peer(f"naive-{backend}", f"faye_websocket send_nowait loop ({backend})",
+           frozenset({FAN}),
+           server=("-m", "bench.servers.ours", "--backend", backend, "--fanout", "naive"),
+           baseline=f"websockets-{backend}", modules=("faye_websocket", backend))
+      for backend in ("asyncio", "trio")),
+    *(Peer(f"ours-noshare-{backend}", f"faye_websocket Hub, deflate per subscriber ({backend})",
+           frozenset({FAN}),
+           server=("-m", "bench.servers.ours", "--backend", backend, "--no-shared-deflate"),
+           baseline=f"websockets-{backend}", modules=("faye_websocket", backend),
+           scenarios=frozenset({"fanout_deflate_1k"}))
+      for backend in ("asyncio", "trio")),
     Peer("trio-websocket", "trio-websocket", frozenset({WS}),
          server=("-m", "bench.servers.trio_websocket_server",),
          modules=("trio_websocket",)),

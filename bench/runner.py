@@ -26,6 +26,7 @@ from . import _proc
 from .peers import (
     CLIENT,
     ES,
+    FAN,
     FIXED_SERVER,
     PEER_NAMES,
     PEERS,
@@ -55,12 +56,16 @@ class Settings:
     broadcast_repeat: int
     events: int
     events_repeat: int
+    fanout_deliveries: int  # per burst: messages x subscribers
+    fanout_repeat: int
 
 
 FULL = Settings(rounds=3, duration=2.0, warmup=0.5, rtt_count=5000, idle_connections=2000,
-                broadcast_clients=1000, broadcast_repeat=20, events=50000, events_repeat=3)
+                broadcast_clients=1000, broadcast_repeat=20, events=50000, events_repeat=3,
+                fanout_deliveries=500_000, fanout_repeat=3)
 QUICK = Settings(rounds=1, duration=0.5, warmup=0.2, rtt_count=500, idle_connections=300,
-                 broadcast_clients=1000, broadcast_repeat=3, events=10000, events_repeat=1)
+                 broadcast_clients=1000, broadcast_repeat=3, events=10000, events_repeat=1,
+                 fanout_deliveries=100_000, fanout_repeat=1)
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -174,6 +179,13 @@ def measure(peer: Peer, scenario: Scenario, s: Settings) -> dict[str, Any]:
                              "--repeat", str(s.broadcast_repeat)]
                 elif scenario.name == "events":
                     argv += ["--count", str(s.events), "--repeat", str(s.events_repeat)]
+                elif scenario.kind == FAN:
+                    argv[3] = "fanout"
+                    argv += ["--count", str(scenario.clients), "--repeat", str(s.fanout_repeat),
+                             "--messages", str(max(1, s.fanout_deliveries // scenario.clients)),
+                             "--size", str(scenario.size)]
+                    if scenario.deflate:
+                        argv.append("--deflate")
                 return _run_json(argv, s.warmup + s.duration * 5 + 120, log)
         except Exception as exc:  # reported, and the run goes on
             return {"error": f"{exc}; output: {_tail(log)}"}
@@ -245,6 +257,7 @@ def tables(runs: list[dict[str, Any]], peers: list[Peer],
     for kind, heading, what in (
         (WS, "WebSocket servers", "server"),
         (ES, "EventSource servers", "server"),
+        (FAN, "Broadcast servers (fan-out)", "server"),
         (CLIENT, "WebSocket clients (against the fixed echo server)", "client"),
     ):
         rows = [p for p in peers if kind in p.kinds]

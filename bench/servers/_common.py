@@ -38,3 +38,28 @@ def event_count(target: str) -> int:
     """``n`` from ``/events?n=N`` (0 when absent)."""
     values = parse_qs(urlsplit(target).query).get("n", ["0"])
     return int(values[0])
+
+
+# --- the fan-out scenarios (bench/loadgen.py ``fanout``) ------------------------------------
+
+#: The text every fan-out message starts with (chat-like, so that
+#: permessage-deflate has something to do), cut to the size asked for.
+_CHAT = ('{"user":"alice","room":"general","text":"hello, everyone! '
+         + "the quick brown fox jumps over the lazy dog; " * 200)
+
+
+def fanout_message(size: int) -> str:
+    """The message a fan-out burst publishes: ``size`` bytes of ASCII text."""
+    return _CHAT[:size]
+
+
+def parse_burst(text: str) -> tuple[int, int, int] | None:
+    """``"burst M N SIZE"`` (publish M messages of SIZE bytes once N clients
+    are subscribed) as (M, N, SIZE); None for anything else."""
+    parts = text.split()
+    if len(parts) != 4 or parts[0] != "burst" or not all(p.isdigit() for p in parts[1:]):
+        return None
+    return int(parts[1]), int(parts[2]), int(parts[3])
+
+
+SUBSCRIBE_LIMIT = 60.0  # seconds a burst waits for its subscribers

@@ -62,7 +62,7 @@ class Settings:
 
 FULL = Settings(rounds=3, duration=2.0, warmup=0.5, rtt_count=5000, idle_connections=2000,
                 broadcast_clients=1000, broadcast_repeat=20, events=50000, events_repeat=3,
-                fanout_deliveries=500_000, fanout_repeat=3)
+                fanout_deliveries=150_000, fanout_repeat=3)
 QUICK = Settings(rounds=1, duration=0.5, warmup=0.2, rtt_count=500, idle_connections=300,
                  broadcast_clients=1000, broadcast_repeat=3, events=10000, events_repeat=1,
                  fanout_deliveries=100_000, fanout_repeat=1)

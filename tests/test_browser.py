@@ -1,5 +1,7 @@
 """The demo page in a real browser: ``python -m faye_websocket demo`` (on each
-``--backend``) loaded in headless Chromium, driven by Playwright.
+``--backend``) loaded in headless Chromium, driven by Playwright; and the
+chat page of ``chat --redis`` on two processes (asyncio and trio) sharing a
+redis-server of the test's own.
 
 The browser is the system's Chromium (Debian's ``chromium`` package, which
 ``.ci/run`` installs when it is missing), never one downloaded by
@@ -21,6 +23,7 @@ import anyio
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from .hub_helpers import free_port, redis_server
 from .test_asgi import AsgiServer
 from .test_cli import TIMEOUT, run_cli
 
@@ -137,3 +140,62 @@ async def test_demo_page_through_the_asgi_adapters_in_chromium(
     finally:
         server.stop()
     assert "Traceback" not in server.output(), server.output()
+
+
+async def test_chat_page_in_chromium_across_two_processes_sharing_redis() -> None:
+    """``chat --redis`` on two ports (asyncio and trio): a message typed in
+    the page of one appears in the page of the other; the other process is
+    restarted, its page's EventSource reconnects (with its Last-Event-ID)
+    and shows what was typed meanwhile, in order, with no gap (no ``lost``
+    line) and nothing twice."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on PATH (chromium or chromium-browser); "
+                    ".ci/run installs Debian's chromium package")
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server on PATH; .ci/run installs Debian's redis-server")
+    port_a, port_b = free_port(), free_port()
+    with redis_server() as redis, anyio.fail_after(4 * TIMEOUT):
+        async with run_cli("chat", "asyncio", port_a, "--redis", redis.url):
+            playwright = await async_playwright().start()
+            try:
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                    timeout=WAIT_MS)
+                try:
+                    page_a, page_b = await browser.new_page(), await browser.new_page()
+                    async with run_cli("chat", "trio", port_b, "--redis", redis.url):
+                        await _open_chat(page_a, port_a)
+                        await _open_chat(page_b, port_b)
+                        await _say(page_a, "from A, ünïcode ✓")
+                        await expect(page_b.locator("#log li").first).to_have_text(
+                            "from A, ünïcode ✓", timeout=WAIT_MS)
+                    # B is gone: its page's EventSource is reconnecting.
+                    await expect(page_b.locator("#state")).to_have_text(
+                        "reconnecting", timeout=WAIT_MS)
+                    for i in range(3):
+                        await _say(page_a, f"while B was away {i}")
+                    async with run_cli("chat", "trio", port_b, "--redis", redis.url):
+                        await expect(page_b.locator("#log li")).to_have_text(
+                            ["while B was away 2", "while B was away 1", "while B was away 0",
+                             "from A, ünïcode ✓"], timeout=3 * WAIT_MS)
+                        await expect(page_b.locator("#state")).to_have_text(
+                            "online", timeout=WAIT_MS)
+                finally:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                        await browser.close()
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                    await playwright.stop()
+
+
+async def _open_chat(page: Page, port: int) -> None:
+    await page.goto(f"http://127.0.0.1:{port}/", timeout=WAIT_MS)
+    await expect(page.locator("#state")).to_have_text("online", timeout=WAIT_MS)
+    # The page's WebSocket (a global of its script) is open.
+    await page.wait_for_function("() => ws.readyState === WebSocket.OPEN", timeout=WAIT_MS)
+
+
+async def _say(page: Page, text: str) -> None:
+    await page.locator("#text").fill(text)
+    await page.locator("#text").press("Enter")
+    await expect(page.locator("#log li").first).to_have_text(text, timeout=WAIT_MS)

@@ -80,7 +80,7 @@ async def test_asgi_subscribers_get_every_message_and_resume() -> None:
                     await publisher.send(text)
                 for _ in texts:  # the publisher is a subscriber too
                     await publisher.receive()
-        assert ws_got == {i: texts for i in range(3)}
+        assert ws_got == dict.fromkeys(range(3), texts)
         assert [[data for _, data in got] for got in es_got.values()] == [texts] * 3
         ids = [event_id for event_id, _ in es_got[0]]
         assert es_got[1] == es_got[2] == es_got[0] and len(set(ids)) == len(texts)

@@ -119,7 +119,8 @@ async def _worker(config: dict[str, Any]) -> None:
         async with slots:
             try:
                 conns[i] = await connect(url, max_size=None, ping_interval=None,
-                                         open_timeout=60, close_timeout=30)
+                                         open_timeout=60, close_timeout=30,
+                                         compression=config["compression"])
             except Exception:
                 totals["failed"] += 1
                 return
@@ -261,7 +262,8 @@ def measure(peer: str, args: argparse.Namespace, round_no: int) -> dict[str, Any
         first = 0
         for count in per:
             config = {"port": port, "first": first, "count": count,
-                      "messages": args.messages, "abort": args.abort}
+                      "messages": args.messages, "abort": args.abort,
+                      "compression": None if args.no_deflate else "deflate"}
             workers.append(_Proc([sys.executable, "-m", "bench.compression.servers",
                                   "_worker", json.dumps(config)]))
             first += count

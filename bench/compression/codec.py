@@ -165,7 +165,7 @@ def matrix(quick: bool = False) -> dict[str, object]:
                   f"loaded {row['rss_loaded']:.0f} B", flush=True)
     corpus_rows = []
     for name, corpus in corpora.items():
-        for wbits, mem_level in ((15, 8), (12, 5), (11, 4), (10, 4), (12, 4), (11, 5)):
+        for wbits, mem_level in ((15, 8), (12, 5), (13, 5), (13, 4), (11, 5), (10, 5)):
             for takeover in (True, False):
                 s = Setting(wbits, mem_level, takeover=takeover)
                 r = {"corpus": name, "wbits": wbits, "mem_level": mem_level,
@@ -174,6 +174,15 @@ def matrix(quick: bool = False) -> dict[str, object]:
                 print(f"{name} w{wbits} m{mem_level} takeover={takeover}: "
                       f"ratio {r['ratio']:.3f} deflate {r['deflate_ms_per_mb']:.1f} "
                       f"inflate {r['inflate_ms_per_mb']:.1f} ms/MB", flush=True)
+    # Memory level against deflate's speed where it matters most: data that
+    # does not compress (small levels mean small blocks, each with its own
+    # Huffman trees).
+    mem_rows = []
+    for mem_level in range(1, 10):
+        for name in ("random", "log", "chat"):
+            r = {"corpus": name, "mem_level": mem_level,
+                 **ratio_cpu(Setting(13, mem_level), corpora[name], repeat)}
+            mem_rows.append(r)
     level_rows = []
     for level in range(1, 10):
         for name in ("chat", "log"):
@@ -193,7 +202,7 @@ def matrix(quick: bool = False) -> dict[str, object]:
     sizes = {name: {"messages": len(c), "bytes": sum(map(len, c)),
                     "median": sorted(map(len, c))[len(c) // 2]} for name, c in corpora.items()}
     return {"zlib": zlib.ZLIB_RUNTIME_VERSION, "corpora": sizes, "chat_matrix": rows,
-            "corpus_rows": corpus_rows, "level_rows": level_rows,
+            "corpus_rows": corpus_rows, "mem_rows": mem_rows, "level_rows": level_rows,
             "threshold_rows": threshold_rows}
 
 

@@ -32,6 +32,12 @@ def codec_markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {row['corpus']} | {row['wbits']} | {row['mem_level']} | "
                      f"{'yes' if row['takeover'] else 'no'} | {row['ratio']:.3f} | "
                      f"{row['deflate_ms_per_mb']:.1f} | {row['inflate_ms_per_mb']:.1f} |")
+    lines += ["", "## Memory level and speed (13-bit window, level 6)", "",
+              "| corpus | memLevel | ratio | deflate ms/MB | inflate ms/MB |",
+              "|---|---:|---:|---:|---:|"]
+    lines.extend(f"| {row['corpus']} | {row['mem_level']} | {row['ratio']:.3f} | "
+                 f"{row['deflate_ms_per_mb']:.1f} | {row['inflate_ms_per_mb']:.1f} |"
+                 for row in r.get("mem_rows", []))
     lines += ["", "## Compression level (12-bit window, memLevel 5)", "",
               "| corpus | level | ratio | deflate ms/MB | inflate ms/MB |",
               "|---|---:|---:|---:|---:|"]

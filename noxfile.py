@@ -1,10 +1,15 @@
 """Developer sessions: ``nox -s tests tests_pure lint typecheck``; by hand,
-``autobahn``, ``bench``, ``soak`` and ``fuzz``."""
+``autobahn``, ``bench``, ``soak``, ``fuzz`` and ``dist`` (before a release,
+docs/releasing.md)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
 
 import nox
 
@@ -30,6 +35,117 @@ def tests_pure(session: nox.Session) -> None:
     session.run("npm", "ci", "--prefix", "tests/interop", external=True)
     session.run("python", "-m", "pytest", *session.posargs,
                 env={"FAYE_WEBSOCKET_NO_SPEEDUPS": "1"})
+
+
+#: Tracked files that stay out of the sdist: CI and git configuration.
+NOT_IN_SDIST = (".ci/", ".github/", ".gitignore", "tests/interop/.gitignore")
+
+#: Written into the unpacked sdist by ``dist``: pytest loads it before the
+#: tests, so the run itself proves it imports the installed wheel.
+DIST_CONFTEST = """\
+# Written by `nox -s dist`: the suite runs against the installed wheel.
+import sysconfig
+from pathlib import Path
+
+import faye_websocket
+from faye_websocket._core.frames import c_mask
+
+_SITE = Path(sysconfig.get_paths()["platlib"]).resolve()
+_FILE = Path(faye_websocket.__file__).resolve()
+assert _SITE in _FILE.parents, f"faye_websocket imported from {_FILE}, not from {_SITE}"
+assert c_mask is not None, "the wheel's C accelerator did not load"
+"""
+
+
+@nox.session(python=["3.10", "3.11", "3.12", "3.13"])
+def dist(session: nox.Session) -> None:
+    """The distributions as a user gets them, on each supported Python.
+
+    Builds the sdist from a clean copy of the tracked files (as they are in
+    the working tree: no node_modules, build output or local files), then the
+    wheel from the sdist (so the sdist must be complete), with the C
+    accelerator required; runs ``twine check --strict`` and
+    ``check-wheel-contents``, and checks both archives' contents. Installs
+    the wheel (not editable) with the ``test`` extra and runs the whole
+    suite from the unpacked sdist with its ``src/`` removed; a generated
+    root ``conftest.py`` asserts that ``faye_websocket`` comes from
+    site-packages with the accelerator loaded. Needs ``git``, a C compiler,
+    ``node``/``npm``; ``nox -s dist -- -x tests/test_frames.py`` narrows
+    pytest.
+    """
+    root = Path(__file__).parent
+    tmp = Path(session.create_tmp()).resolve()
+    tree, out, unpacked = tmp / "tree", tmp / "dist", tmp / "unpacked"
+    for path in (tree, out, unpacked):
+        shutil.rmtree(path, ignore_errors=True)
+    tracked = _tracked_files(root)
+    for name in tracked:
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, tree / name)
+
+    session.install("build", "twine", "check-wheel-contents")
+    session.run("python", "-m", "build", "--outdir", str(out), str(tree),
+                env={"FAYE_WEBSOCKET_REQUIRE_SPEEDUPS": "1"})
+    [sdist], [wheel] = sorted(out.glob("*.tar.gz")), sorted(out.glob("*.whl"))
+    session.run("twine", "check", "--strict", str(sdist), str(wheel))
+    session.run("check-wheel-contents", str(wheel))
+    problems = _check_sdist(sdist, tracked) + _check_wheel(wheel)
+    if problems:
+        session.error("; ".join(problems))
+    session.log(f"{sdist.name}: {sdist.stat().st_size:,} bytes; "
+                f"{wheel.name}: {wheel.stat().st_size:,} bytes")
+
+    session.install(f"{wheel}[test]")
+    with tarfile.open(sdist) as archive:
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(unpacked, filter="data")
+        else:  # Python < 3.11.4 running nox; the archive is our own
+            archive.extractall(unpacked)
+    [source] = unpacked.iterdir()
+    shutil.rmtree(source / "src")
+    (source / "conftest.py").write_text(DIST_CONFTEST)
+    session.run("npm", "ci", "--no-audit", "--no-fund", "--prefix",
+                str(source / "tests" / "interop"), external=True)
+    session.chdir(source)
+    session.run("python", "-c", "import faye_websocket.__main__ as m; print(m.version())")
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+def _tracked_files(root: Path) -> list[str]:
+    """Tracked files present in the working tree (deleted ones left out)."""
+    output = subprocess.run(["git", "ls-files", "-z"], cwd=root, check=True,
+                            capture_output=True).stdout.decode()
+    return sorted(name for name in output.split("\0") if name and (root / name).is_file())
+
+
+def _check_sdist(sdist: Path, tracked: list[str]) -> list[str]:
+    """Every tracked file but CI and git configuration; nothing built or installed."""
+    with tarfile.open(sdist) as archive:
+        names = {name.partition("/")[2] for name in archive.getnames()}
+    missing = [name for name in tracked
+               if not name.startswith(NOT_IN_SDIST) and name not in names]
+    stray = [name for name in names
+             if "node_modules/" in name or "__pycache__" in name
+             or name.endswith((".so", ".pyd", ".pyc"))]
+    return ([f"sdist lacks {', '.join(missing)}"] if missing else []) + (
+        [f"sdist has {', '.join(sorted(stray))}"] if stray else [])
+
+
+def _check_wheel(wheel: Path) -> list[str]:
+    """The package with its compiled accelerator, py.typed and the license;
+    no C source and no tests."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    problems = [f"wheel has {name}" for name in names
+                if name.endswith(".c") or name.startswith("tests/") or "/tests/" in name]
+    if not any(name.startswith("faye_websocket/_core/_speedups.")
+               and name.endswith((".so", ".pyd")) for name in names):
+        problems.append("wheel lacks the compiled accelerator")
+    if "faye_websocket/py.typed" not in names:
+        problems.append("wheel lacks py.typed")
+    if not any(name.endswith(".dist-info/licenses/LICENSE") for name in names):
+        problems.append("wheel lacks the license")
+    return problems
 
 
 @nox.session

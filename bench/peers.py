@@ -85,7 +85,10 @@ class Peer:
     modules: tuple[str, ...] = ()
     node: bool = False
     default: bool = True  # measured unless --only says otherwise
+    scenarios: frozenset[str] | None = None  # None: every scenario of its kinds
 
+
+_HOST_SCENARIOS = frozenset({"small_echo", "rtt", "large_echo", "handshakes"})
 
 PEERS: tuple[Peer, ...] = (
     Peer("ours-asyncio", "faye_websocket (asyncio)", frozenset({WS, ES, CLIENT}),
@@ -114,6 +117,22 @@ PEERS: tuple[Peer, ...] = (
          modules=("sse_starlette", "uvicorn")),
     Peer("node-faye", "Node faye-websocket", frozenset({WS, ES}),
          server=(str(BENCH / "node" / "server.js"),), node=True),
+    # ASGI servers hosting one Starlette WebSocket echo app (bench/servers/
+    # asgi_starlette.py): measured with --only host, against uvicorn.
+    *(Peer(f"host-{name}", label, frozenset({WS}),
+           server=("-m", "bench.servers.asgi_starlette", *args),
+           baseline="host-uvicorn", modules=("starlette", *modules), default=False,
+           scenarios=_HOST_SCENARIOS)
+      for name, label, args, modules in (
+          ("ours-asyncio", "faye_websocket serve (asyncio)",
+           ("--server", "ours", "--backend", "asyncio"), ("faye_websocket",)),
+          ("ours-trio", "faye_websocket serve (trio)",
+           ("--server", "ours", "--backend", "trio"), ("faye_websocket", "trio")),
+          ("uvicorn", "uvicorn (websockets)", ("--server", "uvicorn"), ("uvicorn",)),
+          ("hypercorn", "hypercorn (asyncio)", ("--server", "hypercorn"), ("hypercorn",)),
+          ("hypercorn-trio", "hypercorn (trio)",
+           ("--server", "hypercorn", "--backend", "trio"), ("hypercorn", "trio")),
+      )),
     # Inside an ASGI app under uvicorn: our adapter against Starlette's own
     # WebSocket object, the same route otherwise (measured when asked for).
     Peer("asgi-faye", "WebSocket.from_asgi in Starlette (uvicorn)", frozenset({WS}),

@@ -299,7 +299,8 @@ def versions() -> dict[str, str | None]:
     found: dict[str, str | None] = {
         name: _version(name)
         for name in ("faye-websocket", "anyio", "wsproto", "h11", "trio", "websockets",
-                     "trio-websocket", "aiohttp", "sse-starlette", "starlette", "uvicorn")
+                     "trio-websocket", "aiohttp", "sse-starlette", "starlette", "uvicorn",
+                     "hypercorn")
     }
     found["git"] = _git("describe", "--always", "--dirty")
     found["src commit"] = _git("log", "-1", "--format=%h", "--", "src")
@@ -385,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for rnd in range(settings.rounds):
         for scenario in scenarios:
-            todo = [pe for pe in peers if scenario.kind in pe.kinds]
+            todo = [pe for pe in peers if scenario.kind in pe.kinds
+                    and (pe.scenarios is None or scenario.name in pe.scenarios)]
             if not todo:
                 continue
             shift = rnd % len(todo)  # interleave: each round starts with another peer

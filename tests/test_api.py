@@ -11,12 +11,13 @@ import faye_websocket
 import faye_websocket.exceptions
 import faye_websocket.extensions
 import faye_websocket.http
+import faye_websocket.hub
 from faye_websocket._emitter import Event, EventEmitter
 
 
 def test_all_is_sorted_and_complete() -> None:
     for module in (faye_websocket, faye_websocket.http, faye_websocket.exceptions,
-                   faye_websocket.extensions):
+                   faye_websocket.extensions, faye_websocket.hub):
         assert module.__all__ == sorted(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

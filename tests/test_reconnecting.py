@@ -8,7 +8,10 @@ clock; the sleeps are a few milliseconds.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import math
 import socket
@@ -21,8 +24,17 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
-from faye_websocket import ConnectError, ConnectionClosed, Event, HandshakeError, WebSocket
+from faye_websocket import (
+    ConnectError,
+    ConnectionClosed,
+    Event,
+    HandshakeError,
+    ProxyError,
+    ReconnectingClient,
+    WebSocket,
+)
 from faye_websocket.http import Request, Server
 
 from .conftest import running
@@ -271,6 +283,68 @@ async def test_a_refused_connection_is_retried_until_aclose(caplog: pytest.LogCa
     assert "closed" in repr(clients)
 
 
+@asynccontextmanager
+async def socks5_proxy(*plan: str) -> AsyncIterator[tuple[int, list[str]]]:
+    """A SOCKS5 proxy that only refuses: "credentials" (the user name and
+    password), or a CONNECT reply code ("5": connection refused, "2": not
+    allowed by the ruleset). Yields its port, and the steps taken so far."""
+    steps = list(plan)
+    taken: list[str] = []
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            step = steps.pop(0)
+            taken.append(step)
+            reader = BufferedByteReceiveStream(stream)
+            _, count = await reader.receive_exactly(2)
+            await reader.receive_exactly(count)
+            if step == "credentials":
+                await stream.send(b"\x05\x02")  # user name and password, please
+                _, size = await reader.receive_exactly(2)
+                await reader.receive_exactly(size)
+                size = (await reader.receive_exactly(1))[0]
+                await reader.receive_exactly(size)
+                await stream.send(b"\x01\x01")  # refused
+                return
+            await stream.send(b"\x05\x00")
+            *_, kind = await reader.receive_exactly(4)
+            size = {1: 4, 4: 16}.get(kind) or (await reader.receive_exactly(1))[0]
+            await reader.receive_exactly(size + 2)
+            await stream.send(bytes([5, int(step), 0, 1, 0, 0, 0, 0, 0, 0]))
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener, \
+            anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield listener.extra(anyio.abc.SocketAttribute.local_port), taken
+        tg.cancel_scope.cancel()
+
+
+async def test_socks_credentials_refused_are_raised_without_retrying(
+        caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("python_socks")
+    with anyio.fail_after(TIMEOUT):
+        async with socks5_proxy("credentials") as (port, taken):
+            proxy = f"socks5://user:wrong@127.0.0.1:{port}"
+            with pytest.raises(ProxyError, match="authentication failure"):
+                async for _ in WebSocket.Client.reconnecting("ws://127.0.0.1:9/", proxy=proxy,
+                                                             **FAST):
+                    pass
+            assert taken == ["credentials"] and delays(caplog) == []
+
+
+async def test_socks_refusals_that_may_change_are_retried(
+        caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("python_socks")
+    with anyio.fail_after(TIMEOUT):
+        async with socks5_proxy("5", "5", "2") as (port, taken):
+            with pytest.raises(ProxyError, match="not allowed"):
+                async for _ in WebSocket.Client.reconnecting(
+                        "ws://127.0.0.1:9/", proxy=f"socks5://127.0.0.1:{port}", **FAST):
+                    pass
+            # Connection refused (by the target) twice, then a ruleset: final.
+            assert taken == ["5", "5", "2"] and delays(caplog) == [0.01, 0.02]
+
+
 # -- leaving the loop ---------------------------------------------------------------------------
 
 
@@ -364,6 +438,157 @@ async def test_cancelling_during_the_backoff_ends_the_loop() -> None:
             assert len(anyio.get_running_tasks()) == before
 
 
+# -- the bare form ------------------------------------------------------------------------------
+#
+# ``async for ws in WebSocket.Client.reconnecting(url):`` with no block around
+# it: each client's connection runs in a task of the iterator's, so leaving
+# the loop leaves nothing entered in the test's task; the iterator, dropped,
+# closes the client with 1000 and its task finishes the closing handshake.
+
+
+async def closes(peer: Peer, count: int) -> list[int | None]:
+    """The server's close codes, once it has seen ``count`` closes."""
+    while len(peer.closes) < count:
+        await peer.closed.wait()
+    return peer.closes
+
+
+def hosts() -> list[str]:
+    """The iterator's tasks still running (both backends list them)."""
+    return [task.name for task in anyio.get_running_tasks()
+            if task.name and task.name.startswith("faye_websocket.reconnecting")]
+
+
+async def no_task_left(anyio_backend: str, before: set[object]) -> None:
+    """Wait until the iterator's task has ended (and, on asyncio, until no
+    task started since ``before`` is left: the server's handler ends once
+    it has seen the close)."""
+    while hosts():  # noqa: ASYNC110 (no event for a task's end)
+        await anyio.sleep(0.01)
+    if anyio_backend == "asyncio":
+        while set(asyncio.all_tasks()) - before:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+
+def all_tasks(anyio_backend: str) -> set[object]:
+    return set(asyncio.all_tasks()) if anyio_backend == "asyncio" else set()
+
+
+async def test_a_bare_loop_left_by_break_closes_with_1000(anyio_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving() as peer:
+            before = all_tasks(anyio_backend)
+            async with anyio.create_task_group():  # its scope must still be on top
+                async for ws in WebSocket.Client.reconnecting(peer.url(), **FAST):
+                    await ws.send("one")
+                    assert await ws.receive() == "one"
+                    break
+            assert await closes(peer, 1) == [1000]
+            await ws.wait_closed()
+            assert ws.close_code == 1000
+            await no_task_left(anyio_backend, before)
+
+
+async def test_an_exception_out_of_a_bare_loop_propagates_unchanged(anyio_backend: str,
+                                                                     ) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving() as peer:
+            before = all_tasks(anyio_backend)
+            boom = KeyError("boom")
+            handed: list[WebSocket.Client] = []
+
+            async def fail() -> None:
+                async for ws in WebSocket.Client.reconnecting(peer.url(), **FAST):
+                    handed.append(ws)
+                    await ws.send("one")
+                    raise boom
+
+            with pytest.raises(KeyError) as info:
+                await fail()
+            assert info.value is boom
+            # The bare form cannot tell why it was left: 1000, as for break.
+            assert await closes(peer, 1) == [1000]
+            await handed[0].wait_closed()
+            await no_task_left(anyio_backend, before)
+
+
+async def test_cancelling_a_bare_loop_leaves_nothing_behind(anyio_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving() as peer:
+            before = all_tasks(anyio_backend)
+            handed: list[WebSocket.Client] = []
+            with anyio.CancelScope() as scope:
+                async for ws in WebSocket.Client.reconnecting(peer.url(), **FAST):
+                    handed.append(ws)
+                    scope.cancel()
+                    await ws.receive()  # cancelled
+            assert scope.cancelled_caught
+            assert await closes(peer, 1) == [1000]
+            await handed[0].wait_closed()
+            await no_task_left(anyio_backend, before)
+
+
+async def test_cancelling_the_task_group_around_a_bare_loop(anyio_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving() as peer:
+            before = all_tasks(anyio_backend)
+            opened = anyio.Event()
+
+            async def consume() -> None:
+                async for ws in WebSocket.Client.reconnecting(peer.url(), **FAST):
+                    opened.set()
+                    async for message in ws:
+                        await ws.send(message)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume)
+                await opened.wait()
+                tg.cancel_scope.cancel()
+            assert await closes(peer, 1) == [1000]
+            await no_task_left(anyio_backend, before)
+
+
+async def test_a_timeout_around_one_step(anyio_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with serving("hello", "echo") as peer:
+            before = all_tasks(anyio_backend)
+            clients = WebSocket.Client.reconnecting(peer.url(), **FAST)
+            with anyio.move_on_after(TIMEOUT):
+                ws = await anext(clients)
+            assert ws.ready_state == WebSocket.OPEN
+            assert await ws.receive() == "hello 1"
+            with anyio.move_on_after(TIMEOUT):
+                ws = await anext(clients)
+            await ws.send("two")
+            assert await ws.receive() == "two"
+            await clients.aclose()
+            assert ws.close_code == 1000
+            assert await closes(peer, 2) == [1000, 1000]
+            await no_task_left(anyio_backend, before)
+
+
+async def test_a_step_cut_short_while_connecting(anyio_backend: str) -> None:
+    with anyio.fail_after(TIMEOUT):
+        # A listener that never answers the upgrade.
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            clients = WebSocket.Client.reconnecting(f"ws://127.0.0.1:{port}/", **FAST)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listener.serve, _hold)
+                with anyio.move_on_after(0.05) as scope:
+                    await anext(clients)
+                assert scope.cancelled_caught
+                await clients.aclose()
+                with pytest.raises(StopAsyncIteration):
+                    await anext(clients)
+                tg.cancel_scope.cancel()
+
+
+async def _hold(stream: anyio.abc.SocketStream) -> None:
+    async with stream:
+        await anyio.sleep_forever()
+
+
 # -- options ---------------------------------------------------------------------------------
 
 
@@ -385,6 +610,30 @@ async def test_a_bad_url_raises_at_once() -> None:
 async def test_repr_shows_the_state_and_the_url() -> None:
     clients = WebSocket.Client.reconnecting("ws://user:secret@127.0.0.1:9/x")
     assert repr(clients) == "<WebSocket.Client.reconnecting connecting ws://127.0.0.1:9/x>"
+
+
+async def test_it_may_be_built_without_an_event_loop() -> None:
+    def build(url: str, **options: Any) -> ReconnectingClient:
+        # As at import time, or before anyio.run: a thread, and a context,
+        # with no event loop.
+        return contextvars.Context().run(
+            functools.partial(WebSocket.Client.reconnecting, url, **options))
+
+    with anyio.fail_after(TIMEOUT):
+        with pytest.raises(ValueError, match="not a valid WebSocket URL"):
+            await anyio.to_thread.run_sync(build, "http://127.0.0.1/")
+        async with serving("hello") as peer:
+            clients = await anyio.to_thread.run_sync(functools.partial(build, peer.url(), **FAST))
+            assert repr(clients) == f"<WebSocket.Client.reconnecting connecting {peer.url()}>"
+            async for ws in clients:
+                assert await ws.receive() == "hello 1"
+                break
+            assert await closes(peer, 1) == [1000]
+            # The options are checked by the first step, then.
+            lazy = await anyio.to_thread.run_sync(
+                functools.partial(build, peer.url(), open_timeout=0))
+            with pytest.raises(ValueError, match="open_timeout"):
+                await anext(lazy)
 
 
 def _self_signed_ca() -> str:

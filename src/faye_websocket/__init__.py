@@ -13,6 +13,7 @@ from ._core.sse import ServerSentEvent as ServerSentEvent
 from ._core.websocket import ReadyState as ReadyState
 from ._emitter import Event as Event
 from ._eventsource import EventSource as EventSource
+from ._hub import Hub as Hub
 from ._reconnecting import ReconnectingClient as ReconnectingClient
 from ._websocket import WebSocket as WebSocket
 from .exceptions import ConnectError as ConnectError
@@ -21,6 +22,7 @@ from .exceptions import ConnectionClosedError as ConnectionClosedError
 from .exceptions import ConnectionClosedOK as ConnectionClosedOK
 from .exceptions import FayeWebSocketError as FayeWebSocketError
 from .exceptions import HandshakeError as HandshakeError
+from .exceptions import HubUnavailableError as HubUnavailableError
 from .exceptions import ProtocolError as ProtocolError
 from .exceptions import ProxyError as ProxyError
 
@@ -36,6 +38,8 @@ __all__ = [
     "EventSource",
     "FayeWebSocketError",
     "HandshakeError",
+    "Hub",
+    "HubUnavailableError",
     "PerMessageDeflate",
     "ProtocolError",
     "ProxyError",

@@ -185,13 +185,12 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
 
         ::
 
-            async with WebSocket.Client.reconnecting("wss://example.com/feed") as clients:
-                async for ws in clients:
-                    try:
-                        async for message in ws:
-                            print(message)
-                    except ConnectionClosed:
-                        continue  # lost: connect again
+            async for ws in WebSocket.Client.reconnecting("wss://example.com/feed"):
+                try:
+                    async for message in ws:
+                        print(message)
+                except ConnectionClosed:
+                    continue  # lost: connect again
 
         Each step hands out a new client, open. When the loop comes back
         for the next one, the previous one is closed (with 1000, if it is
@@ -206,17 +205,18 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
 
         Retried: no connection (refused, unreachable, a name that does not
         resolve, ``open_timeout``, TLS failures other than the certificate
-        check), no response, 429 and 5xx. Raised from the loop: any other
-        refusal (4xx, a redirect not followed, an invalid handshake) and a
-        certificate that fails verification.
+        check), no response, 429 and 5xx, a SOCKS proxy that cannot reach
+        the server. Raised from the loop: any other refusal (4xx, a
+        redirect not followed, an invalid handshake, a SOCKS proxy refusing
+        the credentials) and a certificate that fails verification.
 
-        Leaving the block (``break``, an exception, a cancellation) closes
-        the current client. A bare ``async for ... in
-        WebSocket.Client.reconnecting(...)`` works too, as long as the loop
-        is only left by the iterator (it raises, or :meth:`aclose
-        <ReconnectingClient.aclose>` was called): each client's task group
-        is open in the iterating task between steps, and only the block can
-        close it when the loop is left early.
+        Each client's connection runs in a task of the iterator's, not in
+        the caller's, so the loop may be left at any point: leaving a bare
+        ``async for`` (``break``, an exception, a cancellation) closes the
+        current client with 1000. In a block (``async with
+        WebSocket.Client.reconnecting(...) as clients: async for ws in
+        clients:``), leaving it closes the client before the block ends:
+        1000, or 1011 on an exception and 1001 on a cancellation.
 
         Args:
             url: as for the constructor.
@@ -229,11 +229,16 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
                 backoff to start over.
             options: the constructor's keyword options, for every client.
 
+        It may be built before the event loop runs (then its first step
+        checks the options).
+
         Raises:
             ValueError: a bad URL or option (at once, not in the loop).
         """
+        parse_url(url)  # a bad URL raises now, even before the event loop runs
         return ReconnectingClient(
-            lambda: cls(url, protocols, **options), initial_delay=initial_delay,
+            lambda: cls(url, protocols, **options), public_url(url),
+            initial_delay=initial_delay,
             max_delay=max_delay, backoff_factor=backoff_factor, jitter=jitter,
             reset_after=reset_after)
 

@@ -281,7 +281,11 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         """
         if not isinstance(data, str):
             raise TypeError(f"event data is a str, not {type(data).__name__}")
-        frame = format_event(data, event=event, id=id)
+        return self._send_frame_nowait(format_event(data, event=event, id=id))
+
+    def _send_frame_nowait(self, frame: bytes) -> bool:
+        """:meth:`send_nowait` for an event already formatted (the fan-out
+        hub formats each message once for every stream)."""
         if self._state is EventSourceState.CLOSED or self._closing:
             return False
         if self._tg is None:

@@ -1,11 +1,19 @@
 """``WebSocket.Client.reconnecting``: a client that connects again, with backoff.
 
-An async iterator class, not an async generator: the client it hands out
-is entered (its task group opened) by one :meth:`~ReconnectingClient.__anext__`
-call and left by the next call, by :meth:`~ReconnectingClient.aclose` or by
-``__aexit__``, all in the task that iterates. A generator would have to
-``yield`` inside the client's ``async with``, so the task group's cancel
-scope would cross the ``yield``, and trio (and anyio) forbid that.
+An async iterator class. Each step opens a client in the iterating task (so
+that the opening's errors, and its cancellation, are the caller's), then
+hands its connection to a task of the iterator's own (:mod:`._runtime.host`),
+which runs the connection's task group. Nothing is left entered in the
+caller's task between steps, so the caller may leave the loop however it
+likes: the bare ``async for ws in WebSocket.Client.reconnecting(url):`` is
+the contract. An async generator could not do this: it would ``yield``
+inside the client's ``async with``, so the task group's cancel scope would
+cross the ``yield``, which trio (and anyio) forbid.
+
+The client handed out last is closed by the next step, by
+:meth:`~ReconnectingClient.aclose`, by ``__aexit__`` or, when the iterator is
+dropped while it is open (CPython drops it as soon as a bare ``async for``
+is left), by ``__del__``: its task then runs the closing handshake alone.
 """
 
 from __future__ import annotations
@@ -14,18 +22,21 @@ import logging
 import math
 import random
 import ssl
-import warnings
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.abc
 
 from ._core.options import check_seconds
-from .exceptions import HandshakeError
+from ._runtime.host import spawn_host
+from ._runtime.streams import close_stream
+from .exceptions import HandshakeError, ProxyError
 
 if TYPE_CHECKING:
     from ._client import Client
+    from ._core.websocket import WebSocketProtocol
 
 __all__ = ["ReconnectingClient"]
 
@@ -44,23 +55,25 @@ class ReconnectingClient:
 
     Each step connects a new :class:`~faye_websocket.Client` and hands it
     out open; the next step closes it (with 1000, if it is still open) and
-    connects again, after a backoff. Use it as a block, so that leaving the
-    loop early (``break``, an exception, a cancellation) closes the
-    connection at once, in the task that opened it::
+    connects again, after a backoff::
 
-        async with WebSocket.Client.reconnecting("wss://example.com/feed") as clients:
-            async for ws in clients:
-                try:
-                    async for message in ws:
-                        print(message)
-                except ConnectionClosed:
-                    continue  # lost: connect again
+        async for ws in WebSocket.Client.reconnecting("wss://example.com/feed"):
+            try:
+                async for message in ws:
+                    print(message)
+            except ConnectionClosed:
+                continue  # lost: connect again
+
+    Leaving the loop (``break``, an exception, a cancellation) closes the
+    current client with 1000. In a block (``async with
+    WebSocket.Client.reconnecting(...) as clients:``), leaving it closes the
+    client at once, with 1011 on an exception and 1001 on a cancellation.
 
     Build it with :meth:`Client.reconnecting
     <faye_websocket.Client.reconnecting>`, which documents the backoff.
     """
 
-    def __init__(self, factory: Callable[[], Client], *,
+    def __init__(self, factory: Callable[[], Client], url: str, *,
                  initial_delay: float = DEFAULT_INITIAL_DELAY,
                  max_delay: float = DEFAULT_MAX_DELAY,
                  backoff_factor: float = DEFAULT_BACKOFF_FACTOR,
@@ -78,20 +91,21 @@ class ReconnectingClient:
                 or not 0 <= jitter <= 1:
             raise ValueError(f"jitter must be a number from 0 to 1, not {jitter!r}")
         self._factory = factory
-        # Built now, so that a bad URL or option raises here, not in the loop.
-        self._next: Client | None = factory()
         #: The URL (without its userinfo).
-        self.url = self._next.url
+        self.url = url
+        self._next: Client | None = None
+        if _in_event_loop():
+            # Built now, so that a bad option raises here, not in the loop.
+            # (A client needs an event loop: without one, the first step
+            # builds it.)
+            self._next = factory()
         self._initial_delay = initial_delay
         self._max_delay = max_delay
         self._backoff_factor = backoff_factor
         self._jitter = jitter
         self._reset_after = reset_after
-        #: The client handed out last, while it is entered.
-        self._client: Client | None = None
-        self._owner: object = None  # the task that entered it
-        self._opened_at = 0.0
-        self._closed_at: float | None = None
+        #: The client handed out last, while it has not been left.
+        self._hosted: _Hosted | None = None
         #: Failed attempts and short-lived connections in a row.
         self._failures = 0
         self._attempted = False
@@ -102,7 +116,7 @@ class ReconnectingClient:
         self._scope: anyio.CancelScope | None = None
 
     def __repr__(self) -> str:
-        state = ("closed" if self._finished else "open" if self._client is not None
+        state = ("closed" if self._finished else "open" if self._hosted is not None
                  else "connecting")
         return f"<WebSocket.Client.reconnecting {state} {self.url}>"
 
@@ -128,21 +142,19 @@ class ReconnectingClient:
             await self._leave(None)
             while not self._finished:
                 if self._attempted:
-                    # Only the wait is in a scope of ours (aclose() from
-                    # another task cancels it): the client's task group,
-                    # opened below, must outlive this call.
+                    # In a scope of ours: aclose() from another task cancels it.
                     with anyio.CancelScope() as self._scope:
                         await self._wait()
                     self._scope = None
                     if self._finished:
                         break
                 self._attempted = True
-                client = await self._connect()
-                if client is not None:
+                hosted = await self._connect()
+                if hosted is not None:
                     if self._finished:  # aclose() from another task meanwhile
                         await self._leave(None)
                         break
-                    return client
+                    return hosted.client
             raise StopAsyncIteration
         finally:
             self._scope = None
@@ -153,17 +165,18 @@ class ReconnectingClient:
         logger.info("reconnecting to %s in %.3f s (%s)", self.url, delay, self._reason)
         await anyio.sleep(delay)
 
-    async def _connect(self) -> Client | None:
-        """One attempt to connect.
+    async def _connect(self) -> _Hosted | None:
+        """One attempt to connect: open here, then run the connection in a
+        task of its own.
 
         Returns:
-            The open client, or ``None`` after a failure that is retried.
+            The open client and its task, or ``None`` after a failure that
+            is retried.
         """
         client = self._next if self._next is not None else self._factory()
         self._next = None
-        client.on("close", self._on_close)
         try:
-            await client.__aenter__()
+            stream, core, initial = await client._open()
         except Exception as exc:
             if _fatal(exc):
                 self._finished = True
@@ -173,12 +186,19 @@ class ReconnectingClient:
             self._reason = f"{type(exc).__name__}: {exc}"
             self._retry_after = _retry_after(exc)
             return None
-        self._client, self._owner = client, _current_task()
-        self._opened_at = anyio.current_time()
-        return client
-
-    def _on_close(self, event: object) -> None:
-        self._closed_at = anyio.current_time()
+        hosted = _Hosted(client)
+        if not await hosted.start(stream, core, initial):
+            self._failures += 1
+            self._reason = "the event loop is shutting down"
+            return None
+        try:
+            await client._maybe_open()  # ``open`` fires here, as in a client's block
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await hosted.abandon(_leaving_code(exc))
+            raise
+        self._hosted = hosted
+        return hosted
 
     def _delay(self) -> float:
         """The wait before the next attempt, in seconds.
@@ -205,44 +225,38 @@ class ReconnectingClient:
     # -- leaving --------------------------------------------------------------
 
     async def _leave(self, exc: BaseException | None) -> None:
-        """Leave the client handed out last (closing it), and count how
-        long it lived."""
-        client = self._client
-        if client is None:
+        """Close the client handed out last (with 1000; 1011 or 1001 after
+        ``exc``), wait for its task to end, and count how long it lived."""
+        hosted = self._hosted
+        if hosted is None:
             return
-        self._client = None
-        dropped = self._closed_at is not None
+        self._hosted = None
+        dropped = hosted.closed_at is not None
         try:
             if exc is None:
-                await client.__aexit__(None, None, None)
+                await hosted.close()
             else:
-                await client.__aexit__(type(exc), exc, exc.__traceback__)
+                with anyio.CancelScope(shield=True):
+                    await hosted.abandon(_leaving_code(exc))
         finally:
-            closed = self._closed_at if self._closed_at is not None else anyio.current_time()
-            lived = closed - self._opened_at
+            closed = hosted.closed_at if hosted.closed_at is not None else anyio.current_time()
+            lived = closed - hosted.opened_at
             self._failures = 0 if lived >= self._reset_after else self._failures + 1
             self._retry_after = None
-            self._closed_at = None
-            self._reason = (f"closed with {client.close_code} after {lived:.3f} s" if dropped
+            code = hosted.client.close_code
+            self._reason = (f"closed with {code} after {lived:.3f} s" if dropped
                             else f"left after {lived:.3f} s")
 
     async def aclose(self) -> None:
         """Stop: close the current client (with 1000) and end the iteration.
 
-        From the task that iterates, the client is left at once. From
-        another task, it is closed, a wait for the next attempt is cut
-        short, and the iterating task's next step ends the loop.
+        From another task, this also cuts a wait for the next attempt short;
+        the iterating task's next step then ends the loop.
         """
         self._finished = True
         if self._scope is not None:
             self._scope.cancel()
-        client = self._client
-        if client is None:
-            return
-        if self._owner is _current_task() and not self._busy:
-            await self._leave(None)
-        else:
-            await client.close()
+        await self._leave(None)
 
     async def __aenter__(self) -> ReconnectingClient:
         return self
@@ -255,15 +269,145 @@ class ReconnectingClient:
         await self._leave(exc)
 
     def __del__(self) -> None:
-        if getattr(self, "_client", None) is not None:
-            warnings.warn(
-                f"{self!r} was dropped with a client open (a 'break' or an exception out "
-                f"of a bare 'async for'?); use 'async with WebSocket.Client.reconnecting(...) "
-                f"as clients: async for ws in clients: ...'", ResourceWarning, stacklevel=1)
+        # Dropped with a client open: a bare ``async for`` was left. Its
+        # task closes it (1000) and ends, within close_timeout.
+        hosted = getattr(self, "_hosted", None)
+        if hosted is not None:
+            self._hosted = None
+            hosted.close_soon()
+
+
+class _Hosted:
+    """A client handed out, and the task that runs its connection.
+
+    It holds no reference to the iterator, which must stay collectable
+    while the connection runs.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.opened_at = anyio.current_time()
+        #: When ``close`` fired, if it has.
+        self.closed_at: float | None = None
+        self._ready = anyio.Event()  # the connection's tasks run
+        self._done = anyio.Event()  # the task has ended
+        self._left = anyio.Event()  # close_soon() was called
+        self._call_soon: Callable[[Callable[[], object]], None] | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        client.on("close", self._on_close)
+
+    def _on_close(self, event: object) -> None:
+        self.closed_at = anyio.current_time()
+
+    async def start(self, stream: anyio.abc.ByteStream, core: WebSocketProtocol,
+                    initial: bytes) -> bool:
+        """Start the task, and the connection's tasks in its task group.
+
+        The connection's tasks are started from here, in the caller's task,
+        as when a client's block is entered (``Connection._running``): the
+        client is handed out before its reader has run, still open.
+
+        Returns:
+            ``False`` if the task ended before the connection could run in
+            it (the event loop is shutting down); the stream is closed.
+        """
+        self._call_soon = spawn_host(self._host,
+                                     name=f"faye_websocket.reconnecting {self.client.url}")
+        try:
+            await self._ready.wait()
+        except BaseException:
+            await self._drop(stream)
+            raise
+        if self._tg is None or self._done.is_set():
+            await self._drop(stream)
+            return False
+        self.client._attach(self._tg, stream, core, initial)
+        return True
+
+    async def _drop(self, stream: anyio.abc.ByteStream) -> None:
+        """The connection never ran: close its stream, and fire ``close``
+        with 1006 (as for an opening cancelled); the task then ends."""
+        with anyio.CancelScope(shield=True):
+            await close_stream(stream, grace=0)
+            await self.client._end(1006)
+            with anyio.move_on_after(max(self.client._close_timeout, 1)):
+                await self._done.wait()
+
+    async def _host(self) -> None:
+        """The task: a task group for the connection's tasks, until the
+        connection is closed (as ``Connection._run_in`` for
+        ``connect(task_group, ...)``). Never raises, except the cancellation
+        of an event loop shutting down.
+        """
+        client = self.client
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._close_when_left)
+                self._tg = tg
+                self._ready.set()
+                await client.wait_closed()
+                tg.cancel_scope.cancel()
+        except Exception:  # a bug: the connection's tasks never raise
+            logger.exception("the task of %s failed", client.url)
+        finally:
+            self._tg = None
+            self._ready.set()
+            self._done.set()
+
+    async def _close_when_left(self) -> None:
+        await self._left.wait()
+        self.client._queue.discard()  # nobody reads it any more
+        await self.client.close()  # within close_timeout
+
+    def close_soon(self) -> None:
+        """Have the task close the client with 1000 (from ``__del__``: any
+        thread, any time, no waiting)."""
+        if self._call_soon is None:
+            return
+        try:
+            self._call_soon(self._left.set)
+        except RuntimeError:  # the event loop has ended, and the connection with it
+            pass
+
+    async def close(self) -> None:
+        """Close with 1000 and wait for the task to end; cancelled meanwhile,
+        abandon the connection instead (1001)."""
+        try:
+            # As leaving a client's block: nobody reads the queue any more,
+            # so the reader drops what arrives while the handshake runs.
+            self.client._queue.discard()
+            await self.client.close()
+            await self._done.wait()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.abandon(1001)
+            raise
+
+    async def abandon(self, code: int) -> None:
+        """Send Close ``code`` without waiting for the answer, drop the
+        transport and wait for the task to end (call it shielded)."""
+        with anyio.move_on_after(max(self.client._close_timeout, 1)):
+            await self._ready.wait()
+            await self.client._abandon(code)
+            await self._done.wait()
+
+
+def _in_event_loop() -> bool:
+    try:
+        anyio.get_current_task()
+    except RuntimeError:  # no event loop (anyio's NoEventLoopError, or sniffio's error)
+        return False
+    return True
+
+
+def _leaving_code(exc: BaseException) -> int:
+    return 1001 if isinstance(exc, anyio.get_cancelled_exc_class()) else 1011
 
 
 def _fatal(exc: Exception) -> bool:
     """Whether an attempt's failure is one that waiting will not heal."""
+    if isinstance(exc, ProxyError) and not exc.status_code:
+        return _socks_refusal_is_final(exc.__cause__)
     if isinstance(exc, HandshakeError):
         # 0: no response (a server restarting); 429 and 5xx: come back
         # later. Any other status (a 4xx, a redirect not followed, a 101
@@ -273,6 +417,25 @@ def _fatal(exc: Exception) -> bool:
     if isinstance(exc, OSError):  # ConnectError (refused, unreachable, DNS, TLS), timeouts
         return _certificate_rejected(exc)
     return True  # not a connection failure: a bug or a misuse, raised
+
+
+#: SOCKS replies to CONNECT that may change: general failure, network or
+#: host unreachable, connection refused, TTL expired (SOCKS5, RFC 1928
+#: section 6), and "rejected or failed" (SOCKS4, which reports an
+#: unreachable target so). Not retried: a ruleset that does not allow the
+#: target, an unsupported command or address type, and the identd checks.
+_SOCKS_TRANSIENT = frozenset({1, 3, 4, 5, 6, 0x5B})
+
+
+def _socks_refusal_is_final(cause: BaseException | None) -> bool:
+    """Whether a SOCKS proxy's refusal (python-socks' error, the cause of
+    our :class:`ProxyError`) is final: its credentials or method were
+    refused (no reply code), or a CONNECT reply that waiting will not
+    change. A proxy that hung up during the negotiation is retried."""
+    if cause is None or not hasattr(cause, "error_code"):
+        return False  # it closed the connection: a proxy restarting
+    code = cause.error_code
+    return code is None or int(code) not in _SOCKS_TRANSIENT
 
 
 def _certificate_rejected(exc: BaseException) -> bool:
@@ -295,8 +458,3 @@ def _retry_after(exc: Exception) -> float | None:
     if values and values[-1].isdigit():
         return float(values[-1])
     return None
-
-
-def _current_task() -> object:
-    return anyio.get_current_task().id
-

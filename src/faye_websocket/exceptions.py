@@ -3,9 +3,12 @@
 ::
 
     FayeWebSocketError
+    ├── ClientDisconnected      (also OSError) to an ASGI app: its client has gone
     ├── ConnectError            host, port (also OSError, with its errno)
     ├── HandshakeError          status_code, headers, body
     │   └── ProxyError          (a refused HTTP CONNECT)
+    ├── HubUnavailableError     (also OSError: the hub's Redis is unreachable)
+    ├── LifespanError           an ASGI app's startup failed
     ├── ProtocolError           close_code
     └── ConnectionClosed        code, reason
         ├── ConnectionClosedOK      (also anyio.EndOfStream)
@@ -15,6 +18,12 @@
 (refused, unreachable, DNS, TLS); as an :class:`OSError` it keeps the
 ``errno`` of the failure (``errno.ECONNREFUSED``...), and the cause is
 chained.
+
+``ClientDisconnected`` is what an ASGI application served by
+``faye_websocket.http.Server(app=...)`` gets from ``send()`` once its client
+has gone: an :class:`OSError`, as the ASGI specification asks, so Starlette
+turns it into its own disconnect exceptions. ``LifespanError`` is raised by
+``Server.serve`` when the application reports ``lifespan.startup.failed``.
 
 ``ConnectionClosedOK`` is raised when the connection closed with 1000 or
 1001; as an :class:`anyio.EndOfStream` it ends ``async for`` loops quietly.
@@ -30,12 +39,15 @@ from collections.abc import Sequence
 import anyio
 
 __all__ = [
+    "ClientDisconnected",
     "ConnectError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "FayeWebSocketError",
     "HandshakeError",
+    "HubUnavailableError",
+    "LifespanError",
     "ProtocolError",
     "ProxyError",
 ]
@@ -43,6 +55,17 @@ __all__ = [
 
 class FayeWebSocketError(Exception):
     """Root of every exception this package raises."""
+
+
+class ClientDisconnected(FayeWebSocketError, OSError):
+    """The client of an ASGI request or WebSocket has gone (raised to the
+    application by ``send()``)."""
+
+
+class LifespanError(FayeWebSocketError):
+    """An ASGI application reported ``lifespan.startup.failed`` (the message
+    is the application's), or, with ``lifespan="on"``, does not support the
+    lifespan protocol."""
 
 
 class ConnectError(FayeWebSocketError, OSError):
@@ -133,3 +156,8 @@ def connection_closed(code: int, reason: str = "") -> ConnectionClosed:
     if code in (1000, 1001):
         return ConnectionClosedOK(code, reason)
     return ConnectionClosedError(code, reason)
+
+
+class HubUnavailableError(FayeWebSocketError, OSError):
+    """The hub's backend (Redis) stayed unreachable for ``redis_timeout``
+    seconds; the cause is chained."""

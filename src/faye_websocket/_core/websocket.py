@@ -525,6 +525,22 @@ class WebSocketProtocol:
         else:
             self._queue(head + body)
 
+    @property
+    def frame_key(self) -> str | None:
+        """What a frame built elsewhere must have been built for to be sent
+        here as it is (:meth:`send_frame`): ``"plain"`` for a server without
+        compression; ``None`` when each frame is this connection's own (a
+        client masks every frame with a fresh key; a deflate stream depends
+        on what this connection compressed before)."""
+        return None if self.client or self._deflate is not None else "plain"
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue one whole message frame built elsewhere for :attr:`frame_key`
+        (the fan-out hub builds each message's frame once for all)."""
+        if self.state is not ReadyState.OPEN:
+            raise RuntimeError(f"cannot send in state {self.state.name}")
+        self._queue(frame)
+
     def send_ping(self, payload: bytes = b"") -> None:
         if self.state is not ReadyState.OPEN:
             raise RuntimeError(f"cannot ping in state {self.state.name}")

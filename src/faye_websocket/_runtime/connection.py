@@ -401,6 +401,33 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if not transport.writable:
             self._wake_writer()
 
+    @property
+    def _frame_key(self) -> str | None:
+        """See WebSocketProtocol.frame_key; ``None`` for the drafts, ASGI and
+        before opening (for the hub's frames built once per message)."""
+        core = self._core
+        if not isinstance(core, WebSocketProtocol) or self._finished:
+            return None
+        return core.frame_key
+
+    def _send_frame_nowait(self, frame: bytes) -> None:
+        """:meth:`send_nowait` for a whole frame built for :attr:`_frame_key`.
+
+        Raises:
+            anyio.WouldBlock: more than ``write_limit`` bytes are already queued.
+            ConnectionClosed: the connection is closing or closed.
+        """
+        core = self._check_open()
+        if self.buffered_amount >= self._write_limit:
+            raise anyio.WouldBlock
+        assert isinstance(core, WebSocketProtocol)
+        core.send_frame(frame)
+        transport = self._transport
+        assert transport is not None
+        transport.write(core.chunks_to_send())
+        if not transport.writable:
+            self._wake_writer()
+
     async def _sometimes_checkpoint(self) -> None:
         """A checkpoint (cancellation and scheduling point) for every
         ``_CHECKPOINT_EVERY`` calls of :meth:`send` and :meth:`receive` that
@@ -473,6 +500,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     def close_nowait(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake without waiting for it to finish."""
         validate_close(code, reason)
+        self._begin_close(code, reason)
+
+    def _begin_close(self, code: int, reason: str) -> None:
+        """:meth:`close_nowait` with a code already checked (the ASGI host
+        sends the registered codes a server may use, e.g. 1008; the hub
+        closes a slow subscriber with 1013)."""
         core = self._core
         if core is None or self._finished:
             return

@@ -8,6 +8,7 @@ where ``body`` holds the bytes the client sent past the request head.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from contextlib import contextmanager
 from contextvars import ContextVar
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.abc
@@ -24,11 +25,15 @@ import anyio.streams.stapled
 import h11
 from anyio.streams.tls import TLSStream
 
-from .._core.handshake import http_response
+from .._core.deflate import PerMessageDeflate
+from .._core.handshake import http_response, is_websocket
 from .._core.http import Request, header_tokens, validate_header
 from .._core.options import check_count, check_seconds
 from ..exceptions import ConnectionClosedError, HandshakeError
 from .streams import STREAM_ERRORS, TRANSPORT_ERRORS, close_stream
+
+if TYPE_CHECKING:
+    from .asgi_host import AppHost, ASGIApp, LifespanMode
 
 __all__ = ["Response", "Server", "track"]
 
@@ -261,11 +266,25 @@ class Server:
             (TLS handshakes in progress included; ``None``: no cap). One
             more gets 503 and is closed; over TLS it is closed at once, as
             no response can be sent before a handshake.
+        app: an ASGI 3 application to serve instead of ``on_request`` and
+            ``on_upgrade`` (``http``, ``websocket`` and ``lifespan``; see
+            ``docs/asgi-serving.md``). The limits and timeouts above apply
+            to it; a request body is read as the application asks for it.
+        root_path: with ``app``: the path it is mounted at behind a proxy.
+        lifespan: with ``app``: ``"auto"`` (run the lifespan protocol if
+            the application supports it), ``"on"`` (it must) or ``"off"``.
+        ws_max_length: with ``app``: largest WebSocket message, in bytes.
+        ws_ping: with ``app``: seconds between WebSocket keep-alive pings
+            (``None``: off).
+        ws_ping_timeout: with ``app``: seconds to wait for a pong before
+            closing with 1011.
+        ws_extensions: with ``app``: WebSocket extensions (default:
+            ``[PerMessageDeflate()]``; ``[]``: none).
 
     Raises:
         ValueError: a negative or NaN timeout, a zero ``request_timeout``,
             ``max_head_size`` or ``max_connections`` under 1, or a negative
-            ``max_body_size``.
+            ``max_body_size``; ``app`` with ``on_request`` or ``on_upgrade``.
     """
 
     def __init__(
@@ -279,6 +298,13 @@ class Server:
         max_body_size: int = 1 << 20,
         shutdown_timeout: float = 5,
         max_connections: int | None = None,
+        app: ASGIApp | None = None,
+        root_path: str = "",
+        lifespan: LifespanMode = "auto",
+        ws_max_length: int = 2**26 - 1,
+        ws_ping: float | None = 20,
+        ws_ping_timeout: float | None = 20,
+        ws_extensions: Sequence[PerMessageDeflate] | None = None,
     ) -> None:
         check_seconds("request_timeout", request_timeout, positive=True)
         check_seconds("keep_alive_timeout", keep_alive_timeout)
@@ -300,6 +326,18 @@ class Server:
         self._address = ""
         self._all_done = anyio.Event()
         self._shutting_down = False
+        self._app_host: AppHost | None = None
+        if app is not None:
+            if on_request is not None or on_upgrade is not None:
+                raise ValueError("give either app or on_request/on_upgrade, not both")
+            # Imported here: the host uses the WebSocket, which uses this module.
+            from .asgi_host import AppHost
+
+            self._app_host = AppHost(self, app, root_path=root_path, lifespan=lifespan,
+                                     ws_max_length=ws_max_length, ws_ping=ws_ping,
+                                     ws_ping_timeout=ws_ping_timeout,
+                                     ws_extensions=ws_extensions)
+            self.on_upgrade = self._app_host.websocket
 
     def __repr__(self) -> str:
         if self._shutting_down:
@@ -356,7 +394,11 @@ class Server:
                      handler: Callable[[anyio.abc.ByteStream], Awaitable[None]], *,
                      task_status: anyio.abc.TaskStatus[int], port: int) -> None:
         listener = _patient(listener)
-        async with listener, anyio.create_task_group() as tg:
+        # An application's lifespan startup runs before the first accept,
+        # its shutdown once every connection has ended.
+        lifespan = self._app_host.lifespan() if self._app_host is not None else \
+            contextlib.nullcontext()
+        async with listener, lifespan, anyio.create_task_group() as tg:
             with anyio.CancelScope() as self._accept_scope:
                 task_status.started(port)
                 await listener.serve(handler, task_group=tg)
@@ -449,11 +491,20 @@ class Server:
                 # whole in one read is measured here.
                 await self._bad_request(stream, 431, "request header fields too large")
                 return None
-            upgrade = self.on_upgrade is not None and _is_upgrade(request)
+            upgrade = self.on_upgrade is not None and _is_upgrade(request) and \
+                (self._app_host is None or is_websocket(request))
             refusal = _framing_refusal(event, upgrade=upgrade)
             if refusal is not None:
                 await self._bad_request(stream, 400, refusal)
                 return None
+            if self._app_host is not None and not upgrade:
+                # The application reads the body as it goes (and answers).
+                if not await self._app_host.http(conn, stream, event, deadline):
+                    return None
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    return None
+                conn.start_next_cycle()
+                continue
             # The head and the body share the request's deadline: a body
             # trickled a byte at a time cannot hold the connection longer.
             body: bytes | None = None

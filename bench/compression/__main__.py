@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--abort", type=float, default=0.1,
                         help="servers: fraction of clients that abort TCP mid-run")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--max-queue", type=int, default=16,
+                        help="servers: our WebSocket's max_queue (default 16, as websockets')")
     parser.add_argument("--no-deflate", action="store_true",
                         help="servers: the clients offer no compression (a baseline)")
     parser.add_argument("--rounds", type=int, default=1)

@@ -43,7 +43,7 @@ PEERS = ("ours-asyncio", "ours-trio", "websockets")
 # -- servers -------------------------------------------------------------------
 
 
-def _serve_ours(backend: str) -> None:
+def _serve_ours(backend: str, max_queue: int) -> None:
     import anyio
     import anyio.abc
 
@@ -55,7 +55,7 @@ def _serve_ours(backend: str) -> None:
     async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
         try:
             async with WebSocket(request, stream, body, extensions=extensions,
-                                 max_length=MAX_SIZE, ping=None) as ws:
+                                 max_length=MAX_SIZE, ping=None, max_queue=max_queue) as ws:
                 async for message in ws:
                     await ws.send(message)
         except ConnectionClosed:
@@ -242,15 +242,15 @@ def _hwm(pid: int) -> int:
     raise RuntimeError("no VmHWM")
 
 
-def _server_argv(peer: str) -> list[str]:
+def _server_argv(peer: str, args: argparse.Namespace) -> list[str]:
     base = [sys.executable, "-m", "bench.compression.servers", "_server"]
     if peer == "websockets":
         return [*base, "websockets"]
-    return [*base, "ours", peer.removeprefix("ours-")]
+    return [*base, "ours", peer.removeprefix("ours-"), str(args.max_queue)]
 
 
 def measure(peer: str, args: argparse.Namespace, round_no: int) -> dict[str, Any]:
-    server = _Proc(_server_argv(peer))
+    server = _Proc(_server_argv(peer, args))
     workers: list[_Proc] = []
     try:
         port = int(server.line().split()[1])
@@ -351,12 +351,38 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             "ratios": ratios, "ok": ok}
 
 
+def _exit_on_eof() -> None:
+    """Exit as soon as the driver closes our stdin; with ``BENCH_PROFILE=FILE``
+    in the environment, the server runs under cProfile and dumps its stats
+    to FILE first."""
+    import os
+    import threading
+
+    profile = None
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+
+    def wait() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(os.environ["BENCH_PROFILE"])
+        os._exit(0)
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
 if __name__ == "__main__":
     raise_nofile()
     if sys.argv[1] == "_server":
+        _exit_on_eof()
         if sys.argv[2] == "websockets":
             _serve_websockets()
         else:
-            _serve_ours(sys.argv[3])
+            _serve_ours(sys.argv[3], int(sys.argv[4]))
     elif sys.argv[1] == "_worker":
         asyncio.run(_worker(json.loads(sys.argv[2])))

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=("codec", "servers"))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--peers", default="ours-asyncio,ours-trio,websockets",
-                        help="servers: comma-separated peers")
+                        help="servers: comma-separated peers (also ours-asyncio+zlib, "
+                             "ours-trio+zlib: zlib's defaults)")
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--abort", type=float, default=0.1,

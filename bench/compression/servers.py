@@ -3,7 +3,9 @@
 Every peer is a fresh process, built on its library's public API with
 compression at its defaults (ours: ``extensions=[PerMessageDeflate()]``;
 websockets: ``compression="deflate"``, its default), 1 MiB messages and no
-keep-alive pings. The clients are websockets' asyncio client, which offers
+keep-alive pings. ``ours-asyncio+zlib`` and ``ours-trio+zlib`` are ours with
+zlib's defaults (15-bit windows, memory level 8, no threshold), as faye had
+them: the "before". The clients are websockets' asyncio client, which offers
 permessage-deflate the way browsers do (``client_max_window_bits`` without a
 value), in a few worker processes. Phases, each measured as the server's
 RSS growth over its start divided by the number of connections:
@@ -37,20 +39,26 @@ from ..soak import digest, make_message
 ROOT = Path(__file__).resolve().parent.parent.parent
 MAX_SIZE = 2**20
 SMALL_JSON = '{"type":"message","room":"general","user":"alice","text":"hi"}'
-PEERS = ("ours-asyncio", "ours-trio", "websockets")
+PEERS = ("ours-asyncio", "ours-trio", "websockets", "ours-asyncio+zlib", "ours-trio+zlib")
 
 
 # -- servers -------------------------------------------------------------------
 
 
-def _serve_ours(backend: str, max_queue: int) -> None:
+#: ``ours-<backend>+zlib``: zlib's defaults, as faye (and this package
+#: before issue 19) had them.
+ZLIB_DEFAULTS = {"max_window_bits": 15, "request_max_window_bits": 15, "mem_level": 8,
+                 "threshold": 0}
+
+
+def _serve_ours(backend: str, max_queue: int, zlib_defaults: bool = False) -> None:
     import anyio
     import anyio.abc
 
     from faye_websocket import ConnectionClosed, PerMessageDeflate, WebSocket
     from faye_websocket.http import Request, Server
 
-    extensions = [PerMessageDeflate()]
+    extensions = [PerMessageDeflate(**ZLIB_DEFAULTS) if zlib_defaults else PerMessageDeflate()]
 
     async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
         try:
@@ -383,6 +391,7 @@ if __name__ == "__main__":
         if sys.argv[2] == "websockets":
             _serve_websockets()
         else:
-            _serve_ours(sys.argv[3], int(sys.argv[4]))
+            backend, _, variant = sys.argv[3].partition("+")
+            _serve_ours(backend, int(sys.argv[4]), variant == "zlib")
     elif sys.argv[1] == "_worker":
         asyncio.run(_worker(json.loads(sys.argv[2])))

@@ -1,6 +1,6 @@
 """Developer sessions: ``nox -s tests tests_pure lint typecheck``; by hand,
-``autobahn``, ``bench``, ``soak``, ``fuzz`` and ``dist`` (before a release,
-docs/releasing.md)."""
+``docs`` (the documentation site), ``autobahn``, ``bench``, ``soak``, ``fuzz``
+and ``dist`` (before a release, docs/releasing.md)."""
 
 from __future__ import annotations
 
@@ -151,13 +151,25 @@ def _check_wheel(wheel: Path) -> list[str]:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "bench", "noxfile.py", "docs/conf.py")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[test]", "mypy")
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site in docs/_build/html (open index.html): Sphinx
+    with myst-parser and furo, the pages in docs/*.md and the API reference
+    from the docstrings. Warnings are errors and every cross-reference must
+    resolve (``-W --keep-going -n``); ``-E`` rereads every page, so a stale
+    build cannot hide a warning. No network; a few seconds."""
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-n", "-E", "-q", "-b", "html",
+                "docs", "docs/_build/html", *session.posargs)
 
 
 @nox.session

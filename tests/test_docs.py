@@ -1,18 +1,33 @@
-"""The runnable examples in docs/ run (against a live echo server)."""
+"""The docs match the code: the runnable examples in docs/ run (against a
+live echo server), the programs in docs/examples/ run, and the API reference
+pages have an entry for every public name.
+
+The Sphinx build itself is ``nox -s docs`` (it needs the ``docs`` extra);
+these tests only read the pages' source.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import anyio
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
+import faye_websocket
+from faye_websocket import WebSocket
 from faye_websocket._demo import demo_server
+from faye_websocket.exceptions import HandshakeError
+from faye_websocket.http import Server
 
 from .conftest import running
+from .test_cli import http_get
 
 pytestmark = pytest.mark.anyio
 
@@ -41,3 +56,108 @@ async def test_example_runs(code: str) -> None:
 
 def test_there_are_runnable_examples() -> None:
     assert len(runnable_examples()) >= 3
+
+
+# The programs in docs/examples/, included into the pages with literalinclude.
+
+EXAMPLES = DOCS / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"docs_example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def check_echo_page(port: int) -> None:
+    response, page = await http_get(port, "/")
+    assert response.status_code == 200
+    assert b"new WebSocket(`ws://${location.host}/echo`)" in page
+    response, _ = await http_get(port, "/elsewhere")
+    assert response.status_code == 404
+    async with WebSocket.Client(f"ws://127.0.0.1:{port}/echo") as ws:
+        await ws.send("hello")
+        assert await ws.receive() == "hello"
+        await ws.send(b"\x00\xff")
+        assert await ws.receive() == b"\x00\xff"
+    with pytest.raises(HandshakeError) as refused:
+        async with WebSocket.Client(f"ws://127.0.0.1:{port}/elsewhere"):
+            pass
+    assert refused.value.status_code == 404
+
+
+async def test_tutorial_echo_page_handlers() -> None:
+    """The tutorial's handlers, served on this test's backend."""
+    example = load_example("echo_page")
+    with anyio.fail_after(10):
+        server = Server(on_request=example.on_request, on_upgrade=example.on_upgrade)
+        async with running(server) as port:
+            await check_echo_page(port)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_tutorial_echo_page_program() -> None:
+    """The tutorial's program as a user runs it: ``python echo_page.py 0``."""
+    process = await anyio.open_process(
+        [sys.executable, str(EXAMPLES / "echo_page.py"), "0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with anyio.fail_after(15):
+            assert process.stdout is not None
+            line = (await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 200))
+            match = re.fullmatch(rb"open http://127\.0\.0\.1:(\d+)/", line)
+            assert match, line
+            await check_echo_page(int(match[1]))
+    finally:
+        with anyio.CancelScope(shield=True):
+            process.kill()
+            await process.aclose()
+
+
+# The API reference: autodoc directives in the pages' source, not a Sphinx run.
+
+REFERENCE_PAGES = sorted(DOCS.glob("api*.md"))
+PUBLIC_MODULES = ("faye_websocket", "faye_websocket.http", "faye_websocket.exceptions",
+                  "faye_websocket.hub")
+DIRECTIVE = re.compile(
+    r"^\s*(?:\.\. |```\{)auto(module|class|exception|data|function)(?:::|\})\s+([\w.]+)", re.M)
+
+
+def documented_names() -> set[str]:
+    """Dotted names with an autodoc entry; an ``automodule`` documents its ``__all__``."""
+    names: set[str] = set()
+    for page in REFERENCE_PAGES:
+        for kind, name in DIRECTIVE.findall(page.read_text()):
+            names.add(name)
+            if kind == "module":
+                names.update(f"{name}.{member}"
+                             for member in importlib.import_module(name).__all__)
+    return names
+
+
+def missing_from_reference(module_name: str) -> list[str]:
+    """Names in the module's ``__all__`` with no entry under any public path
+    that reaches the same object (``faye_websocket.HandshakeError`` is
+    documented as ``faye_websocket.exceptions.HandshakeError``)."""
+    documented = documented_names()
+    module = importlib.import_module(module_name)
+    missing = []
+    for name in module.__all__:
+        obj = getattr(module, name)
+        paths = [f"{public}.{name}" for public in PUBLIC_MODULES
+                 if getattr(importlib.import_module(public), name, None) is obj]
+        if not documented.intersection(paths):
+            missing.append(name)
+    return missing
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_every_public_name_has_a_reference_entry(module_name: str) -> None:
+    assert missing_from_reference(module_name) == []
+
+
+def test_the_reference_check_sees_a_missing_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faye_websocket, "__all__", [*faye_websocket.__all__, "__version__"])
+    assert missing_from_reference("faye_websocket") == ["__version__"]

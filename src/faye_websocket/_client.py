@@ -91,12 +91,14 @@ class Client(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
             1006).
         max_head_size: largest response head (status line and headers) read
             from the server or the proxy, in bytes; a larger one is a
-            :class:`HandshakeError`.
+            :class:`~faye_websocket.exceptions.HandshakeError`.
         max_redirects: redirects (301, 302, 303, 307, 308) followed while
-            opening; one more, or a loop, is a :class:`HandshakeError`
-            (0: none are followed).
+            opening; one more, or a loop, is a
+            :class:`~faye_websocket.exceptions.HandshakeError` (0: none are
+            followed).
         allow_insecure_redirects: follow a redirect from ``wss://`` to
-            ``ws://`` (refused by default: a :class:`HandshakeError`).
+            ``ws://`` (refused by default: a
+            :class:`~faye_websocket.exceptions.HandshakeError`).
 
     Raises:
         ValueError: not a ``ws:``/``wss:`` URL, a bad header, or an option

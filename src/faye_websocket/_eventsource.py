@@ -79,6 +79,10 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
     EVENT_TYPES = ("open", "close")
     #: The client: ``async with EventSource.Client(url, **options)``.
     Client: TypeAlias = _Client  # an alias, so ``EventSource.Client`` works as a type
+    #: Where the client asks the stream to resume, from the ``Last-Event-ID``
+    #: header, else a ``last_event_id`` query parameter (a browser cannot set
+    #: headers on its first connection); ``""`` when absent.
+    last_event_id: str  # set in _configure; declared here for the reference
 
     def __init__(
         self,
@@ -107,9 +111,6 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
         self._retry = format_retry(retry)
         self._ping_interval = ping or None
         self._write_limit = write_limit
-        #: Where the client asks the stream to resume: the ``Last-Event-ID``
-        #: header, else a ``last_event_id`` query parameter (a browser
-        #: cannot set headers on its first connection); ``""`` when absent.
         self.last_event_id = last_event_id(request)
         self._state = EventSourceState.CONNECTING
         self._opened_at: float | None = None

@@ -483,7 +483,7 @@ class Subscription:
 
     @property
     def active(self) -> bool:
-        """Subscribed: started, and not cancelled or closed since."""
+        """Whether it is subscribed (started, and not cancelled or closed since)."""
         return self._started and not self._ended
 
     def cancel(self) -> None:

@@ -60,7 +60,8 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
     Entering the block answers the opening handshake and starts the
     connection's tasks; leaving it runs the closing handshake. A failed
     handshake is answered with HTTP 400 (426 for an unsupported version),
-    fires ``error`` and ``close`` (1002), and raises :class:`HandshakeError`.
+    fires ``error`` and ``close`` (1002), and raises
+    :class:`~faye_websocket.exceptions.HandshakeError`.
 
     Args:
         request: the upgrade request (:class:`faye_websocket.http.Request`
@@ -310,7 +311,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
 
         ``close`` fires with 1006 (``open`` never does), and the object is
         closed. The client sees the status, headers and body (a
-        :class:`~faye_websocket.HandshakeError` for ``WebSocket.Client``)::
+        :class:`~faye_websocket.exceptions.HandshakeError` for ``WebSocket.Client``)::
 
             ws = WebSocket(request, stream, body)
             if not authorised(ws.request):

@@ -132,7 +132,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._idle_since: float | None = None
         self._watch_idle = False
         self._opened_event: anyio.Event | None = None
-        #: Handshake results, set by subclasses before :meth:`_running`.
+        #: Handshake results, set by subclasses before ``_running()``.
         self.url = ""
         self.protocol = ""
         self.extensions = ""

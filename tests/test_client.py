@@ -52,7 +52,7 @@ from faye_websocket._core.client import ClientHandshake, parse_url
 from faye_websocket._demo import echo_server
 from faye_websocket.http import Request, Server
 
-from .conftest import running
+from .conftest import open_fds, running
 
 pytestmark = pytest.mark.anyio
 
@@ -65,10 +65,6 @@ CLOSE_ME = "please close with 4001"
 VANISH = "please vanish"
 SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 def recorded(ws: Client) -> list[Event]:

@@ -127,8 +127,9 @@ def test_extension_header_grammar() -> None:
     ("offer", "config", "response"),
     [
         ("permessage-deflate", PerMessageDeflate(), "permessage-deflate"),
+        # The client's window is bounded (to 13 bits) when it says it can take it.
         ("permessage-deflate; client_max_window_bits", PerMessageDeflate(),
-         "permessage-deflate"),
+         "permessage-deflate; client_max_window_bits=13"),
         ("permessage-deflate; server_no_context_takeover", PerMessageDeflate(),
          "permessage-deflate; server_no_context_takeover"),
         ("permessage-deflate; server_max_window_bits=10", PerMessageDeflate(),
@@ -159,6 +160,8 @@ def test_deflate_options_are_validated() -> None:
         PerMessageDeflate(max_window_bits=16)
     with pytest.raises(ValueError):
         PerMessageDeflate(mem_level=0)
+    with pytest.raises(ValueError):
+        PerMessageDeflate(threshold=-1)
 
 
 def test_client_side_deflate_activation() -> None:

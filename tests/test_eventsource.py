@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +16,7 @@ from faye_websocket._core.eventsource import format_event, format_retry
 from faye_websocket.http import Request, Response, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .conftest import running
+from .conftest import open_fds, running
 
 pytestmark = pytest.mark.anyio
 
@@ -194,10 +193,6 @@ async def test_client_disconnect_fires_close_within_a_second() -> None:
             await seen.closed.wait()
     assert seen.events == ["open", "close"]
     assert seen.es is not None and seen.es.last_event_id == "7"
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 async def test_cancelling_the_stream_leaks_nothing() -> None:

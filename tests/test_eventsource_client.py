@@ -10,7 +10,6 @@ without them these tests fail rather than skip.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import ssl
 import subprocess
@@ -46,7 +45,7 @@ from faye_websocket._core.sse import (
 )
 from faye_websocket.http import Request, Response, Server
 
-from .conftest import running
+from .conftest import open_fds, running
 
 pytestmark = pytest.mark.anyio
 
@@ -595,10 +594,6 @@ async def test_events_are_pulled_not_buffered() -> None:
                 rest = await take(source, count - 1)
     assert [e.id for e in [first, *rest]] == [str(n) for n in range(count)]
     assert all(size - 3 <= len(e.data) <= size for e in [first, *rest])
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 async def test_cancellation_keeps_the_source_usable_and_leaks_nothing() -> None:

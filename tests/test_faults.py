@@ -18,7 +18,6 @@ import base64
 import gc
 import hashlib
 import logging
-import os
 import socket
 import ssl
 import struct
@@ -51,7 +50,7 @@ from faye_websocket import (
 from faye_websocket.http import Request, Response, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .conftest import running
+from .conftest import open_fds, running
 from .wsclient import client_frame, raw_connect
 
 pytestmark = pytest.mark.anyio
@@ -68,10 +67,6 @@ HALF_SERVER_FRAME = b"\x82\x7e" + struct.pack("!H", 1000) + b"x" * 500
 
 
 # -- leak accounting ---------------------------------------------------------------
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 @asynccontextmanager

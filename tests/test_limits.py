@@ -14,7 +14,6 @@ import functools
 import hashlib
 import inspect
 import math
-import os
 import socket
 import ssl
 import sys
@@ -32,7 +31,7 @@ from faye_websocket import Event, EventSource, HandshakeError, ReadyState, WebSo
 from faye_websocket.http import Request, Response, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .conftest import running
+from .conftest import open_fds, running
 
 pytestmark = pytest.mark.anyio
 
@@ -518,10 +517,6 @@ async def test_reuse_port_lets_two_servers_share_a_port() -> None:
 
 
 # -- max_connections and TLS handshakes -----------------------------------------------------
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 async def wait_for_fds(at_most: int) -> int:

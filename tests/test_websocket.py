@@ -30,7 +30,7 @@ from faye_websocket import (
 from faye_websocket.http import Request, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .conftest import running
+from .conftest import open_fds, running
 from .wsclient import RawClient, client_frame, raw_connect
 
 pytestmark = pytest.mark.anyio
@@ -524,10 +524,6 @@ async def test_send_nowait_raises_would_block_past_the_write_limit() -> None:
         with pytest.raises(anyio.WouldBlock):
             ws.send_nowait("x")
     assert ws.ready_state is ReadyState.CLOSED
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 async def test_cancelling_the_caller_closes_the_socket_and_leaks_nothing() -> None:

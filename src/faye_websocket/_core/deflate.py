@@ -20,9 +20,24 @@ __all__ = ["DeflateParams", "DeflateSession", "NegotiationError", "PerMessageDef
 
 _MAX_BITS = 15
 _MIN_BITS = 8
+#: The defaults, chosen from ``python -m bench.compression`` (see
+#: docs/compression.md): a 13-bit window each way and memory level 5 cost
+#: ~40 KiB per active connection instead of zlib's ~300 KiB, compress chat
+#: JSON better than websockets' 12-bit defaults, and memory level 5 is where
+#: incompressible data stops getting slower to deflate.
+DEFAULT_WINDOW_BITS = 13
+DEFAULT_MEM_LEVEL = 5
+#: Messages shorter than this are sent uncompressed unless the compressor
+#: already exists: a compressor costs tens of KiB, and deflating a message
+#: this small saves a few bytes at best.
+DEFAULT_THRESHOLD = 64
 # The sync-flush marker RFC 7692 section 7.2.1 strips from every message.
 _TAIL = b"\x00\x00\xff\xff"
 _NO_RSV = RsvBits(False, False, False)
+_RSV1 = RsvBits(True, False, False)
+#: Below this compressed size, :meth:`DeflateSession.inflate_message` appends
+#: the tail and inflates in one call.
+_SMALL = 2048
 
 Params = dict[str, "str | None"]
 
@@ -41,28 +56,45 @@ class DeflateParams:
     outbound_no_context_takeover: bool = False
     #: The peer resets its compressor after every message.
     inbound_no_context_takeover: bool = False
+    #: The largest window the peer may compress with (our inflater's window).
+    inbound_bits: int = _MAX_BITS
 
 
 @dataclass(frozen=True, slots=True)
 class PerMessageDeflate:
     """The permessage-deflate extension (RFC 7692), for ``extensions=[...]``.
 
+    The defaults are measured (docs/compression.md): this side compresses
+    with a 13-bit window at memory level 5, and a server asks a client that
+    offers ``client_max_window_bits`` to use at most 13 bits too, so one
+    active connection holds ~40 KiB of zlib state instead of ~300 KiB.
+
     Args:
-        level: zlib compression level, 0-9 or -1 for zlib's default.
+        level: zlib compression level, 0-9 or -1 for zlib's default (6).
         mem_level: zlib memory level, 1-9; lower uses less memory per connection.
-        max_window_bits: largest LZ77 window (8-15) this side compresses with.
-        request_max_window_bits: ask the peer to compress with at most this window.
+        max_window_bits: largest LZ77 window (8-15) this side compresses with
+            (``None``: 13). A client offers it as ``client_max_window_bits``
+            (bare when ``None``, leaving the server free to choose).
+        request_max_window_bits: ask the peer to compress with at most this
+            window. ``None``: a server answers a client that offers
+            ``client_max_window_bits`` with 13 (or the client's smaller
+            value); a client asks nothing.
         no_context_takeover: reset this side's compressor after every message
             (less memory per idle connection, worse ratio).
         request_no_context_takeover: ask the peer to do the same.
+        threshold: messages shorter than this many bytes are sent
+            uncompressed, unless this side's compressor already exists
+            (context takeover keeps it between messages); ``0`` compresses
+            every message.
     """
 
     level: int = zlib.Z_DEFAULT_COMPRESSION
-    mem_level: int = 8
+    mem_level: int = DEFAULT_MEM_LEVEL
     max_window_bits: int | None = None
     request_max_window_bits: int | None = None
     no_context_takeover: bool = False
     request_no_context_takeover: bool = False
+    threshold: int = DEFAULT_THRESHOLD
 
     name = "permessage-deflate"
 
@@ -75,6 +107,8 @@ class PerMessageDeflate:
             bits = getattr(self, option)
             if bits is not None and not _MIN_BITS <= bits <= _MAX_BITS:
                 raise ValueError(f"{option} must be 8 to 15, not {bits!r}")
+        if self.threshold < 0:
+            raise ValueError(f"threshold must be 0 or more, not {self.threshold!r}")
 
     # -- server side -------------------------------------------------------
 
@@ -100,20 +134,22 @@ class PerMessageDeflate:
             response["client_no_context_takeover"] = None
 
         # 7.1.2.1: the client may cap our window; we answer with what we use.
-        own_bits = min(self.max_window_bits or _MAX_BITS, _bits(offer, "server_max_window_bits"))
+        own_bits = min(self.max_window_bits or DEFAULT_WINDOW_BITS,
+                       _bits(offer, "server_max_window_bits"))
         if "server_max_window_bits" in offer:
             # Only echoed when asked for: Firefox fails the connection on an
             # unsolicited server_max_window_bits (as the reference notes).
             response["server_max_window_bits"] = str(own_bits)
 
-        # 7.1.2.2: we may cap the client's window, but only if it said it can.
+        # 7.1.2.2: we may cap the client's window, but only if it said it can
+        # (browsers do); our inflater then needs only that window.
+        peer_bits = _MAX_BITS
         if "client_max_window_bits" in offer:
-            peer_bits = min(self.request_max_window_bits or _MAX_BITS,
+            peer_bits = min(self.request_max_window_bits or DEFAULT_WINDOW_BITS,
                             _bits(offer, "client_max_window_bits"))
-            if self.request_max_window_bits is not None or offer["client_max_window_bits"]:
-                response["client_max_window_bits"] = str(peer_bits)
+            response["client_max_window_bits"] = str(peer_bits)
 
-        return response, DeflateParams(own_bits, outbound_reset, inbound_reset)
+        return response, DeflateParams(own_bits, outbound_reset, inbound_reset, peer_bits)
 
     # -- client side -------------------------------------------------------
 
@@ -146,11 +182,13 @@ class PerMessageDeflate:
                 raise NegotiationError("server did not accept server_max_window_bits")
             if _bits(response, "server_max_window_bits") > self.request_max_window_bits:
                 raise NegotiationError("server_max_window_bits above the requested value")
-        own_bits = min(self.max_window_bits or _MAX_BITS,
+        # Compressing with a smaller window than allowed is always valid.
+        own_bits = min(self.max_window_bits or DEFAULT_WINDOW_BITS,
                        _bits(response, "client_max_window_bits"))
         outbound_reset = self.no_context_takeover or "client_no_context_takeover" in response
         inbound_reset = "server_no_context_takeover" in response
-        return DeflateParams(own_bits, outbound_reset, inbound_reset)
+        return DeflateParams(own_bits, outbound_reset, inbound_reset,
+                             _bits(response, "server_max_window_bits"))
 
     def session(self, params: DeflateParams, *, max_length: int) -> DeflateSession:
         """A codec for one connection."""
@@ -192,23 +230,33 @@ def _bits(params: Params, key: str) -> int:
 
 
 class DeflateSession(_WsprotoExtension):
-    """The per-connection codec, driven by wsproto's frame protocol.
+    """The per-connection codec, driven by wsproto's frame protocol (for
+    fragmented messages) and by the core's fast path (whole frames:
+    :meth:`compress` and :meth:`inflate_message`).
 
-    Inbound, it inflates frame by frame and counts the inflated size of the
-    message; outbound, it compresses each message into a single frame unless
-    :attr:`skip_next` is set (the ``compress=False`` option of ``send``).
+    zlib state exists only while it is needed: each direction's codec is
+    created by the first message that uses it, dropped after every message
+    when that direction has no context takeover, and dropped by
+    :meth:`release` when the connection ends.
     """
 
     name = "permessage-deflate"
 
     def __init__(self, config: PerMessageDeflate, params: DeflateParams, *,
                  max_length: int) -> None:
-        self._config = config
+        self._level = config.level
+        self._mem_level = config.mem_level
+        self._threshold = config.threshold
         self._params = params
+        self._outbound_reset = params.outbound_no_context_takeover
+        self._inbound_reset = params.inbound_no_context_takeover
         self._max_length = max_length
         # zlib refuses an 8-bit window for raw deflate streams; 9 is the
         # smallest it builds, and inflaters cope (the reference does the same).
+        # The inflater takes 9 for 8 too: a peer whose zlib made the same
+        # substitution still inflates.
         self._outbound_wbits = -max(params.outbound_bits, 9)
+        self._inbound_wbits = -max(params.inbound_bits, 9)
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
         # For compress_shared (the hub's frame built once for many connections).
@@ -217,15 +265,26 @@ class DeflateSession(_WsprotoExtension):
         # The frame being read is a control frame: a Ping or Pong between the
         # fragments of a compressed message is never inflated (RFC 7692 6.1).
         self._inbound_control = False
+        # The message being sent goes out uncompressed (all its frames).
+        self._outbound_raw = False
         self._inflated = 0
         #: Set by the core to send the next message uncompressed.
         self.skip_next = False
+
+    @property
+    def params(self) -> DeflateParams:
+        return self._params
 
     def enabled(self) -> bool:
         return True
 
     def offer(self) -> bool | str:  # negotiation happens outside wsproto
         return False
+
+    def release(self) -> None:
+        """Drop both directions' zlib state (the connection is over)."""
+        self._compressor = None
+        self._decompressor = None
 
     # -- inbound -----------------------------------------------------------
 
@@ -240,7 +299,7 @@ class DeflateSession(_WsprotoExtension):
             return _NO_RSV
         self._inbound_compressed = rsv.rsv1
         self._inflated = 0
-        return RsvBits(True, False, False)
+        return _RSV1
 
     def frame_inbound_payload_data(self, proto: FrameDecoder | FrameProtocol,
                                    data: bytes) -> bytes | CloseReason:
@@ -254,18 +313,37 @@ class DeflateSession(_WsprotoExtension):
             return None
         tail = self._inflate(_TAIL)
         self._inbound_compressed = False
-        if self._params.inbound_no_context_takeover:
+        if self._inbound_reset:
             self._decompressor = None  # the peer starts afresh; free the window
         return tail
 
+    def inflate_message(self, payload: bytes) -> bytes | CloseReason:
+        """A whole compressed message (one frame, FIN and RSV1 set)."""
+        self._inflated = 0
+        if len(payload) < _SMALL:
+            # One zlib call instead of two; the copy is cheaper than the call.
+            out = self._inflate(payload + _TAIL)
+        else:
+            out = self._inflate(payload)
+            if not isinstance(out, CloseReason):
+                tail = self._inflate(_TAIL)
+                if isinstance(tail, CloseReason):
+                    out = tail
+                elif tail:
+                    out += tail
+        if self._inbound_reset:
+            self._decompressor = None
+        return out
+
     def _inflate(self, data: bytes) -> bytes | CloseReason:
-        if self._decompressor is None:
-            self._decompressor = zlib.decompressobj(-_MAX_BITS)
+        decompressor = self._decompressor
+        if decompressor is None:
+            decompressor = self._decompressor = zlib.decompressobj(self._inbound_wbits)
         room = self._max_length - self._inflated
         try:
             # Ask for one byte more than fits: getting it proves the message
             # is too large without inflating the rest.
-            out = self._decompressor.decompress(data, room + 1)
+            out = decompressor.decompress(data, room + 1)
         except zlib.error:
             return CloseReason.INVALID_FRAME_PAYLOAD_DATA
         if len(out) > room:
@@ -275,24 +353,47 @@ class DeflateSession(_WsprotoExtension):
 
     # -- outbound ----------------------------------------------------------
 
+    def compress(self, data: bytes) -> bytes | None:
+        """A whole message's payload compressed, or ``None`` to send it as
+        it is (:attr:`skip_next`, or shorter than the threshold while no
+        compressor exists)."""
+        if self.skip_next:
+            self.skip_next = False
+            return None
+        compressor = self._compressor
+        if compressor is None:
+            if len(data) < self._threshold:
+                return None
+            compressor = self._new_compressor()
+        out = compressor.compress(data)
+        tail = compressor.flush(zlib.Z_SYNC_FLUSH)
+        out = out + tail if out else tail
+        if self._outbound_reset:
+            self._compressor = None
+        # A sync flush always ends with the marker (RFC 7692 section 7.2.1).
+        return out[:-4]
+
+    def _new_compressor(self) -> zlib._Compress:
+        compressor = self._compressor = zlib.compressobj(
+            self._level, zlib.DEFLATED, self._outbound_wbits, self._mem_level)
+        return compressor
+
     def frame_outbound(self, proto: FrameDecoder | FrameProtocol, opcode: Opcode,
                        rsv: RsvBits, data: bytes, fin: bool) -> tuple[RsvBits, bytes]:
         if opcode.iscontrol():
             return rsv, data
-        if self.skip_next:
-            if fin:
-                self.skip_next = False
+        first = opcode is not Opcode.CONTINUATION
+        if first:
+            self._outbound_raw = self.skip_next
+            self.skip_next = False
+        if self._outbound_raw:
             return rsv, data
-        if self._compressor is None:
-            self._compressor = zlib.compressobj(
-                self._config.level, zlib.DEFLATED, self._outbound_wbits, self._config.mem_level
-            )
-        out = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+        compressor = self._compressor or self._new_compressor()
+        out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
         if out.endswith(_TAIL):
             out = out[:-4]
-        if fin and self._params.outbound_no_context_takeover:
+        if fin and self._outbound_reset:
             self._compressor = None
-        first = opcode is not Opcode.CONTINUATION
         return RsvBits(first, rsv.rsv2, rsv.rsv3), out
 
     # -- one compressed message for many connections -------------------------
@@ -306,13 +407,17 @@ class DeflateSession(_WsprotoExtension):
         if not self._params.outbound_no_context_takeover:
             return None
         level, _, wbits, mem_level = self._zlib_args
-        return f"deflate:{-wbits}:{level}:{mem_level}"
+        return f"deflate:{-wbits}:{level}:{mem_level}:{self._threshold}"
 
-    def compress_shared(self, payload: bytes) -> bytes:
+    def compress_shared(self, payload: bytes) -> bytes | None:
         """A whole message's payload compressed afresh (RFC 7692 section 7.2.1,
         the tail stripped), without touching this connection's compressor:
         the same bytes any connection with an equal :attr:`shared_key` would
-        send. Only valid without context takeover."""
+        send. ``None``: shorter than the threshold, sent as it is (as
+        :meth:`compress` does without context takeover, where no compressor
+        outlives a message). Only valid without context takeover."""
+        if len(payload) < self._threshold:
+            return None
         compressor = zlib.compressobj(*self._zlib_args)
         out = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
         return out[:-4] if out.endswith(_TAIL) else out

@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 _NO_RSV = RsvBits(False, False, False)
-_RSV1 = RsvBits(True, False, False)
 _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 #: Codes that must not be sent (RFC 6455 section 7.4.1); 1000 goes instead.
 _LOCAL_ONLY = frozenset({1005, 1006, 1015})
@@ -369,16 +368,10 @@ class WebSocketProtocol:
         return True
 
     def _inflate(self, deflate: DeflateSession, opcode: int, payload: bytes) -> str | bytes:
-        """A compressed message, through the same session calls wsproto makes."""
-        deflate.frame_inbound_header(self._proto, Opcode(opcode), _RSV1, len(payload))
-        data = deflate.frame_inbound_payload_data(self._proto, payload)
+        """A whole compressed message (one frame)."""
+        data = deflate.inflate_message(payload)
         if isinstance(data, CloseReason):
             raise ParseFailed("error in extension", data)
-        tail = deflate.frame_inbound_complete(self._proto, True)
-        if isinstance(tail, CloseReason):
-            raise ParseFailed("error in extension", tail)
-        if tail:
-            data += tail
         if opcode == _BINARY:
             return data
         try:
@@ -445,6 +438,8 @@ class WebSocketProtocol:
 
     def receive_eof(self) -> None:
         """The transport reached end of file (or broke)."""
+        if self._deflate is not None:
+            self._deflate.release()  # nothing more is inflated or sent
         if self.state is not ReadyState.CLOSED:
             self.state = ReadyState.CLOSED
             if not self._failed and self._close_answer is None:
@@ -511,20 +506,16 @@ class WebSocketProtocol:
         """Queue one message as a single frame."""
         if self.state is not ReadyState.OPEN:
             raise RuntimeError(f"cannot send in state {self.state.name}")
-        if not compress and self._deflate is not None:
-            self._deflate.skip_next = True
         if isinstance(data, str):
             opcode, payload = _TEXT, data.encode("utf-8")
         else:
             opcode, payload = _BINARY, bytes(data)
         rsv1 = False
         deflate = self._deflate
-        if deflate is not None:
-            if not compress:
-                deflate.skip_next = True
-            rsv, payload = deflate.frame_outbound(self._proto, Opcode(opcode), _NO_RSV,
-                                                  payload, True)
-            rsv1 = rsv.rsv1
+        if deflate is not None and compress:
+            compressed = deflate.compress(payload)
+            if compressed is not None:
+                payload, rsv1 = compressed, True
         head, body = frame_parts(opcode, payload, rsv1=rsv1, client=self.client)
         if len(body) >= _LARGE:
             # Kept apart, so the payload reaches the transport uncopied
@@ -559,10 +550,11 @@ class WebSocketProtocol:
         else:
             opcode, payload = _BINARY, data
         deflate = self._deflate
-        if deflate is None:
+        compressed = deflate.compress_shared(payload) if deflate is not None else None
+        if compressed is None:
             head, body = frame_parts(opcode, payload)
         else:
-            head, body = frame_parts(opcode, deflate.compress_shared(payload), rsv1=True)
+            head, body = frame_parts(opcode, compressed, rsv1=True)
         return head + body
 
     def send_frame(self, frame: bytes) -> None:

@@ -23,6 +23,7 @@ from .websocket import (
     Failed,
     MessageReceived,
     ReadyState,
+    truncate_reason,
 )
 
 __all__ = [
@@ -242,8 +243,7 @@ class AsgiProtocol:
         self._close_sent = True
         message: AsgiMessage = {"type": "websocket.close", "code": code or 1000}
         if self._reasons and reason:
-            raw = reason.encode("utf-8")[:123]
-            message["reason"] = raw.decode("utf-8", "ignore")
+            message["reason"] = truncate_reason(reason)
         self._queue(message, 2)
 
     def _queue(self, message: AsgiMessage, size: int) -> None:

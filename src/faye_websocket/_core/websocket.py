@@ -485,14 +485,14 @@ class WebSocketProtocol:
     def _fail(self, code: int, reason: str) -> None:
         self._input_closed = True
         self._parts = []
-        self._events.append(Failed(code, _truncate(reason)))
+        self._events.append(Failed(code, truncate_reason(reason)))
 
     def fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 section 7.1.7): queue a Close with
         ``code`` and ignore all further input."""
         if self.state is ReadyState.CLOSED or self._failed:
             return
-        reason = _truncate(reason)
+        reason = truncate_reason(reason)
         self._input_closed = True
         self._queue_close(code, reason)
         self._failed = True
@@ -644,7 +644,7 @@ def close_payload(code: int | None, reason: str = "") -> bytes:
         return b""
     if code in _LOCAL_ONLY:
         code = 1000
-    return code.to_bytes(2, "big") + _truncate(reason).encode("utf-8")
+    return code.to_bytes(2, "big") + truncate_reason(reason).encode("utf-8")
 
 
 def _utf8_decoder() -> codecs.IncrementalDecoder:
@@ -657,7 +657,9 @@ def _join(parts: list[str | bytes]) -> str | bytes:
     return b"".join(parts)  # type: ignore[arg-type]
 
 
-def _truncate(reason: str) -> str:
+def truncate_reason(reason: str) -> str:
+    """``reason`` cut to the 123 bytes of whole UTF-8 characters a Close
+    frame has room for."""
     raw = reason.encode("utf-8")
     if len(raw) <= _MAX_REASON_BYTES:
         return reason

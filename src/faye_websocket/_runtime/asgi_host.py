@@ -784,10 +784,7 @@ def _close(ws: WebSocket, code: int, reason: str) -> None:
     """
     if not isinstance(code, int) or (code not in _SENDABLE_CODES and not 3000 <= code <= 4999):
         raise RuntimeError(f"invalid WebSocket close code {code!r}")
-    raw = str(reason).encode("utf-8")
-    if len(raw) > 123:  # RFC 6455 section 5.5: the payload of a Close is 125 bytes at most
-        reason = raw[:123].decode("utf-8", "ignore")
-    ws._begin_close(code, reason)
+    ws._begin_close(code, str(reason))  # the core cuts the reason to fit the frame
 
 
 class _Lifespan:

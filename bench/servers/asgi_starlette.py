@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -58,11 +59,13 @@ async def _ours() -> None:
         announce(port)
 
 
-def _uvicorn() -> None:
+def run_uvicorn(asgi_app: Any) -> None:
+    """Serve ``asgi_app`` with uvicorn's defaults (the message limit aside)."""
     import uvicorn
 
     sock = _listening_socket()
-    config = uvicorn.Config(app, ws_max_size=MAX_SIZE, log_level="warning", access_log=False)
+    config = uvicorn.Config(asgi_app, ws_max_size=MAX_SIZE, log_level="warning",
+                            access_log=False)
     announce(sock.getsockname()[1])
     asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
 
@@ -97,7 +100,7 @@ def main() -> None:
     if a.server == "ours":
         anyio.run(_ours, backend=a.backend)
     elif a.server == "uvicorn":
-        _uvicorn()
+        run_uvicorn(app)
     else:
         _hypercorn(a.backend)
 

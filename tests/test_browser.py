@@ -17,6 +17,8 @@ browser session with a thread and a second event loop in the way.)
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -43,6 +45,24 @@ INTERVAL = "0.5"
 MESSAGE = "hello from Chromium, ünïcode ✓"
 
 
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """The system's Chromium, headless, closed (with Playwright's driver)
+    within CLOSE_TIMEOUT whatever happens in the block."""
+    playwright = await async_playwright().start()
+    try:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=WAIT_MS)
+        try:
+            yield browser
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                await browser.close()
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+            await playwright.stop()
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     """Playwright's async API needs asyncio (see the module docstring)."""
@@ -62,19 +82,8 @@ async def test_demo_page_in_chromium(cli_backend: str, free_tcp_port: int) -> No
     port = free_tcp_port
     with anyio.fail_after(TIMEOUT):
         async with run_cli("demo", cli_backend, port, "--interval", INTERVAL) as cli:
-            playwright = await async_playwright().start()
-            try:
-                browser = await playwright.chromium.launch(
-                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-                    timeout=WAIT_MS)
-                try:
-                    await _check_demo_page(browser, port)
-                finally:
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
-                        await browser.close()
-            finally:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
-                    await playwright.stop()
+            async with chromium() as browser:
+                await _check_demo_page(browser, port)
             # The server saw the browser's WebSocket, with the first subprotocol.
             assert await cli.expect_line("open ws://") == \
                 f"open ws://127.0.0.1:{port}/ hybi-13 irc"
@@ -124,19 +133,8 @@ async def test_demo_page_through_the_asgi_adapters_in_chromium(
     try:
         server.wait_ready()
         with anyio.fail_after(TIMEOUT):
-            playwright = await async_playwright().start()
-            try:
-                browser = await playwright.chromium.launch(
-                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-                    timeout=WAIT_MS)
-                try:
-                    await _check_demo_page(browser, server.port)
-                finally:
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
-                        await browser.close()
-            finally:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
-                    await playwright.stop()
+            async with chromium() as browser:
+                await _check_demo_page(browser, server.port)
     finally:
         server.stop()
     assert "Traceback" not in server.output(), server.output()
@@ -156,36 +154,25 @@ async def test_chat_page_in_chromium_across_two_processes_sharing_redis() -> Non
     port_a, port_b = free_port(), free_port()
     with redis_server() as redis, anyio.fail_after(4 * TIMEOUT):
         async with run_cli("chat", "asyncio", port_a, "--redis", redis.url):
-            playwright = await async_playwright().start()
-            try:
-                browser = await playwright.chromium.launch(
-                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-                    timeout=WAIT_MS)
-                try:
-                    page_a, page_b = await browser.new_page(), await browser.new_page()
-                    async with run_cli("chat", "trio", port_b, "--redis", redis.url):
-                        await _open_chat(page_a, port_a)
-                        await _open_chat(page_b, port_b)
-                        await _say(page_a, "from A, ünïcode ✓")
-                        await expect(page_b.locator("#log li").first).to_have_text(
-                            "from A, ünïcode ✓", timeout=WAIT_MS)
-                    # B is gone: its page's EventSource is reconnecting.
+            async with chromium() as browser:
+                page_a, page_b = await browser.new_page(), await browser.new_page()
+                async with run_cli("chat", "trio", port_b, "--redis", redis.url):
+                    await _open_chat(page_a, port_a)
+                    await _open_chat(page_b, port_b)
+                    await _say(page_a, "from A, ünïcode ✓")
+                    await expect(page_b.locator("#log li").first).to_have_text(
+                        "from A, ünïcode ✓", timeout=WAIT_MS)
+                # B is gone: its page's EventSource is reconnecting.
+                await expect(page_b.locator("#state")).to_have_text(
+                    "reconnecting", timeout=WAIT_MS)
+                for i in range(3):
+                    await _say(page_a, f"while B was away {i}")
+                async with run_cli("chat", "trio", port_b, "--redis", redis.url):
+                    await expect(page_b.locator("#log li")).to_have_text(
+                        ["while B was away 2", "while B was away 1", "while B was away 0",
+                         "from A, ünïcode ✓"], timeout=3 * WAIT_MS)
                     await expect(page_b.locator("#state")).to_have_text(
-                        "reconnecting", timeout=WAIT_MS)
-                    for i in range(3):
-                        await _say(page_a, f"while B was away {i}")
-                    async with run_cli("chat", "trio", port_b, "--redis", redis.url):
-                        await expect(page_b.locator("#log li")).to_have_text(
-                            ["while B was away 2", "while B was away 1", "while B was away 0",
-                             "from A, ünïcode ✓"], timeout=3 * WAIT_MS)
-                        await expect(page_b.locator("#state")).to_have_text(
-                            "online", timeout=WAIT_MS)
-                finally:
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
-                        await browser.close()
-            finally:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
-                    await playwright.stop()
+                        "online", timeout=WAIT_MS)
 
 
 async def _open_chat(page: Page, port: int) -> None:

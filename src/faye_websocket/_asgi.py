@@ -67,7 +67,7 @@ class AsgiWebSocket(WebSocket):
         if message is None or message.get("type") != "websocket.connect":
             # The client left first (websocket.disconnect), or the server
             # broke the protocol: nothing can be answered.
-            await self._opening(_false())
+            await self._lost_before_open()
         allowed = self._allowed_origins
         if allowed is not None and (self.request.header("origin") or "") not in allowed:
             await self._refuse_handshake(Rejected(403, "Origin not allowed"))
@@ -97,7 +97,3 @@ class AsgiWebSocket(WebSocket):
         transport.write(messages)
         with anyio.move_on_after(self._close_timeout, shield=True):
             await transport.drain()
-
-
-async def _false() -> bool:
-    return False

@@ -293,9 +293,18 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
                 await self._end(1006)
             raise
         if not answered:
-            with anyio.CancelScope(shield=True):
-                await self._end(1006)
-            raise ConnectionClosedError(1006, "connection lost")
+            await self._lost_before_open()
+
+    async def _lost_before_open(self) -> NoReturn:
+        """The client left before the opening was answered: ``close`` fires
+        with 1006, as it would have once open, and this raises.
+
+        Raises:
+            ConnectionClosedError: always.
+        """
+        with anyio.CancelScope(shield=True):
+            await self._end(1006)
+        raise ConnectionClosedError(1006, "connection lost")
 
     async def _refuse_handshake(self, result: Rejected) -> NoReturn:
         """Answer a failed handshake, end with 1002 and raise."""

@@ -49,6 +49,10 @@ _LOCAL_ONLY = frozenset({1005, 1006, 1015})
 #: First header bytes of whole compressed text and binary frames (FIN, RSV1).
 _COMPRESSED = frozenset({0xC1, 0xC2})
 _MAX_REASON_BYTES = 123
+#: Bytes of messages one :meth:`WebSocketProtocol.receive_data` call
+#: produces at most (plus one message): the rest of the input stays as it
+#: came, compressed and encoded, until the runtime asks for more.
+BATCH = 1 << 15
 
 
 class ReadyState(enum.IntEnum):
@@ -218,11 +222,17 @@ class WebSocketProtocol:
         self._events: list[Event] = []
         self._parts: list[str | bytes] = []
         self._size = 0
+        #: Input left unparsed because the messages parsed from it reached
+        #: :data:`BATCH`: ``receive_data(b"")`` parses the next batch.
+        self.more = False
+        self._budget = BATCH
 
     # -- input ---------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the transport."""
+        self.more = False
+        self._budget = BATCH
         if self.state is ReadyState.CLOSED or self._input_closed:
             return  # nothing after the closing handshake or a failure matters
         if not self._fast:
@@ -256,9 +266,11 @@ class WebSocketProtocol:
     def _receive_fast(self) -> bool:
         """Parse the whole, unfragmented frames at the start of the buffer.
 
-        Stops at an incomplete frame (keeping it for the next call), or at
-        the first frame it does not take (a fragment, a Close, anything
-        invalid): that frame and the rest go to wsproto, which returns True.
+        Stops at an incomplete frame (keeping it for the next call), once
+        the messages parsed reach :data:`BATCH` bytes (keeping the rest, and
+        setting :attr:`more`), or at the first frame it does not take (a
+        fragment, a Close, anything invalid): that frame and the rest go to
+        wsproto, which returns True.
         """
         buf = self._buf
         end = len(buf)
@@ -312,16 +324,23 @@ class WebSocketProtocol:
                     events.append(PingReceived(payload))
                 else:
                     events.append(PongReceived(payload))
-            elif first & 0x40:
-                assert deflate is not None
-                events.append(MessageReceived(self._inflate(deflate, opcode, payload)))
-            elif opcode == _TEXT:
-                try:
-                    events.append(MessageReceived(payload.decode("utf-8")))
-                except UnicodeDecodeError:
-                    return self._hand_over(pos)
             else:
-                events.append(MessageReceived(payload))
+                if first & 0x40:
+                    assert deflate is not None
+                    data = self._inflate(deflate, opcode, payload)
+                elif opcode == _TEXT:
+                    try:
+                        data = payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return self._hand_over(pos)
+                else:
+                    data = payload
+                events.append(MessageReceived(data))
+                self._budget -= len(data)
+                if self._budget <= 0:
+                    pos = start + length
+                    self.more = pos < end
+                    break
             pos = start + length
         self._keep(buf, pos)
         return False
@@ -397,6 +416,10 @@ class WebSocketProtocol:
                     self._parts = []
                 elif payload:
                     self._parts.append(payload)
+                if frame.message_finished and self._batch_full(self._events[-1]):
+                    # wsproto keeps the rest; receive_data(b"") goes on.
+                    self.more = True
+                    return False
             elif opcode is Opcode.PING:
                 assert isinstance(frame.payload, bytes)
                 if self.state is ReadyState.OPEN:
@@ -410,6 +433,11 @@ class WebSocketProtocol:
                 self._on_close(*frame.payload)
                 return False
         return progress and self._take_back()
+
+    def _batch_full(self, event: Event) -> bool:
+        assert type(event) is MessageReceived
+        self._budget -= len(event.data)
+        return self._budget <= 0
 
     def _take_back(self) -> bool:
         """Move wsproto's unparsed bytes back to the fast path if it is

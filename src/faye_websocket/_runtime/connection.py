@@ -65,6 +65,12 @@ _MAX_CONTROL_PAYLOAD = 125
 #: until its pong, which a peer may never send).
 MAX_UNANSWERED_PINGS = 64
 DEFAULT_MAX_LENGTH = 2**26 - 1
+#: Bytes of received messages queued for the application (counted as
+#: CPython stores them) at which the reader stops reading the socket, as
+#: ``write_limit`` bounds what is queued for the peer: beyond this, more
+#: read-ahead only costs memory (a thousand connections each holding 16
+#: decoded 64 KiB messages is a gigabyte).
+READ_LIMIT = 65536
 
 
 @dataclass(eq=False, slots=True)
@@ -122,8 +128,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._write_limit = write_limit
         self.max_length = max_length
         # Received messages are bounded by their count and by the memory
-        # they take: no more than max_queue ASCII messages of max_length.
-        self._queue: MessageQueue[Message] = MessageQueue(max_queue, max_queue * max_length)
+        # they take: no more than max_queue ASCII messages of max_length,
+        # nor READ_LIMIT bytes (but always one message, however large).
+        self._queue: MessageQueue[Message] = MessageQueue(
+            max_queue, min(max_queue * max_length, READ_LIMIT))
         #: Seconds a connection may stay CONNECTING once its tasks run
         #: (hixie-76 waiting for its challenge bytes); set by the server side.
         self._handshake_timeout = math.inf
@@ -667,18 +675,24 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if not self._opened:
             self._pause_reading()
             await self._maybe_open()
-        events = core.events_received()
-        if events:
-            queue = self._queue if not self.listener_count("message") else None
-            for event in events:
-                if queue is not None and type(event) is MessageReceived and \
-                        queue.put_nowait(event.data):
-                    continue
-                self._pause_reading()
-                if queue is not None and type(event) is MessageReceived:
-                    await queue.put(event.data)
-                else:
-                    await self._handle(event)
+        while True:
+            events = core.events_received()
+            if events:
+                queue = self._queue if not self.listener_count("message") else None
+                for event in events:
+                    if queue is not None and type(event) is MessageReceived and \
+                            queue.put_nowait(event.data):
+                        continue
+                    self._pause_reading()
+                    if queue is not None and type(event) is MessageReceived:
+                        await queue.put(event.data)
+                    else:
+                        await self._handle(event)
+            # The core parses a batch of messages at a time (BATCH bytes):
+            # the rest stays as it came (compressed) while the queue is full.
+            if type(core) is not WebSocketProtocol or not core.more:
+                break
+            core.receive_data(b"")
         if core.pending:
             await self._flush(reader=True)
 

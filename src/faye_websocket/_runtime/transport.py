@@ -50,9 +50,15 @@ from .streams import TRANSPORT_ERRORS, close_stream
 __all__ = ["AsgiTransport", "AsyncioTransport", "StreamTransport", "Transport",
            "TransportLost", "transport_for"]
 
-#: Bytes asked of a stream per read: large, so that a burst of small frames
-#: is parsed in one go and a large message in few reads.
-READ_SIZE = 1 << 18
+#: Bytes asked of a stream per read: enough for a burst of small frames to
+#: be parsed in one go and a large message in few reads; no more, as every
+#: connection may hold one read's worth while its application is busy.
+READ_SIZE = 1 << 16
+#: An asyncio transport reads on its own, between the reader's turns: once
+#: the reader takes this much at once, the transport stops until the
+#: reader asks again, so a busy server holds at most one more read (256 KiB
+#: in asyncio) per connection, not everything its peer sent meanwhile.
+READ_AHEAD = 1 << 16
 
 
 class TransportLost(Exception):
@@ -315,6 +321,8 @@ class AsyncioTransport(_StreamEnd):
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         protocol.read_event.clear()
+        if len(data) >= READ_AHEAD:
+            self.pause_reading()
         return data
 
     def pause_reading(self) -> None:

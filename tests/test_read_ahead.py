@@ -37,9 +37,11 @@ PARAMS = DeflateParams(outbound_bits=13, inbound_bits=13)
 def core_pair() -> tuple[WebSocketProtocol, WebSocketProtocol]:
     """A client and a server core with permessage-deflate both ways."""
     deflate = PerMessageDeflate()
+    server = WebSocketProtocol(client=False,
+                               extensions=[deflate.session(PARAMS, max_length=2**20)])
+    server.batch_size = BATCH  # as the connection runtime has it
     return (WebSocketProtocol(client=True, extensions=[deflate.session(PARAMS, max_length=2**20)]),
-            WebSocketProtocol(client=False,
-                              extensions=[deflate.session(PARAMS, max_length=2**20)]))
+            server)
 
 
 def text(i: int, size: int) -> str:
@@ -58,6 +60,18 @@ def drain(core: WebSocketProtocol) -> tuple[list[int], list[str | bytes]]:
         if not core.more:
             return sizes, messages
         core.receive_data(b"")
+
+
+def test_without_a_batch_size_the_core_parses_everything_at_once() -> None:
+    client, _ = core_pair()
+    server = WebSocketProtocol(client=False, extensions=[
+        PerMessageDeflate().session(PARAMS, max_length=2**20)])
+    sent = [text(i, 1000) for i in range(200)]
+    for message in sent:
+        client.send_message(message)
+    server.receive_data(client.data_to_send())
+    assert server.events_received() == [MessageReceived(m) for m in sent]
+    assert not server.more
 
 
 @pytest.mark.parametrize("size", [100, 1000, 30 * KIB, 100 * KIB])
@@ -82,6 +96,7 @@ def test_fragmented_messages_are_batched_too() -> None:
         wire += frames.send_data(message[:1000], fin=False)
         wire += frames.send_data(message[1000:], fin=True)
     server = WebSocketProtocol(client=False)
+    server.batch_size = BATCH
     server.receive_data(bytes(wire))
     sizes, received = drain(server)
     assert received == sent

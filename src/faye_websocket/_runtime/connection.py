@@ -33,6 +33,7 @@ from .._core.asgi import AsgiProtocol
 from .._core.hixie import HixieProtocol
 from .._core.options import check_count, check_seconds
 from .._core.websocket import (
+    BATCH,
     CloseReceived,
     Failed,
     MessageReceived,
@@ -278,6 +279,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             self._transport = transport_for(stream)
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
+            core.batch_size = BATCH  # the rest waits while the queue is full
         tg.start_soon(self._read_loop)
         if core.state is ReadyState.CONNECTING and not math.isinf(self._handshake_timeout):
             tg.start_soon(self._handshake_timer)
@@ -596,8 +598,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 try:
                     # Bytes that came with the handshake, and anything the
                     # core produced before the reader started.
-                    await self._process(core, self._initial)
-                    self._initial = b""
+                    initial, self._initial = self._initial, b""
+                    core.receive_data(initial)
+                    del initial
+                    await self._process(core)
                     receive: Callable[[], Awaitable[Any]] = transport.receive
                     if self._watch_idle:
                         receive = self._timed(receive)
@@ -605,7 +609,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                         data = await receive()
                         if data is None:
                             break  # the peer closed its end: core.receive_eof() below
-                        await self._process(core, data)
+                        core.receive_data(data)
+                        # The core keeps what it has not parsed: the read
+                        # itself (up to READ_SIZE) is not held while _process
+                        # waits for the application.
+                        data = None
+                        await self._process(core)
                 except TransportLost:
                     pass
             if core.failed:
@@ -664,14 +673,13 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._fail(1006, "the opening handshake did not finish within "
                                    f"{self._handshake_timeout:g} s")
 
-    async def _process(self, core: Core, data: Any) -> None:
-        """Feed ``data`` to the core and act on its events (the reader task).
+    async def _process(self, core: Core) -> None:
+        """Act on the events of the data just fed to the core (the reader task).
 
         Whenever this has to wait (a full queue, a listener, a peer not
         reading our pongs), the transport stops reading ahead first, so
         that waiting means backpressure, not buffering.
         """
-        core.receive_data(data)
         if not self._opened:
             self._pause_reading()
             await self._maybe_open()
@@ -688,7 +696,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                         await queue.put(event.data)
                     else:
                         await self._handle(event)
-            # The core parses a batch of messages at a time (BATCH bytes):
+            # The core parses a batch of messages at a time (batch_size):
             # the rest stays as it came (compressed) while the queue is full.
             if type(core) is not WebSocketProtocol or not core.more:
                 break

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -272,6 +273,13 @@ class AsyncioTransport(_StreamEnd):
                     ("read_queue", collections.deque))):
             return None
         assert isinstance(protocol, asyncio.Protocol)
+        # asyncio reads 256 KiB at a time (``max_size``) whenever the socket
+        # is readable; a busy server then holds that much per connection
+        # before its reader can run. Ask for READ_SIZE, as StreamTransport
+        # does (another event loop's transport may not have the attribute).
+        if isinstance(getattr(transport, "max_size", None), int):
+            with contextlib.suppress(AttributeError):
+                transport.max_size = READ_SIZE  # type: ignore[attr-defined]
         return cls(stream, transport, protocol)
 
     @property

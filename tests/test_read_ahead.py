@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tracemalloc
 import zlib
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -21,7 +22,13 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from faye_websocket import PerMessageDeflate, WebSocket
 from faye_websocket._core.deflate import DeflateParams
-from faye_websocket._core.websocket import BATCH, MessageReceived, WebSocketProtocol
+from faye_websocket._core.websocket import (
+    BATCH,
+    Failed,
+    MessageReceived,
+    Utf8Text,
+    WebSocketProtocol,
+)
 from faye_websocket._runtime.connection import READ_LIMIT
 from faye_websocket.http import Request
 from faye_websocket.testing import memory_stream_pair
@@ -165,4 +172,81 @@ async def test_a_flood_the_application_does_not_read_is_held_compressed() -> Non
         with anyio.fail_after(10):
             received = [await ws.receive() for _ in range(count)]
         assert received == sent
+        await client_end.send(raw_frame(Opcode.CLOSE, (1000).to_bytes(2, "big")))
+
+
+# -- text that is not ASCII waits as UTF-8 -----------------------------------------
+
+
+def test_compact_text_keeps_validated_utf8_and_still_fails_invalid_text() -> None:
+    client, server = core_pair()
+    server.compact_text = True
+    sent = ["plain ASCII", "caf\u00e9 " * 100, "emoji \U0001f600" * 50]
+    for message in sent:
+        client.send_message(message)  # compressed
+        client.send_message(message, compress=False)
+    server.receive_data(client.data_to_send())
+    _, received = drain(server)
+    assert [type(m) for m in received] == [str, str, Utf8Text, Utf8Text, Utf8Text, Utf8Text]
+    assert [m.decode() if isinstance(m, Utf8Text) else m for m in received] == \
+        [m for m in sent for _ in range(2)]
+    server.receive_data(raw_frame(Opcode.TEXT, b"bad \xff text"))
+    assert [e.code for e in server.events_received() if isinstance(e, Failed)] == [1007]
+
+
+def test_compact_text_still_fails_invalid_compressed_text() -> None:
+    _, server = core_pair()
+    server.compact_text = True
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -13)
+    payload = compressor.compress(b"bad \xff text") + compressor.flush(zlib.Z_SYNC_FLUSH)
+    server.receive_data(raw_frame(Opcode.TEXT, payload[:-4], rsv=4))
+    assert [e.code for e in server.events_received() if isinstance(e, Failed)] == [1007]
+
+
+async def test_queued_astral_text_takes_its_utf8_size() -> None:
+    # 64 messages of 4 KiB of UTF-8 ending in an emoji (16 KiB each as a str)
+    # queue as their UTF-8, and come out as the same str.
+    sent = [text(i, 4 * KIB) + "\U0001f600" for i in range(64)]
+    wire = b"".join(compressed_frame(message) for message in sent)
+    client_end, server_end = memory_stream_pair()
+    async with client_end, WebSocket(ws_request(), server_end,
+                                     extensions=[PerMessageDeflate()]) as ws:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await client_end.receive()
+        with anyio.fail_after(10):
+            await client_end.send(wire)
+            await anyio.wait_all_tasks_blocked()
+        queue = ws._queue
+        assert len(queue) == 15  # READ_LIMIT of UTF-8, not a quarter of it
+        assert queue._bytes <= READ_LIMIT
+        with anyio.fail_after(10):
+            received = [await ws.receive() for _ in range(63)]
+            await anyio.wait_all_tasks_blocked()
+            received.append(ws.receive_nowait())
+        assert received == sent
+        await client_end.send(raw_frame(Opcode.CLOSE, (1000).to_bytes(2, "big")))
+
+
+async def test_message_listeners_get_compact_text_decoded() -> None:
+    sent = ["\U0001f600 " * n for n in (1, 100, 10000)]
+    client_end, server_end = memory_stream_pair()
+    got: list[Any] = []
+    done = anyio.Event()
+
+    def on_message(event: Any) -> None:
+        got.append(event.data)
+        if len(got) == len(sent):
+            done.set()
+
+    async with client_end, WebSocket(ws_request(), server_end,
+                                     extensions=[PerMessageDeflate()]) as ws:
+        ws.on("message", on_message)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await client_end.receive()
+        with anyio.fail_after(10):
+            await client_end.send(b"".join(compressed_frame(message) for message in sent))
+            await done.wait()
+        assert got == sent
         await client_end.send(raw_frame(Opcode.CLOSE, (1000).to_bytes(2, "big")))

@@ -39,6 +39,7 @@ from .._core.websocket import (
     MessageReceived,
     PongReceived,
     ReadyState,
+    Utf8Text,
     WebSocketProtocol,
 )
 from .._emitter import Event, EventEmitter, logger
@@ -280,6 +281,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
             core.batch_size = BATCH  # the rest waits while the queue is full
+            core.compact_text = True  # decoded by _delivered()
         tg.start_soon(self._read_loop)
         if core.state is ReadyState.CONNECTING and not math.isinf(self._handshake_timeout):
             tg.start_soon(self._handshake_timer)
@@ -563,7 +565,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         queue = self._queue
         if len(queue):
             await self._sometimes_checkpoint()
-            return queue.get_nowait()
+            return _delivered(queue.get_nowait())
         core = self._core
         if core is None and not self._finished:
             raise RuntimeError("the WebSocket is not open yet; use it inside 'async with'")
@@ -575,7 +577,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             else:
                 self._wake_writer()  # not behind another task's blocked write
         try:
-            return await queue.get()
+            return _delivered(await queue.get())
         except anyio.EndOfStream:
             if not self._closed_flag:
                 await self._wait_closed()
@@ -584,7 +586,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     def receive_nowait(self) -> Message:
         """The next queued message, or ``anyio.WouldBlock`` if none is queued."""
         try:
-            return self._queue.get_nowait()
+            return _delivered(self._queue.get_nowait())
         except anyio.EndOfStream:
             raise self._closed_error() from None
 
@@ -711,7 +713,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     async def _handle(self, event: CoreEvent) -> None:
         if isinstance(event, MessageReceived):
             if self.listener_count("message"):
-                await self._emit(Event("message", self, data=event.data))
+                await self._emit(Event("message", self, data=_delivered(event.data)))
             else:
                 await self._queue.put(event.data)
         elif isinstance(event, PongReceived):
@@ -949,6 +951,12 @@ async def _read_to_eof(transport: Transport[Any]) -> None:
             pass
     except TransportLost:
         pass
+
+
+def _delivered(message: Message) -> Message:
+    """A message as the application gets it: text the core kept as UTF-8
+    (WebSocketProtocol.compact_text) is decoded when it is taken."""
+    return message.decode("utf-8") if type(message) is Utf8Text else message
 
 
 def _check_message(item: object) -> None:  # annotations are not enforced at run time

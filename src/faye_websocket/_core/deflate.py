@@ -366,12 +366,13 @@ class DeflateSession(_WsprotoExtension):
                 return None
             compressor = self._new_compressor()
         out = compressor.compress(data)
-        tail = compressor.flush(zlib.Z_SYNC_FLUSH)
-        out = out + tail if out else tail
+        # A sync flush always ends with the marker (RFC 7692 section 7.2.1):
+        # strip it from the flush's output, which is short, so the message
+        # is copied once (not twice) on its way out.
+        tail = compressor.flush(zlib.Z_SYNC_FLUSH)[:-4]
         if self._outbound_reset:
             self._compressor = None
-        # A sync flush always ends with the marker (RFC 7692 section 7.2.1).
-        return out[:-4]
+        return out + tail if out else tail
 
     def _new_compressor(self) -> zlib._Compress:
         compressor = self._compressor = zlib.compressobj(

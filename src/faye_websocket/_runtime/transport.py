@@ -57,8 +57,8 @@ __all__ = ["AsgiTransport", "AsyncioTransport", "StreamTransport", "Transport",
 READ_SIZE = 1 << 16
 #: An asyncio transport reads on its own, between the reader's turns: once
 #: the reader takes this much at once, the transport stops until the
-#: reader asks again, so a busy server holds at most one more read (256 KiB
-#: in asyncio) per connection, not everything its peer sent meanwhile.
+#: reader asks again, so a busy server holds at most one more read
+#: (READ_SIZE) per connection, not everything its peer sent meanwhile.
 READ_AHEAD = 1 << 16
 
 

@@ -55,7 +55,7 @@ _MAX_REASON_BYTES = 123
 #: messages one :meth:`~WebSocketProtocol.receive_data` call produces at
 #: most (plus one message); the rest of the input stays as it came,
 #: compressed and encoded, until the runtime asks for more.
-BATCH = 1 << 13
+BATCH = 1 << 14
 
 
 class ReadyState(enum.IntEnum):

@@ -72,7 +72,7 @@ DEFAULT_MAX_LENGTH = 2**26 - 1
 #: ``write_limit`` bounds what is queued for the peer: beyond this, more
 #: read-ahead only costs memory (a thousand connections each holding 16
 #: decoded 64 KiB messages is a gigabyte).
-READ_LIMIT = 32768
+READ_LIMIT = 65536
 
 
 @dataclass(eq=False, slots=True)

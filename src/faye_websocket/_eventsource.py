@@ -25,8 +25,8 @@ from ._core.http import Request, coerce_request
 from ._core.options import check_count, check_seconds
 from ._emitter import Event, EventEmitter, logger
 from ._eventsource_client import EventSourceClient as _Client
-from ._runtime import server as _server
 from ._runtime.eventsource import AsgiSink, Sink, sink_for
+from ._runtime.registry import track
 from ._runtime.server import Response
 from ._runtime.streams import TRANSPORT_ERRORS
 
@@ -204,7 +204,7 @@ class EventSource(anyio.AsyncContextManagerMixin, EventEmitter):
                     tg.start_soon(self._write_loop)
                     if self._ping_interval:
                         tg.start_soon(self._keepalive, self._ping_interval)
-                    with _server.track(self):  # shutdown() ends the stream at once
+                    with track(self):  # shutdown() ends the stream at once
                         yield self
                 finally:
                     with anyio.CancelScope(shield=True):

@@ -36,8 +36,8 @@ from ._core.http import Request, coerce_request
 from ._core.options import check_seconds, protocol_list, unique_extensions
 from ._core.websocket import WebSocketProtocol
 from ._emitter import peer_of
-from ._runtime import server as _server
 from ._runtime.connection import DEFAULT_MAX_LENGTH, Connection, Core
+from ._runtime.registry import track
 from ._runtime.streams import TRANSPORT_ERRORS
 from ._runtime.transport import transport_for
 from .exceptions import ConnectionClosedError, HandshakeError
@@ -241,7 +241,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             raise RuntimeError("a WebSocket is entered once (and not after reject())")
         self._entered = True
         core, initial = await self._accept()
-        with _server.track(self):
+        with track(self):
             async with self._running(None, core, initial):
                 yield self
 

@@ -7,11 +7,16 @@ import binascii
 import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 
 from .deflate import DeflateSession, NegotiationError, PerMessageDeflate, format_params
 from .hixie import challenge_keys
-from .http import Request, header_tokens, parse_extension_header, validate_header
+from .http import (
+    Request,
+    header_tokens,
+    parse_extension_header,
+    status_phrase,
+    validate_header,
+)
 
 __all__ = [
     "Accepted",
@@ -101,10 +106,7 @@ def http_response(status: int, headers: Sequence[tuple[str, str]] = (), body: by
                   *, reason: str | None = None) -> bytes:
     """Serialise an HTTP/1.1 response head (and body)."""
     if reason is None:
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = ""
+        reason = status_phrase(status)
     lines = [f"HTTP/1.1 {status} {reason}"]
     lines.extend(f"{name}: {value}" for name, value in headers)
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

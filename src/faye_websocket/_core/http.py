@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
     import h11
 
-__all__ = ["Headers", "Request", "header_tokens", "parse_extension_header", "validate_header"]
+__all__ = ["Headers", "Request", "header_tokens", "parse_extension_header", "status_phrase",
+           "validate_header"]
 
 #: RFC 7230 section 3.2.6 ``tchar``.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -162,6 +164,15 @@ def coerce_request(request: Request | h11.Request) -> Request:
     if isinstance(request, Request):
         return request
     return Request.from_h11(request)
+
+
+def status_phrase(status: int) -> str:
+    """The reason phrase for ``status`` (``"Not Found"``); ``""`` for a
+    status the standard library does not name."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def header_tokens(value: str | None) -> list[str]:

@@ -45,12 +45,11 @@ from ._core.client import (
 )
 from ._core.deflate import PerMessageDeflate
 from ._core.handshake import normalize_headers
-from ._core.http import Headers
+from ._core.http import DEFAULT_MAX_HEAD_SIZE, Headers
 from ._core.options import check_count, check_seconds, protocol_list, unique_extensions
 from ._core.redirects import RedirectRefused, Redirects, location
 from ._core.websocket import WebSocketProtocol
 from ._runtime.client import (
-    DEFAULT_MAX_HEAD_SIZE,
     open_stream,
     resolve_proxy,
     run_handshake,

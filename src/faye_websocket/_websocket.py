@@ -44,15 +44,13 @@ from ._core.deflate import PerMessageDeflate
 from ._core.handshake import (
     Accepted,
     Rejected,
-    http_response,
     is_websocket,
     normalize_headers,
-    refusal_head,
     request_url,
     server_handshake,
 )
 from ._core.hixie import HixieProtocol
-from ._core.http import Request, coerce_request
+from ._core.http import Request, coerce_request, http_response, refusal_head
 from ._core.options import check_seconds, protocol_list, unique_extensions
 from ._core.websocket import WebSocketProtocol
 from ._emitter import peer_of

@@ -13,8 +13,9 @@ from .hixie import challenge_keys
 from .http import (
     Request,
     header_tokens,
+    http_response,
     parse_extension_header,
-    status_phrase,
+    refusal_head,
     validate_header,
 )
 
@@ -23,11 +24,9 @@ __all__ = [
     "Rejected",
     "accept_key",
     "detect_version",
-    "http_response",
     "is_secure_request",
     "is_websocket",
     "normalize_headers",
-    "refusal_head",
     "request_url",
     "server_handshake",
 ]
@@ -102,17 +101,6 @@ def normalize_headers(
     return out
 
 
-def http_response(status: int, headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
-                  *, reason: str | None = None) -> bytes:
-    """Serialise an HTTP/1.1 response head (and body)."""
-    if reason is None:
-        reason = status_phrase(status)
-    lines = [f"HTTP/1.1 {status} {reason}"]
-    lines.extend(f"{name}: {value}" for name, value in headers)
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head + body
-
-
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """The handshake succeeded: write :attr:`response` and start framing."""
@@ -142,15 +130,6 @@ class Rejected:
     @property
     def response(self) -> bytes:
         return http_response(self.status, refusal_head(self.headers, self.body), self.body)
-
-
-def refusal_head(headers: Sequence[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
-    """The head of a response refusing an upgrade: ``headers`` plus a
-    length, ``Connection: close`` and (unless given) a plain-text type."""
-    head = [("Content-Length", str(len(body))), ("Connection", "close"), *headers]
-    if not any(name.lower() == "content-type" for name, _ in headers):
-        head.insert(0, ("Content-Type", "text/plain; charset=utf-8"))
-    return head
 
 
 def _reject(status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> Rejected:

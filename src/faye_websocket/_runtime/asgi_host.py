@@ -37,8 +37,8 @@ import h11
 from anyio.streams.tls import TLSAttribute
 
 from .._core.deflate import PerMessageDeflate
-from .._core.handshake import RESERVED_HEADERS, Rejected, http_response, server_handshake
-from .._core.http import Request, status_phrase
+from .._core.handshake import RESERVED_HEADERS, Rejected, server_handshake
+from .._core.http import Request, error_response, status_phrase
 from .._core.options import check_count, check_seconds
 from .._websocket import WebSocket
 from ..exceptions import ClientDisconnected, HandshakeError, LifespanError
@@ -323,10 +323,7 @@ async def _write_raw(stream: anyio.abc.AnyByteStream, data: bytes, seconds: floa
 async def _write_error(stream: anyio.abc.AnyByteStream, status: int, text: str,
                        seconds: float, *, head_only: bool = False) -> None:
     """A plain-text error response, ``Connection: close``."""
-    body = f"{text}\n".encode()
-    head = [("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))), ("Connection", "close")]
-    await _write_raw(stream, http_response(status, head, b"" if head_only else body), seconds)
+    await _write_raw(stream, error_response(status, text, head_only=head_only), seconds)
 
 
 class _HTTPCycle:

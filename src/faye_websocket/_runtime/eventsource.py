@@ -31,7 +31,7 @@ from anyio.streams.tls import TLSAttribute
 
 from .._core.asgi import AsgiMessage, Scope, peer_of_scope
 from .._core.eventsource import PING, EventSourceState, response_headers
-from .._core.handshake import http_response
+from .._core.http import http_response
 from .._emitter import Event, EventEmitter, logger, peer_of
 from .registry import track
 from .server import Response

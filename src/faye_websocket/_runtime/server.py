@@ -23,8 +23,15 @@ import h11
 from anyio.streams.tls import TLSStream
 
 from .._core.deflate import PerMessageDeflate
-from .._core.handshake import http_response, is_websocket
-from .._core.http import Request, header_tokens, status_phrase, validate_header
+from .._core.handshake import is_websocket
+from .._core.http import (
+    DEFAULT_MAX_HEAD_SIZE,
+    Request,
+    error_response,
+    header_tokens,
+    status_phrase,
+    validate_header,
+)
 from .._core.options import check_count, check_seconds
 from ..exceptions import ConnectionClosedError, HandshakeError
 from .registry import Registry, current
@@ -258,7 +265,7 @@ class Server:
         *,
         request_timeout: float = 10,
         keep_alive_timeout: float = 5,
-        max_head_size: int = 16384,
+        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
         max_body_size: int = 1 << 20,
         shutdown_timeout: float = 5,
         max_connections: int | None = None,
@@ -607,12 +614,9 @@ class Server:
         return None
 
     async def _bad_request(self, stream: anyio.abc.ByteStream, status: int, reason: str) -> None:
-        body = f"{reason}\n".encode()
-        head = [("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(body))), ("Connection", "close")]
         with anyio.move_on_after(self.request_timeout):
             try:
-                await stream.send(http_response(status, head, body))
+                await stream.send(error_response(status, reason))
             except TRANSPORT_ERRORS:
                 pass
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import errno
 import gc
-import hashlib
 import os
 import shutil
 import socket
@@ -19,7 +18,7 @@ import ssl
 import subprocess
 import sys
 import warnings
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,36 +51,18 @@ from faye_websocket._core.client import ClientHandshake, parse_url
 from faye_websocket._demo import echo_server
 from faye_websocket.http import Request, Server
 
-from .conftest import open_fds, running
+from .helpers import SECOND, accept_for, header, kinds, open_fds, recorded, running
 
 pytestmark = pytest.mark.anyio
 
 SERVER_JS = Path(__file__).parent / "interop" / "server.js"
 #: Bound on each I/O test.
-TIMEOUT = 15
+TIMEOUT = 15 * SECOND
 #: Text messages that make our echo server close with 4001, or drop the TCP
 #: connection without a Close frame.
 CLOSE_ME = "please close with 4001"
 VANISH = "please vanish"
 SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def recorded(ws: Client) -> list[Event]:
-    """Record the ``open``, ``error`` and ``close`` events of ``ws``."""
-    events: list[Event] = []
-    for type in ("open", "error", "close"):
-        ws.on(type, events.append)
-    return events
-
-
-def kinds(events: list[Event]) -> list[tuple[str, int | None]]:
-    return [(e.type, e.code) for e in events]
-
-
-def header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
-    values = [v for k, v in headers if k.lower() == name.lower()]
-    return ", ".join(values) if values else None
 
 
 def basic(credentials: str) -> str:
@@ -1077,10 +1058,6 @@ async def test_refusal_with_a_body_is_a_handshake_error() -> None:
     assert closed.value.code == 1002
 
 
-def accept_for(key: str) -> str:
-    return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
-
-
 def accepting(key: str, *, upgrade: str = "websocket", connection: str = "Upgrade",
               extra: str = "") -> str:
     """The headers of a valid 101 for ``key``, changed as asked."""
@@ -1258,7 +1235,6 @@ async def test_a_refused_connection_raises_connect_error_with_its_errno() -> Non
         assert (error.host, error.port) == ("127.0.0.1", port)
         assert str(error) == f"Cannot connect to 127.0.0.1:{port}: Connection refused"
         assert error.__cause__ is not None
-
 
 
 async def test_a_client_is_entered_once_and_used_only_inside() -> None:

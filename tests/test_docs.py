@@ -26,7 +26,7 @@ from faye_websocket._demo import demo_server
 from faye_websocket.exceptions import HandshakeError
 from faye_websocket.http import Server
 
-from .conftest import running
+from .helpers import running
 from .test_cli import http_get
 
 pytestmark = pytest.mark.anyio

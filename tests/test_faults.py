@@ -14,9 +14,7 @@ Close frame, a peer that never reads.
 
 from __future__ import annotations
 
-import base64
 import gc
-import hashlib
 import logging
 import socket
 import ssl
@@ -50,14 +48,13 @@ from faye_websocket import (
 from faye_websocket.http import Request, Response, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .conftest import open_fds, running
+from .helpers import SECOND, kinds, open_fds, read_to_eof, recorded, running
 from .wsclient import client_frame, raw_connect
 
 pytestmark = pytest.mark.anyio
 
 #: Bound on every wait of a test.
-TIMEOUT = 10
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+TIMEOUT = 10 * SECOND
 #: A message big enough that a peer which does not read soon blocks the sender.
 CHUNK = 64 * 1024
 #: Half of a masked client frame announcing 1000 bytes of payload.
@@ -113,17 +110,6 @@ async def vanish(stream: anyio.abc.AnyByteStream, how: str) -> None:
         await reset(stream)
     else:
         await stream.aclose()
-
-
-async def read_to_eof(stream: anyio.abc.AnyByteStream) -> bytes:
-    """What the other side sends until it closes the connection (or resets it)."""
-    chunks = bytearray()
-    try:
-        while True:
-            chunks += await stream.receive()
-    except (anyio.EndOfStream, anyio.BrokenResourceError):
-        pass
-    return bytes(chunks)
 
 
 def upgrade_request(path: str = "/") -> bytes:
@@ -251,10 +237,6 @@ async def assert_echo(port: int, *, tls: ssl.SSLContext | None = None) -> None:
 # -- a raw peer for the client ----------------------------------------------------------
 
 
-def accept_for(key: bytes) -> str:
-    return base64.b64encode(hashlib.sha1(key + GUID.encode()).digest()).decode()
-
-
 @dataclass(eq=False)
 class Peer:
     """A raw server for the client: answers the handshake with wsproto, then
@@ -338,13 +320,6 @@ async def read_nothing(peer: Peer, stream: anyio.abc.SocketStream, ws: WSConnect
     await peer.release.wait()
 
 
-def recorded(ws: WebSocket | WebSocket.Client) -> list[Event]:
-    events: list[Event] = []
-    for type in ("open", "error", "close"):
-        ws.on(type, events.append)
-    return events
-
-
 async def cancel_entering(ws: WebSocket | WebSocket.Client) -> None:
     """Enter ``async with ws`` and cancel once everything is blocked; check
     that the cancellation reached the caller's scope and nothing more ran."""
@@ -363,10 +338,6 @@ async def cancel_entering(ws: WebSocket | WebSocket.Client) -> None:
         scope.cancel()
     assert scope.cancelled_caught
     assert not entered
-
-
-def kinds(events: list[Event]) -> list[tuple[str, int | None]]:
-    return [(e.type, e.code) for e in events]
 
 
 # -- a peer resetting the connection mid-frame ------------------------------------------

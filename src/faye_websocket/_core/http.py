@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, overload
 if TYPE_CHECKING:
     import h11
 
-__all__ = ["Headers", "Request", "header_tokens", "parse_extension_header", "validate_header"]
+__all__ = ["Headers", "Request", "header_tokens", "parse_extension_header", "parse_upgrade_head",
+           "validate_header"]
 
 #: RFC 7230 section 3.2.6 ``tchar``.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -162,6 +163,61 @@ def coerce_request(request: Request | h11.Request) -> Request:
     if isinstance(request, Request):
         return request
     return Request.from_h11(request)
+
+
+#: What a request head may hold, for :func:`parse_upgrade_head`: visible
+#: ASCII, obs-text, spaces, tabs and line ends.
+_UNUSUAL_BYTE = re.compile(rb"[^\x21-\x7e\x80-\xff \t\r\n]")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_TOKEN_BYTES = "".join(sorted(_TCHAR)).encode("ascii")
+
+
+def parse_upgrade_head(data: bytes, max_size: int) -> tuple[Request, bytes] | None:
+    """The request and the bytes after its head, if ``data`` starts with
+    a plain upgrade request; otherwise None, and h11 decides.
+
+    This is the server's fast path for the common case, a WebSocket
+    opening: ``GET`` over HTTP/1.1, the whole head in ``data``, CRLF line
+    ends, one ``Host``, no body framing (``Content-Length``,
+    ``Transfer-Encoding``), ``Connection`` naming ``upgrade`` and a
+    non-empty ``Upgrade``, no folded lines and no control characters. The
+    grammar is a subset of what h11 accepts, so whenever this returns a
+    request, h11 parses the same request (the same ``Request.from_h11()``),
+    pauses at the same byte and raises nothing: tests/test_properties.py
+    checks it. ``max_size`` bounds the head as the server measures it
+    (``None`` above it: h11's path answers 431).
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0 or not data.startswith(b"GET ") or _UNUSUAL_BYTE.search(data, 0, end):
+        return None
+    lines = data[:end].split(b"\r\n")
+    line = lines[0]
+    if not line.endswith(b" HTTP/1.1") or not _TARGET.fullmatch(line, 4, len(line) - 9):
+        return None
+    target = line[4:-9]
+    size = len(target) + 15  # as the server measures h11's request line
+    fields: list[tuple[str, str]] = []
+    hosts = 0
+    for line in lines[1:]:
+        raw_name, colon, raw_value = line.partition(b":")
+        if not colon or not raw_name or raw_name.translate(None, _TOKEN_BYTES) or \
+                b"\r" in raw_value or b"\n" in raw_value:
+            return None
+        name = raw_name.decode("ascii").lower()
+        value = raw_value.strip(b" \t")
+        size += len(name) + len(value) + 4
+        if name == "host":
+            hosts += 1
+        elif name in ("content-length", "transfer-encoding"):
+            return None
+        fields.append((name, value.decode("latin-1")))
+    if hosts != 1 or size > max_size:
+        return None
+    headers = Headers(fields)
+    if "upgrade" not in header_tokens(headers.get("connection")) or \
+            not header_tokens(headers.get("upgrade")):
+        return None
+    return Request("GET", target.decode("ascii"), headers), data[end + 4:]
 
 
 def header_tokens(value: str | None) -> list[str]:

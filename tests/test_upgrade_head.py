@@ -90,13 +90,13 @@ def heads(draw: st.DrawFn, *, valid: bool) -> bytes:
         draw(st.sampled_from(_VERSIONS))
     parts = [(name, value, b": ", b"\r\n") for name, value in _GOOD
               if draw(st.integers(0, 9))]
-    extra = draw(st.lists(st.tuples(
+    odd = draw(st.lists(st.tuples(
         st.sampled_from(_NAMES),
         st.sampled_from(_VALUES) | st.lists(_VALUE_BYTES, max_size=8).map(bytes),
         st.sampled_from(_SEPARATORS),
         st.sampled_from(_LINE_ENDS)), max_size=3))
-    for field in extra:
-        parts.insert(draw(st.integers(0, len(parts))), field)
+    for part in odd:
+        parts.insert(draw(st.integers(0, len(parts))), part)
     head = line + draw(st.sampled_from(_LINE_ENDS))
     for name, value, separator, end in parts:
         head += name + separator + value + end

@@ -147,10 +147,11 @@ class Request:
     def header(self, name: str, default: str | None = None) -> str | None:
         """The value of header ``name``; repeated headers are joined with ``", "``."""
         name = name.lower()
-        values = [v for k, v in self.headers if k == name]
-        if not values:
-            return default
-        return ", ".join(values)
+        found: str | None = None
+        for key, value in self.headers._fields:
+            if key == name:
+                found = value if found is None else f"{found}, {value}"
+        return default if found is None else found
 
     @property
     def path(self) -> str:

@@ -474,8 +474,8 @@ class Server:
         """Serve requests until the connection ends, or until an upgrade
         request, which is returned (with the bytes after its head) for
         ``on_upgrade``."""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
         first_deadline: float | None = None
+        data = b""
         if self.on_upgrade is not None and not self._shutting_down:
             # Most connections a WebSocket server sees open with one upgrade
             # request, whole in the first read: parsed without h11.
@@ -486,6 +486,8 @@ class Server:
             quick = parse_upgrade_head(data, self.max_head_size)
             if quick is not None and (self._app_host is None or is_websocket(quick[0])):
                 return quick[0], stream, quick[1]
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        if data:  # (b"" would tell h11 the connection ended)
             conn.receive_data(data)
         while not self._shutting_down:
             slot.idle = first_deadline is None  # not when the first bytes are in h11 already

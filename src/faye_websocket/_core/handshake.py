@@ -97,14 +97,16 @@ def normalize_headers(
     return out
 
 
+#: Reason phrases by status (looked up once: an enum call costs more than
+#: the rest of writing a 101).
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
 def http_response(status: int, headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
                   *, reason: str | None = None) -> bytes:
     """Serialise an HTTP/1.1 response head (and body)."""
     if reason is None:
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = ""
+        reason = _PHRASES.get(status, "")
     lines = [f"HTTP/1.1 {status} {reason}"]
     lines.extend(f"{name}: {value}" for name, value in headers)
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

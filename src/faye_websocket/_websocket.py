@@ -121,6 +121,8 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
 
     #: The client: ``async with WebSocket.Client(url, protocols, **options)``.
     Client: TypeAlias = _Client  # an alias, so ``WebSocket.Client`` works as a type
+    __slots__ = ("_allowed_origins", "_body", "_drafts", "_entered", "_extension_configs",
+                 "_extra_headers", "_protocols", "_socket", "request")
 
     def __init__(
         self,

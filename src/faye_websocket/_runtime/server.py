@@ -12,6 +12,7 @@ import contextlib
 import errno
 import functools
 import logging
+import math
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from .._core.http import (
     Request,
     error_response,
     header_tokens,
+    parse_upgrade_head,
     status_phrase,
     validate_header,
 )
@@ -444,11 +446,26 @@ class Server:
         """Serve requests until the connection ends, or until an upgrade
         request, which is returned (with the bytes after its head) for
         ``on_upgrade``."""
+        first_deadline: float | None = None
+        data = b""
+        if self.on_upgrade is not None and not self._shutting_down:
+            # Most connections a WebSocket server sees open with one upgrade
+            # request, whole in the first read: parsed without h11.
+            first = await self._first_read(stream, slot)
+            if first is None:
+                return None
+            data, first_deadline = first
+            quick = parse_upgrade_head(data, self.max_head_size)
+            if quick is not None and (self._app_host is None or is_websocket(quick[0])):
+                return quick[0], stream, quick[1]
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        if data:  # (b"" would tell h11 the connection ended)
+            conn.receive_data(data)
         while not self._shutting_down:
-            slot.idle = True
+            slot.idle = first_deadline is None  # not when the first bytes are in h11 already
             try:
-                head = await self._next_request(conn, stream, slot)
+                head = await self._next_request(conn, stream, slot, first_deadline)
+                first_deadline = None
             except h11.RemoteProtocolError as exc:
                 await self._bad_request(stream, exc.error_status_hint, str(exc))
                 return None
@@ -529,19 +546,39 @@ class Server:
             conn.start_next_cycle()
         return None
 
+    async def _first_read(self, stream: anyio.abc.ByteStream, slot: _ConnectionSlot,
+                          ) -> tuple[bytes, float] | None:
+        """The first bytes of a connection and the deadline of its first
+        request (``request_timeout`` from now), or None if it ended or timed
+        out first. The connection's own scope carries the deadline: one
+        cancel scope fewer per connection."""
+        deadline = anyio.current_time() + self.request_timeout
+        slot.scope.deadline = deadline
+        try:
+            data = await stream.receive()
+        except TRANSPORT_ERRORS:
+            return None
+        finally:
+            slot.scope.deadline = math.inf
+        slot.idle = False
+        return data, deadline
+
     async def _next_request(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
-                            slot: _ConnectionSlot) -> tuple[h11.Request, float] | None:
+                            slot: _ConnectionSlot, deadline: float | None = None,
+                            ) -> tuple[h11.Request, float] | None:
         """The next request head and the deadline for the whole request
         (head and body): ``request_timeout`` after the connection was
-        established for the first request, after its first byte for the next
-        ones. Before that byte, a kept-alive connection may idle for
+        established for the first request (``deadline``, when its first
+        bytes were read already), after its first byte for the next ones.
+        Before that byte, a kept-alive connection may idle for
         ``keep_alive_timeout``. None if the connection ended or timed out
         (a slowloris client is dropped)."""
         now = anyio.current_time()
         started = slot.first or bool(conn.trailing_data[0])  # pipelined bytes
         slot.first = False
-        with anyio.CancelScope(deadline=now + (
-                self.request_timeout if started else self.keep_alive_timeout)) as scope:
+        if deadline is None:
+            deadline = now + (self.request_timeout if started else self.keep_alive_timeout)
+        with anyio.CancelScope(deadline=deadline) as scope:
             while True:
                 event = conn.next_event()
                 if isinstance(event, h11.Request):

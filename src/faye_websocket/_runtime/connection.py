@@ -436,6 +436,39 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         if not transport.writable:
             self._wake_writer()
 
+    # The hub's batched path (issue 13): the hub queues a message's shared
+    # frame in the core of every subscriber, and once several publishes
+    # have gone by (or the loop goes idle) hands each subscriber's queue to
+    # its transport at once: one write, and one system call, for several
+    # messages, with no task woken per subscriber. The core's queue keeps
+    # the order with whatever else the connection sends, and counts in
+    # ``buffered_amount`` (so in ``write_limit``) while it waits.
+
+    def _queue_frame_nowait(self, frame: bytes) -> None:
+        """Queue a whole frame built for :attr:`_frame_key` in the core,
+        without writing it: :meth:`_write_queued` will.
+
+        Raises:
+            anyio.WouldBlock: more than ``write_limit`` bytes are already queued.
+            ConnectionClosed: the connection is closing or closed.
+        """
+        core = self._check_open()
+        if self.buffered_amount >= self._write_limit:
+            raise anyio.WouldBlock
+        assert isinstance(core, WebSocketProtocol)
+        core.send_frame(frame)
+
+    def _write_queued(self) -> None:
+        """Hand what the core has queued to the transport (as
+        :meth:`send_nowait` does); the writer task is woken only if the
+        transport cannot take it all now."""
+        core, transport = self._core, self._transport
+        if core is None or transport is None or not core.pending or self._broken:
+            return
+        transport.write(core.chunks_to_send())
+        if not transport.writable:
+            self._wake_writer()
+
     async def _sometimes_checkpoint(self) -> None:
         """A checkpoint (cancellation and scheduling point) for every
         ``_CHECKPOINT_EVERY`` calls of :meth:`send` and :meth:`receive` that

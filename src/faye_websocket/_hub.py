@@ -509,8 +509,10 @@ class Subscription:
             raise TypeError(f"subscribe a WebSocket or an EventSource, not {subscriber!r}")
         self._kind = _WS if isinstance(subscriber, Connection) else _ES
         # The frames this WebSocket can take as built once per message for
-        # all (see Connection._frame_key); set once it is open.
-        self._frame_key: str | None = None
+        # all (see Connection._frame_key), and the WebSocket when it has
+        # one; set once it is open.
+        self._frame_key = ""
+        self._shared: Connection | None = None
         # The newest id accepted (sent or queued): nothing at or before it
         # is accepted again (the seam between replay and live messages).
         self._newest: MessageId | None = None
@@ -564,7 +566,9 @@ class Subscription:
             raise RuntimeError(f"subscribe an open WebSocket or EventSource, not {subscriber!r}")
         if isinstance(subscriber, Connection):
             # Negotiated at the handshake, so fixed from now on.
-            self._frame_key = subscriber._frame_key
+            key = subscriber._frame_key
+            if key is not None:
+                self._frame_key, self._shared = key, subscriber
         resume = self._resume_after
         if resume:
             self._held = []
@@ -737,17 +741,16 @@ class Subscription:
         if it is full. Raises _Gone once the subscriber has closed."""
         subscriber = self.subscriber
         try:
-            if self._kind == _WS:
+            shared = self._shared
+            if shared is not None:
+                # Queued in its core; the hub writes it with the batch.
+                shared._queue_frame_nowait(message.frame_for(self._frame_key,
+                                                             shared._build_frame))
+                if not self._dirty:
+                    self._hub._flush_soon(self)
+            elif self._kind == _WS:
                 assert isinstance(subscriber, Connection)
-                key = self._frame_key
-                if key is not None:
-                    # Queued in its core; the hub writes it with the batch.
-                    subscriber._queue_frame_nowait(
-                        message.frame_for(key, subscriber._build_frame))
-                    if not self._dirty:
-                        self._hub._flush_soon(self)
-                else:
-                    subscriber.send_nowait(message.data)
+                subscriber.send_nowait(message.data)
             else:
                 assert isinstance(subscriber, EventSource)
                 if not subscriber._send_frame_nowait(message.sse()):

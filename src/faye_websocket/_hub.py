@@ -61,6 +61,10 @@ SLOW_CLOSE_REASON = "subscriber too slow"
 #: (see Hub._run_flusher).
 _BATCH_TURNS = 16
 _BATCH_BYTES = 16384
+#: Seconds between two warnings about one WebSocket subscription's losses
+#: (a subscriber under ``drop_oldest`` that stays behind loses messages at
+#: every publish; the log gets one line per interval, with the sum).
+_LOST_WARNING_EVERY = 10.0
 
 
 class _FromSubscriber:
@@ -526,6 +530,11 @@ class Subscription:
         self._dropped_unreported = 0
         self._pumping = False
         self._dirty = False  # frames queued in the WebSocket's core (Hub._flush_soon)
+        # The default report for a WebSocket, a warning, rate-limited: when
+        # the last one was logged, and the reports (and messages) since.
+        self._warned_at: float | None = None
+        self._unwarned = 0
+        self._unwarned_count = 0
         self._room: anyio.Event | None = None
         self._started = False
         self._ready = False
@@ -790,7 +799,22 @@ class Subscription:
             if not await subscriber._write(lost_event(lost)):
                 raise _Gone
         else:
-            logger.warning("hub: %r lost messages on channel %r after %r (%s%s)", subscriber,
-                           lost.channel, lost.after or "the start", lost.reason,
-                           f", {lost.count}" if lost.count is not None else "")
+            self._warn_lost(lost)
+
+    def _warn_lost(self, lost: Lost) -> None:
+        """Log a WebSocket's loss: at most once per ``_LOST_WARNING_EVERY``
+        seconds, with what was not logged in between."""
+        self._unwarned += 1
+        self._unwarned_count += lost.count or 0
+        now = time.monotonic()
+        if self._warned_at is not None and now - self._warned_at < _LOST_WARNING_EVERY:
+            return
+        reports, count = self._unwarned, self._unwarned_count
+        self._warned_at, self._unwarned, self._unwarned_count = now, 0, 0
+        since = "" if reports == 1 else (
+            f"; {reports} reports since the last warning"
+            + (f", {count} messages dropped" if count else ""))
+        logger.warning("hub: %r lost messages on channel %r after %r (%s%s)%s",
+                       self.subscriber, lost.channel, lost.after or "the start", lost.reason,
+                       f", {lost.count}" if lost.count is not None else "", since)
 

@@ -22,7 +22,11 @@ When Redis goes away, the reader retries with exponential backoff (50 ms up
 to 2 s). When it is back, each channel's cursor is looked up: if its entry
 is still there, reading on from it loses nothing; if not (Redis restarted
 without persistence, or trimmed past it), the subscribers get a ``lost``
-report where the gap is. Commands of ``publish`` and ``replay`` retry the
+report where the gap is. A restart the reader did not see break its
+connection (it was not reading then: a ``wait`` subscriber held it up, or
+it was delivering a batch) is found by the server's ``run_id`` (``INFO
+server``), asked before every ``XREAD``: a new one means a new server, and
+the cursors are looked up the same way. Commands of ``publish`` and ``replay`` retry the
 same way for ``redis_timeout`` seconds, then raise HubUnavailableError.
 """
 
@@ -87,6 +91,8 @@ class RedisBackend:
         self._changed = anyio.Event()
         self._read_scope: anyio.CancelScope | None = None
         self._in_contact = True
+        #: The ``run_id`` of the Redis server the cursors were read from.
+        self._run_id: str | None = None
 
     def _key(self, channel: str) -> str:
         return self._prefix + channel
@@ -154,6 +160,9 @@ class RedisBackend:
 
     async def watch(self, channel: str) -> None:
         stream = self._key(channel)
+        if self._run_id is None:
+            # Before the cursor: a restart in between shows as a new run_id.
+            self._run_id = await self._retrying("subscribe", self._server_run_id)
         last = await self._retrying("subscribe", lambda: self._client.xrevrange(
             stream, "+", "-", count=1))
         self._cursors[channel] = _text(last[0].identifier) if last else "0-0"
@@ -182,8 +191,10 @@ class RedisBackend:
             result: dict[bytes, tuple[Any, ...]] | None = None
             with anyio.CancelScope() as self._read_scope:
                 try:
-                    if not self._in_contact:
-                        await self._check_cursors(hub)
+                    run_id = await self._server_run_id()
+                    if not self._in_contact or run_id != self._run_id:
+                        await self._check_cursors(hub, restarted=self._in_contact)
+                    self._run_id = run_id
                     result = await self._client.xread(streams, count=_READ_COUNT,
                                                       block=_BLOCK_MS)
                 except _REDIS_DOWN as exc:
@@ -210,9 +221,15 @@ class RedisBackend:
                     self._cursors[channel] = message.id
                     await hub._deliver(message)
 
-    async def _check_cursors(self, hub: _Hub) -> None:
-        """Back in contact: for each channel, is the entry we read last still
-        there (then nothing was lost)?"""
+    async def _server_run_id(self) -> str:
+        """The Redis server's ``run_id``: a new one each time it starts."""
+        info = await self._client.info("server")
+        return _text(info.get("run_id", b""))  # type: ignore[arg-type]
+
+    async def _check_cursors(self, hub: _Hub, *, restarted: bool = False) -> None:
+        """Back in contact, or Redis restarted (a new ``run_id``) while the
+        reader was not reading: for each channel, is the entry we read last
+        still there (then nothing was lost)?"""
         for channel, cursor in list(self._cursors.items()):
             stream = self._key(channel)
             found = await self._client.xrange(stream, cursor, cursor)
@@ -222,8 +239,11 @@ class RedisBackend:
                     logger.warning("hub: channel %r may have lost messages after %s while "
                                    "Redis was away", channel, cursor)
                     hub._report_lost(channel, "backend")
-        self._in_contact = True
-        logger.warning("hub: back in contact with Redis at %s", self._url)
+        if restarted:
+            logger.warning("hub: Redis at %s restarted between two reads", self._url)
+        else:
+            self._in_contact = True
+            logger.warning("hub: back in contact with Redis at %s", self._url)
 
     async def _check_trimmed(self, hub: _Hub, channel: str, cursor: str) -> None:
         """Before a long batch: has the stream been trimmed past our cursor

@@ -17,21 +17,27 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
 import anyio
+import anyio.abc
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import faye_websocket
 import faye_websocket.http
-from faye_websocket import WebSocket
+from faye_websocket import Hub, WebSocket
 from faye_websocket._demo import demo_server
 from faye_websocket.exceptions import HandshakeError
 from faye_websocket.http import Server
 
 from .conftest import running
+from .hub_helpers import RedisServer, redis_server, wait_for
 from .test_cli import http_get
 
 pytestmark = pytest.mark.anyio
@@ -232,6 +238,145 @@ async def test_tutorial_echo_page_program() -> None:
             await process.aclose()
 
 
+# The tutorials' programs.
+
+
+async def start_program(name: str, *args: str) -> tuple[anyio.abc.Process, int]:
+    """``python docs/examples/NAME.py ARGS`` as a user runs it, once it has
+    printed ``open http://127.0.0.1:PORT/``; the caller closes the process."""
+    process = await anyio.open_process(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), *args],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with anyio.fail_after(15):
+            assert process.stdout is not None
+            line = await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 200)
+        match = re.fullmatch(rb"open http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        return process, int(match[1])
+    except BaseException:
+        await stop_program(process)
+        raise
+
+
+async def stop_program(process: anyio.abc.Process) -> None:
+    with anyio.CancelScope(shield=True):
+        process.kill()
+        await process.aclose()
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+async def test_tutorial_chat_across_two_processes(redis: RedisServer) -> None:
+    """One chat process as a user starts it, one in this test on its backend,
+    both on one redis-server: what is said on either reaches both."""
+    example = load_example("chat")
+    process, other_port = await start_program("chat", "0", redis.url)
+    try:
+        hub = Hub(redis=redis.url)
+        async with hub, running(example.chat_server(hub)) as port:
+            response, page = await http_get(port, "/")
+            assert response.status_code == 200
+            assert b"new WebSocket(`ws://${location.host}/chat`)" in page
+            with anyio.fail_after(20):
+                async with WebSocket.Client(f"ws://127.0.0.1:{port}/chat") as here:
+                    await wait_for(lambda: hub.subscriber_count("chat") == 1)
+                    async with WebSocket.Client(f"ws://127.0.0.1:{other_port}/chat") as there:
+                        await there.send("hello from there")
+                        assert await there.receive() == "hello from there"   # to the sender too
+                        assert await here.receive() == "hello from there"
+                        await here.send(b"binary is ignored")
+                        await here.send("hello from here")
+                        assert await there.receive() == "hello from here"
+                        assert await here.receive() == "hello from here"
+    finally:
+        await stop_program(process)
+
+
+async def test_tutorial_chat_alone() -> None:
+    """Without Redis, the same program is a chat in one process; a WebSocket
+    anywhere but /chat is refused."""
+    example = load_example("chat")
+    hub = Hub()
+    with anyio.fail_after(20):
+        async with hub, running(example.chat_server(hub)) as port:
+            async with WebSocket.Client(f"ws://127.0.0.1:{port}/chat") as one, \
+                    WebSocket.Client(f"ws://127.0.0.1:{port}/chat") as two:
+                await wait_for(lambda: hub.subscriber_count("chat") == 2)
+                await one.send("hi")
+                assert await two.receive() == "hi"
+                assert await one.receive() == "hi"
+            with pytest.raises(HandshakeError) as refused:
+                async with WebSocket.Client(f"ws://127.0.0.1:{port}/elsewhere"):
+                    pass
+            assert refused.value.status_code == 404
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_tutorial_nursery_of_clients(capsys: pytest.CaptureFixture[str]) -> None:
+    async with running(demo_server()) as port:
+        await run_example("nursery_clients", f"ws://127.0.0.1:{port}/", 4)
+    lines = [line for line in printed(capsys) if line.startswith("client ")]
+    assert sorted(lines) == sorted(f"client {n}, message {m}"
+                                   for n in range(1, 5) for m in range(1, 4))
+    for n in range(1, 5):       # each client's replies in its own order
+        mine = [line for line in lines if line.startswith(f"client {n},")]
+        assert mine == [f"client {n}, message {m}" for m in range(1, 4)]
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_tutorial_nursery_one_failure_cancels_all() -> None:
+    """What the tutorial says of a failure: the nursery cancels the other
+    clients and main raises the error, in an exception group."""
+    example = load_example("echo_page")
+    server = Server(on_request=example.on_request, on_upgrade=example.on_upgrade)
+    async with running(server) as port:
+        with pytest.raises(BaseExceptionGroup) as raised:
+            await run_example("nursery_clients", f"ws://127.0.0.1:{port}/elsewhere", 3)
+    refused = raised.value.subgroup(HandshakeError)
+    assert refused is not None
+
+
+async def test_tutorial_feed_resumes(capsys: pytest.CaptureFixture[str]) -> None:
+    """Streams cut every 0.3 s, events every 0.05 s: the client gets every
+    event once, in order, across the reconnections."""
+    example = load_example("feed_server")
+    feed = example.Feed()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(example.produce, feed, 0.05)
+        async with running(example.feed_server(feed, 0.3)) as port:
+            response, page = await http_get(port, "/")
+            assert b'new EventSource("/feed")' in page
+            await run_example("feed_client", f"http://127.0.0.1:{port}/feed", 40)
+        tg.cancel_scope.cancel()
+    lines = printed(capsys)
+    events = [line for line in lines if not line.startswith("stream opened")]
+    assert events == [f"{n} tick {n}" for n in range(1, 41)]
+    resumed = [line for line in lines if line.startswith("stream opened after event ")]
+    assert resumed[0] == "stream opened after event 0"
+    assert len(resumed) >= 2                    # it was cut, and resumed
+    assert all(line != "stream opened after event 0" for line in resumed[1:])
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_tutorial_feed_programs() -> None:
+    """The feed's server and client as a user runs them."""
+    process, port = await start_program("feed_server", "0")
+    try:
+        with anyio.fail_after(20):
+            result = await anyio.run_process(
+                [sys.executable, "-c", "import anyio, feed_client; "
+                 f"anyio.run(feed_client.main, 'http://127.0.0.1:{port}/feed', 2)"],
+                cwd=EXAMPLES)
+        assert result.stdout.decode().splitlines() == ["1 tick 1", "2 tick 2"]
+    finally:
+        await stop_program(process)
+
+
 # The programs of the reference pages, against the demo server or their own.
 
 
@@ -257,9 +402,10 @@ async def test_client_programs(name: str, capsys: pytest.CaptureFixture[str]) ->
 async def test_client_options(capsys: pytest.CaptureFixture[str]) -> None:
     async with running(demo_server()) as port:
         await run_example("client_options", f"ws://127.0.0.1:{port}/chat")
-    lines = printed(capsys)
-    assert lines[1].startswith("101 irc permessage-deflate")
-    assert lines[2] == "hello"
+    mine = [line for line in printed(capsys)     # the demo server prints "open ..."
+            if not line.startswith(("open ", "close "))]
+    assert mine[0].startswith("101 irc permessage-deflate")
+    assert mine[1:] == ["hello"]
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])

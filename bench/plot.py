@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ LABEL = 170       # the peers' names
 CHART = 380       # the bars
 VALUE = 150       # value and ratio
 WIDTH = LABEL + CHART + VALUE
-TOP = 46          # title and subtitle
+TOP = 60          # the title and two lines under it
 
 
 @dataclass(frozen=True)
@@ -96,23 +97,35 @@ def charts(results: dict[str, Any]) -> list[Chart]:
     return out
 
 
-def _nice_max(value: float) -> float:
-    """A round axis maximum at or above ``value``."""
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** (len(f"{int(value)}") - 1) if value >= 1 else 0.1
-    for step in (1, 2, 2.5, 5, 10):
-        top = step * magnitude
-        if top >= value:
-            return top
-    return value
+#: Round axis maxima (times a power of ten) and how many gridlines divide them.
+_AXES = ((1, 5), (1.5, 3), (2, 4), (2.5, 5), (3, 3), (4, 4), (5, 5), (6, 3), (8, 4), (10, 5))
 
 
-def svg(chart: Chart, note: str = "") -> str:
+def _axis(value: float) -> tuple[float, int]:
+    """A round axis maximum at or above ``value``, and its number of divisions."""
+    magnitude = 10.0 ** math.floor(math.log10(value)) if value > 0 else 1.0
+    for step, divisions in _AXES:
+        if step * magnitude >= value:
+            return step * magnitude, divisions
+    return 10 * magnitude, 5
+
+
+def _ratio_note(chart: Chart) -> str:
+    """Which peer the ratios in parentheses are taken against."""
+    bases = [b for p, b in chart.baselines.items() if b and b != p]
+    if not bases:
+        return ""
+    main = max(set(bases), key=bases.count)
+    others = [f"{p} to {b}" for p, b in chart.baselines.items() if b and b not in (p, main)]
+    return (f"in parentheses: the ratio to {main}"
+            + (f" ({', '.join(others)})" if others else ""))
+
+
+def svg(chart: Chart) -> str:
     """The chart as an SVG document."""
     peers = list(chart.values)
     height = TOP + ROW * len(peers) + 30
-    top_value = _nice_max(max(max(v) for v in chart.values.values()))
+    top_value, divisions = _axis(max(max(v) for v in chart.values.values()))
     scale = CHART / top_value
     better = "higher is better" if chart.higher_is_better else "lower is better"
     parts = [
@@ -123,15 +136,16 @@ def svg(chart: Chart, note: str = "") -> str:
         f'<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>',
         f'<text x="8" y="18" font-size="14" font-weight="600" fill="{TEXT}">'
         f"{escape(chart.title)}</text>",
-        f'<text x="8" y="34" fill="{MUTED}">{escape(better)}; median of the rounds, '
-        f"line: their range; (ratio to the baseline){escape(note)}</text>",
+        f'<text x="8" y="34" fill="{MUTED}">{escape(better)}; bar: the median of the '
+        "rounds, line: their range</text>",
+        f'<text x="8" y="49" fill="{MUTED}">{escape(_ratio_note(chart))}</text>',
     ]
-    for tick in range(5):
-        x = LABEL + CHART * tick / 4
+    for tick in range(divisions + 1):
+        x = LABEL + CHART * tick / divisions
         parts.append(f'<line x1="{x:.1f}" y1="{TOP - 4}" x2="{x:.1f}" '
                      f'y2="{TOP + ROW * len(peers)}" stroke="#e9ecef"/>')
         parts.append(f'<text x="{x:.1f}" y="{TOP + ROW * len(peers) + 14}" fill="{MUTED}" '
-                     f'text-anchor="middle">{escape(chart.fmt.format(top_value * tick / 4))}'
+                     f'text-anchor="middle">{escape(chart.fmt.format(top_value * tick / divisions))}'
                      "</text>")
     for row, peer in enumerate(peers):
         values = chart.values[peer]

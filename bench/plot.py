@@ -144,9 +144,9 @@ def svg(chart: Chart) -> str:
         x = LABEL + CHART * tick / divisions
         parts.append(f'<line x1="{x:.1f}" y1="{TOP - 4}" x2="{x:.1f}" '
                      f'y2="{TOP + ROW * len(peers)}" stroke="#e9ecef"/>')
+        tick_label = escape(chart.fmt.format(top_value * tick / divisions))
         parts.append(f'<text x="{x:.1f}" y="{TOP + ROW * len(peers) + 14}" fill="{MUTED}" '
-                     f'text-anchor="middle">{escape(chart.fmt.format(top_value * tick / divisions))}'
-                     "</text>")
+                     f'text-anchor="middle">{tick_label}</text>')
     for row, peer in enumerate(peers):
         values = chart.values[peer]
         median = statistics.median(values)

@@ -33,7 +33,7 @@ from wsproto.extensions import PerMessageDeflate as WsprotoDeflate
 from wsproto.frame_protocol import FrameProtocol
 
 from faye_websocket import PerMessageDeflate
-from faye_websocket._core.client import ClientHandshake, HandshakeFailure, Target
+from faye_websocket._core.client import ClientHandshake, HandshakeFailure
 from faye_websocket._core.deflate import (
     DeflateParams,
     DeflateSession,
@@ -45,6 +45,7 @@ from faye_websocket._core.handshake import Accepted, Rejected, accept_key, serve
 from faye_websocket._core.hixie import HixieProtocol
 from faye_websocket._core.http import Request, parse_extension_header
 from faye_websocket._core.sse import EventStreamParser, EventTooLarge, ServerSentEvent
+from faye_websocket._core.url import Target
 from faye_websocket._core.websocket import (
     CloseReceived,
     Event,

@@ -12,7 +12,7 @@ import anyio
 import anyio.abc
 import h11
 
-from ._core.client import encode_headers, parse_url, public_url, redact_url
+from ._core.client import encode_headers
 from ._core.eventsource import EventSourceState
 from ._core.handshake import normalize_headers
 from ._core.http import DEFAULT_MAX_HEAD_SIZE, Headers
@@ -29,6 +29,7 @@ from ._core.sse import (
     request_headers,
     request_target,
 )
+from ._core.url import parse_url, public_url, redact_url
 from ._runtime.client import (
     NoResponse,
     open_stream,

@@ -42,10 +42,10 @@ from ._core.client import (
     new_key,
 )
 from ._core.deflate import PerMessageDeflate
-from ._core.handshake import normalize_headers
 from ._core.http import DEFAULT_MAX_HEAD_SIZE, Headers
 from ._core.options import check_count, check_seconds, protocol_list, unique_extensions
 from ._core.redirects import RedirectRefused, Redirects, location
+from ._core.server_handshake import normalize_headers
 from ._core.url import parse_url, public_url
 from ._core.websocket import WebSocketProtocol
 from ._runtime.client import (

@@ -41,10 +41,16 @@ from ._core.asgi import (
     spec_version,
 )
 from ._core.deflate import PerMessageDeflate
-from ._core.handshake import Accepted, Rejected, is_websocket, normalize_headers, server_handshake
 from ._core.hixie import HixieProtocol
 from ._core.http import Request, coerce_request, http_response, refusal_head
 from ._core.options import check_seconds, protocol_list, unique_extensions
+from ._core.server_handshake import (
+    Accepted,
+    Rejected,
+    is_websocket,
+    normalize_headers,
+    server_handshake,
+)
 from ._core.url import request_url
 from ._core.websocket import WebSocketProtocol
 from ._emitter import peer_of

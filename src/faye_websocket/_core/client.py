@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .deflate import DeflateSession, NegotiationError, PerMessageDeflate, format_params
-from .handshake import accept_key
 from .http import header_tokens, parse_extension_header
+from .server_handshake import accept_key
 from .url import Target
 
 __all__ = ["ClientHandshake", "HandshakeFailure", "check_protocols", "connect_request",

@@ -40,7 +40,7 @@ with atheris.instrument_imports(include=["faye_websocket", "h11", "wsproto"]):
     import h11
 
     from faye_websocket._core import sse
-    from faye_websocket._core.client import ClientHandshake, HandshakeFailure
+    from faye_websocket._core.client_handshake import ClientHandshake, HandshakeFailure
     from faye_websocket._core.deflate import NegotiationError, PerMessageDeflate
     from faye_websocket._core.eventsource import is_eventsource
     from faye_websocket._core.hixie import HixieProtocol

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import pytest
 
 from faye_websocket import PerMessageDeflate
-from faye_websocket._core.client import ClientHandshake
+from faye_websocket._core.client_handshake import ClientHandshake
 from faye_websocket._core.http import Request
 from faye_websocket._core.server_handshake import Accepted, server_handshake
 from faye_websocket._core.url import Target

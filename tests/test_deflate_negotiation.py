@@ -46,7 +46,7 @@ from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from faye_websocket import PerMessageDeflate, WebSocket
-from faye_websocket._core.client import ClientHandshake
+from faye_websocket._core.client_handshake import ClientHandshake
 from faye_websocket._core.deflate import DeflateSession
 from faye_websocket._core.http import Request, parse_extension_header
 from faye_websocket._core.server_handshake import Accepted, server_handshake

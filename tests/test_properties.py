@@ -33,7 +33,7 @@ from wsproto.extensions import PerMessageDeflate as WsprotoDeflate
 from wsproto.frame_protocol import FrameProtocol
 
 from faye_websocket import PerMessageDeflate
-from faye_websocket._core.client import ClientHandshake, HandshakeFailure
+from faye_websocket._core.client_handshake import ClientHandshake, HandshakeFailure
 from faye_websocket._core.deflate import (
     DeflateParams,
     DeflateSession,

@@ -31,7 +31,7 @@ from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._client import Client
-from ._core.client import CLIENT_RESERVED
+from ._core.client_handshake import CLIENT_RESERVED
 from ._core.deflate import PerMessageDeflate
 from ._core.http import validate_header
 from ._core.url import public_url

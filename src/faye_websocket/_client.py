@@ -34,7 +34,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._core.client import (
+from ._core.client_handshake import (
     CLIENT_RESERVED,
     ClientHandshake,
     HandshakeFailure,

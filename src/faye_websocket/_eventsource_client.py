@@ -12,7 +12,7 @@ import anyio
 import anyio.abc
 import h11
 
-from ._core.client import encode_headers
+from ._core.client_handshake import encode_headers
 from ._core.eventsource import EventSourceState
 from ._core.http import DEFAULT_MAX_HEAD_SIZE, Headers
 from ._core.options import check_count, check_seconds

@@ -27,7 +27,6 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
-from ._client import Client as _Client
 from ._core.asgi import (
     AsgiMessage,
     AsgiProtocol,
@@ -58,6 +57,7 @@ from ._runtime.connection import DEFAULT_MAX_LENGTH, Connection, Core
 from ._runtime.registry import track
 from ._runtime.streams import TRANSPORT_ERRORS
 from ._runtime.transport import AsgiTransport, TransportLost, transport_for
+from ._websocket_client import Client as _Client
 from .exceptions import ConnectionClosedError, HandshakeError
 
 if TYPE_CHECKING:

@@ -30,7 +30,8 @@ from faye_websocket import (
     ReadyState,
     WebSocket,
 )
-from faye_websocket._core.client import ClientHandshake, parse_url
+from faye_websocket._core.client_handshake import ClientHandshake
+from faye_websocket._core.url import parse_url
 
 from .client_peers import (
     CLOSE_ME,

@@ -35,7 +35,6 @@ from faye_websocket import (
     ProxyError,
     ServerSentEvent,
 )
-from faye_websocket._core.client import parse_url
 from faye_websocket._core.sse import (
     EventStreamParser,
     EventTooLarge,
@@ -43,6 +42,7 @@ from faye_websocket._core.sse import (
     request_headers,
     request_target,
 )
+from faye_websocket._core.url import parse_url
 from faye_websocket.http import Request, Response, Server
 
 from .helpers import SECOND, header, open_fds, running

@@ -17,9 +17,10 @@ from ._core.eventsource import (
     format_retry,
     is_eventsource,
 )
-from ._core.handshake import normalize_headers, request_url
 from ._core.http import Request, coerce_request
 from ._core.options import check_count, check_seconds
+from ._core.server_handshake import normalize_headers
+from ._core.url import request_url
 from ._eventsource_client import EventSourceClient as _Client
 from ._runtime.eventsource import AsgiSink, EventStream, Sink, sink_for
 from ._runtime.server import Response

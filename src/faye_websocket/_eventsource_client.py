@@ -12,12 +12,12 @@ import anyio
 import anyio.abc
 import h11
 
-from ._core.client import encode_headers, parse_url, public_url, redact_url
+from ._core.client_handshake import encode_headers
 from ._core.eventsource import EventSourceState
-from ._core.handshake import normalize_headers
 from ._core.http import DEFAULT_MAX_HEAD_SIZE, Headers
 from ._core.options import check_count, check_seconds
 from ._core.redirects import RedirectRefused, Redirects, location
+from ._core.server_handshake import normalize_headers
 from ._core.sse import (
     DEFAULT_MAX_EVENT_SIZE,
     REQUEST_RESERVED,
@@ -29,6 +29,7 @@ from ._core.sse import (
     request_headers,
     request_target,
 )
+from ._core.url import parse_url, public_url, redact_url
 from ._runtime.client import (
     NoResponse,
     open_stream,

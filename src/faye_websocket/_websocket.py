@@ -27,7 +27,6 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
-from ._client import Client as _Client
 from ._core.asgi import (
     AsgiMessage,
     AsgiProtocol,
@@ -41,23 +40,24 @@ from ._core.asgi import (
     spec_version,
 )
 from ._core.deflate import PerMessageDeflate
-from ._core.handshake import (
+from ._core.hixie import HixieProtocol
+from ._core.http import Request, coerce_request, http_response, refusal_head
+from ._core.options import check_seconds, protocol_list, unique_extensions
+from ._core.server_handshake import (
     Accepted,
     Rejected,
     is_websocket,
     normalize_headers,
-    request_url,
     server_handshake,
 )
-from ._core.hixie import HixieProtocol
-from ._core.http import Request, coerce_request, http_response, refusal_head
-from ._core.options import check_seconds, protocol_list, unique_extensions
+from ._core.url import request_url
 from ._core.websocket import WebSocketProtocol
 from ._emitter import peer_of
 from ._runtime.connection import DEFAULT_MAX_LENGTH, Connection, Core
 from ._runtime.registry import track
 from ._runtime.streams import TRANSPORT_ERRORS
 from ._runtime.transport import AsgiTransport, TransportLost, transport_for
+from ._websocket_client import Client as _Client
 from .exceptions import ConnectionClosedError, HandshakeError
 
 if TYPE_CHECKING:

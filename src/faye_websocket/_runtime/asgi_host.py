@@ -37,9 +37,9 @@ import h11
 from anyio.streams.tls import TLSAttribute
 
 from .._core.deflate import PerMessageDeflate
-from .._core.handshake import RESERVED_HEADERS, Rejected, server_handshake
 from .._core.http import Request, error_response, status_phrase
 from .._core.options import check_count, check_seconds
+from .._core.server_handshake import RESERVED_HEADERS, Rejected, server_handshake
 from .._websocket import WebSocket
 from ..exceptions import ClientDisconnected, HandshakeError, LifespanError
 from .connection import DEFAULT_MAX_LENGTH

@@ -15,17 +15,10 @@ import anyio.abc
 import h11
 from anyio.streams.tls import TLSStream
 
-from .._core.client import (
-    ClientHandshake,
-    Target,
-    connect_request,
-    encode_headers,
-    parse_url,
-    redact_url,
-    request_target,
-)
-from .._core.handshake import normalize_headers
+from .._core.client_handshake import ClientHandshake, connect_request, encode_headers
 from .._core.http import DEFAULT_MAX_HEAD_SIZE, check_head_size, head_error
+from .._core.server_handshake import normalize_headers
+from .._core.url import Target, parse_url, redact_url, request_target
 from ..exceptions import ConnectError, HandshakeError, ProxyError
 from .streams import close_stream
 

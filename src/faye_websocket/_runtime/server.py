@@ -24,7 +24,6 @@ import h11
 from anyio.streams.tls import TLSStream
 
 from .._core.deflate import PerMessageDeflate
-from .._core.handshake import is_websocket
 from .._core.http import (
     DEFAULT_MAX_HEAD_SIZE,
     Request,
@@ -35,6 +34,7 @@ from .._core.http import (
     validate_header,
 )
 from .._core.options import check_count, check_seconds
+from .._core.server_handshake import is_websocket
 from ..exceptions import ConnectionClosedError, HandshakeError
 from .registry import Registry, current
 from .streams import STREAM_ERRORS, TRANSPORT_ERRORS, close_stream

@@ -18,16 +18,15 @@ from .http import (
     refusal_head,
     validate_header,
 )
+from .url import request_url
 
 __all__ = [
     "Accepted",
     "Rejected",
     "accept_key",
     "detect_version",
-    "is_secure_request",
     "is_websocket",
     "normalize_headers",
-    "request_url",
     "server_handshake",
 ]
 
@@ -49,23 +48,6 @@ def is_websocket(request: Request) -> bool:
         and "upgrade" in header_tokens(request.header("connection"))
         and (request.header("upgrade") or "").strip().lower() == "websocket"
     )
-
-
-def is_secure_request(request: Request) -> bool:
-    """Whether proxy headers say the client used TLS (S-9)."""
-    return (
-        (request.header("https") or "").lower() == "on"
-        or (request.header("x-forwarded-ssl") or "").lower() == "on"
-        or (request.header("x-forwarded-scheme") or "").lower() == "https"
-        or (request.header("x-forwarded-proto") or "").lower() == "https"
-    )
-
-
-def request_url(request: Request, *, secure: bool, websocket: bool = True) -> str:
-    """``ws:``/``wss:`` (or ``http:``/``https:``) + ``//`` + Host + target."""
-    secure = secure or is_secure_request(request)
-    scheme = ("wss" if secure else "ws") if websocket else ("https" if secure else "http")
-    return f"{scheme}://{request.header('host') or ''}{request.target}"
 
 
 def accept_key(key: str) -> str:

@@ -34,20 +34,19 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._core.client import (
+from ._core.client_handshake import (
     CLIENT_RESERVED,
     ClientHandshake,
     HandshakeFailure,
     check_protocols,
     new_key,
-    parse_url,
-    public_url,
 )
 from ._core.deflate import PerMessageDeflate
-from ._core.handshake import normalize_headers
 from ._core.http import DEFAULT_MAX_HEAD_SIZE, Headers
 from ._core.options import check_count, check_seconds, protocol_list, unique_extensions
 from ._core.redirects import RedirectRefused, Redirects, location
+from ._core.server_handshake import normalize_headers
+from ._core.url import parse_url, public_url
 from ._core.websocket import WebSocketProtocol
 from ._runtime.client import (
     open_stream,

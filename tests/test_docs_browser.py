@@ -79,6 +79,7 @@ async def test_tutorial_feed_page_resumes(capsys: pytest.CaptureFixture[str]) ->
     _need_chromium()
     example = load_example("feed_server")
     feed = example.Feed()
+    opened: list[str] = []
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
             tg.start_soon(example.produce, feed, 0.1)
@@ -86,12 +87,18 @@ async def test_tutorial_feed_page_resumes(capsys: pytest.CaptureFixture[str]) ->
                     chromium() as browser:
                 page = await browser.new_page()
                 await page.goto(f"http://127.0.0.1:{port}/", timeout=WAIT_MS)
-                # Past two cuts: 0.7 s of stream, 1 s of retry, and again.
-                await expect(page.locator("#log li").nth(29)).to_be_attached(timeout=WAIT_MS)
+                # Past two cuts (0.7 s of stream, 1 s of retry, and again),
+                # however long the browser took to start: then the page must
+                # show every event produced by then.
+                while len(opened) < 3:
+                    opened += [line for line in capsys.readouterr().out.splitlines()
+                               if line.startswith("stream opened after event ")]
+                    await anyio.sleep(0.1)
+                produced = len(feed.events)
+                await expect(page.locator("#log li").nth(produced - 1)).to_be_attached(
+                    timeout=WAIT_MS)
                 shown = await page.locator("#log li").all_text_contents()
             tg.cancel_scope.cancel()
     assert shown == [f"{n}: tick {n}" for n in range(1, len(shown) + 1)]
-    opened = [line for line in capsys.readouterr().out.splitlines()
-              if line.startswith("stream opened after event ")]
     assert opened[0] == "stream opened after event 0"
-    assert len(opened) >= 2 and "stream opened after event 0" not in opened[1:]
+    assert "stream opened after event 0" not in opened[1:]

@@ -22,12 +22,13 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import faye_websocket
 from faye_websocket import WebSocket
-from faye_websocket._demo import demo_server
+from faye_websocket._demo import demo_server, echo_server
 from faye_websocket.exceptions import HandshakeError
 from faye_websocket.http import Server
 
 from .conftest import running
 from .test_cli import http_get
+from .test_client import pproxy
 
 pytestmark = pytest.mark.anyio
 
@@ -161,3 +162,68 @@ def test_every_public_name_has_a_reference_entry(module_name: str) -> None:
 def test_the_reference_check_sees_a_missing_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(faye_websocket, "__all__", [*faye_websocket.__all__, "__version__"])
     assert missing_from_reference("faye_websocket") == ["__version__"]
+
+
+# The how-to guides' programs: each one's main() on this test's backend, its
+# printed lines asserted.
+
+
+async def run_main(name: str, capsys: pytest.CaptureFixture[str], *args: object) -> list[str]:
+    example = load_example(name)
+    with anyio.fail_after(20):
+        result = await example.main(*args)
+    assert result in (None, 0)
+    return capsys.readouterr().out.splitlines()
+
+
+async def test_howto_authenticate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run_main("authenticate", capsys) == [
+        "refused: 401 log in first",
+        "hello alice, we speak chat.v1",
+        "hello alice, we speak chat.v2",
+        "refused: 400 offer one of chat.v2, chat.v1",
+        "refused: 403 Origin not allowed",
+    ]
+
+
+async def test_migrate_from_websockets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run_main("from_websockets", capsys) == [
+        "subprotocol: echo",
+        "text: hello",
+        "binary: b'\\x01\\x02'",
+        "ping answered: True",
+        "closed: 1000 done",
+        "receive after close: ConnectionClosedOK",
+        "refused: 404",
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["http", "socks5h"])
+async def test_howto_proxies(scheme: str, free_tcp_port: int,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Through a real proxy (pproxy, with credentials): the echo comes back;
+    without the credentials, the refusal is reported and main() returns 1."""
+    example = load_example("through_proxy")
+    with anyio.fail_after(20):
+        async with pproxy(free_tcp_port, auth="user:pass", scheme="http+socks5") as proxy, \
+                running(echo_server()) as port:
+            url = f"ws://127.0.0.1:{port}/"
+            assert await example.main(f"{scheme}://user:pass@127.0.0.1:{proxy.port}", url) == 0
+            assert capsys.readouterr().out == "hello through the proxy\n"
+            assert await example.main(f"{scheme}://127.0.0.1:{proxy.port}", url) == 1
+            refusal = capsys.readouterr().err
+            assert refusal.startswith("the proxy refused: "
+                                      + ("407" if scheme == "http" else "0")), refusal
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_howto_tls_tests() -> None:
+    """The how-to's test module, run by pytest as a user runs it (it
+    parametrizes both backends itself)."""
+    with anyio.fail_after(60):
+        result = await anyio.run_process(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             str(EXAMPLES / "test_wss_trustme.py")], check=False, stderr=subprocess.STDOUT)
+    output = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, output
+    assert "4 passed" in output, output

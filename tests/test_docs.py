@@ -8,11 +8,14 @@ these tests only read the pages' source.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
+import inspect
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -21,7 +24,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 import faye_websocket
-from faye_websocket import WebSocket
+from faye_websocket import Client, EventSource, Hub, PerMessageDeflate, WebSocket
 from faye_websocket._demo import demo_server, echo_server
 from faye_websocket.exceptions import HandshakeError
 from faye_websocket.http import Server
@@ -227,3 +230,116 @@ async def test_howto_tls_tests() -> None:
     output = result.stdout.decode(errors="replace")
     assert result.returncode == 0, output
     assert "4 passed" in output, output
+
+
+# The reference pages that list options: every keyword parameter of the
+# constructors is in its section of docs/options.md, and every command-line
+# option is on docs/cli.md and docs/options.md.
+
+OPTIONS_PAGE = DOCS / "options.md"
+#: Section heading of docs/options.md -> the callables whose options it lists.
+OPTION_SECTIONS: dict[str, list[Callable[..., object]]] = {
+    "`WebSocket` (server side)": [WebSocket.__init__, WebSocket.from_asgi],
+    "`WebSocket.Client`": [Client.__init__, Client.connect],
+    "`WebSocket.Client.reconnecting`": [Client.reconnecting],
+    "`PerMessageDeflate`": [PerMessageDeflate.__init__],
+    "`EventSource` (server side)": [EventSource.__init__, EventSource.from_asgi],
+    "`EventSource.Client`": [EventSource.Client.__init__],
+    "`faye_websocket.http.Server`": [Server.__init__, Server.serve, Server.serve_listener],
+    "`Hub`": [Hub.__init__],
+}
+#: Positional arguments that are what the object is built on, not options.
+NOT_OPTIONS = {"self", "request", "stream", "body", "response", "scope", "receive", "send",
+               "url", "task_group", "listener", "options"}
+
+
+def option_sections() -> dict[str, str]:
+    """The text of each ``##``/``###`` section of docs/options.md, by heading."""
+    parts = re.split(r"^#{2,3} (.+)$", OPTIONS_PAGE.read_text(), flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def undocumented_options(heading: str, section: str) -> list[str]:
+    rows = set(re.findall(r"^\| `(\w+)`", section, re.M))
+    names = []
+    for function in OPTION_SECTIONS[heading]:
+        names += [name for name, parameter in inspect.signature(function).parameters.items()
+                  if name not in NOT_OPTIONS and parameter.kind is not parameter.VAR_KEYWORD]
+    return [name for name in names if name not in rows]
+
+
+@pytest.mark.parametrize("heading", OPTION_SECTIONS)
+def test_every_option_is_on_the_options_page(heading: str) -> None:
+    sections = option_sections()
+    assert heading in sections
+    assert undocumented_options(heading, sections[heading]) == []
+
+
+def test_the_options_check_sees_a_missing_option() -> None:
+    section = option_sections()["`Hub`"].replace("| `redis_timeout` |", "| redis timeout |")
+    assert undocumented_options("`Hub`", section) == ["redis_timeout"]
+
+
+def command_line_options() -> dict[str, list[str]]:
+    """Every option string of every subcommand (and the top level's)."""
+    from faye_websocket.__main__ import _parser
+
+    parser = _parser()
+    found = {"": [s for a in parser._actions for s in a.option_strings
+                  if s.startswith("--") and s != "--help"]}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                found[command] = [s for a in sub._actions for s in a.option_strings
+                                  if s.startswith("--") and s != "--help"]
+    return found
+
+
+@pytest.mark.parametrize("page", ["cli.md", "options.md"])
+def test_every_command_line_option_is_documented(page: str) -> None:
+    text = (DOCS / page).read_text()
+    options = command_line_options()
+    assert set(options) == {"", "demo", "echo", "serve", "chat", "client"}
+    missing = sorted({f"{command} {option}" for command, names in options.items()
+                      for option in names if option not in text})
+    assert missing == []
+
+
+# The threat model cites tests: each cited file and test exists.
+
+CITATION = re.compile(r"`(?:(test_\w+\.py)|(fuzz/\w+\.py))?(?:::(test_\w+))?`")
+
+
+def threat_model_citations() -> list[tuple[str, str | None]]:
+    """``(file, test)`` for each citation. A bare ``::test_x`` names a test
+    of the file cited before it in the same table row or list item, or, in
+    the section on hostile servers, of tests/test_hostile_server.py."""
+    citations: list[tuple[str, str | None]] = []
+    default: str | None = None
+    text = (DOCS / "threat-model.md").read_text()
+    for unit in re.split(r"\n(?=\||\* |\n|#)", text):
+        if unit.startswith("#"):
+            default = ("tests/test_hostile_server.py" if "hostile server" in unit else None)
+        current = default
+        for test_file, fuzz_file, test in CITATION.findall(unit):
+            if fuzz_file:
+                citations.append((fuzz_file, None))
+                continue
+            if test_file:
+                current = f"tests/{test_file}"
+            elif not test:
+                continue
+            assert current is not None, f"::{test} names no file"
+            citations.append((current, test or None))
+    return citations
+
+
+def test_the_threat_model_cites_tests_that_exist() -> None:
+    root = DOCS.parent
+    citations = threat_model_citations()
+    assert len(citations) > 40
+    for path, test in citations:
+        assert (root / path).is_file(), path
+        if test is not None:
+            assert re.search(rf"^(async )?def {test}\(", (root / path).read_text(), re.M), \
+                f"{path}::{test}"

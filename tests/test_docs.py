@@ -31,6 +31,7 @@ from faye_websocket.http import Server
 
 from .conftest import running
 from .test_cli import http_get
+from .hub_helpers import redis_server
 from .test_client import pproxy
 
 pytestmark = pytest.mark.anyio
@@ -343,3 +344,113 @@ def test_the_threat_model_cites_tests_that_exist() -> None:
         if test is not None:
             assert re.search(rf"^(async )?def {test}\(", (root / path).read_text(), re.M), \
                 f"{path}::{test}"
+
+
+async def test_migrate_from_node(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = await run_main("from_node", capsys)
+    assert lines[0] == "client: message Hello, world!"
+    assert sorted(lines[1:]) == ["client: close 1000 ", "server: close 1000 "]
+
+
+async def test_howto_redis_two_processes_share_a_chat() -> None:
+    """Two servers of the how-to's program, each with its own Redis hub (as
+    two processes would have), on one real Redis: a message sent to one
+    reaches both; an EventSource resumes on either."""
+    example = load_example("scale_out")
+    with redis_server() as redis, anyio.fail_after(30):
+        async with Hub(redis=redis.url) as hub1, Hub(redis=redis.url) as hub2, \
+                running(example.chat_server(hub1)) as port1, \
+                running(example.chat_server(hub2)) as port2:
+            async with WebSocket.Client(f"ws://127.0.0.1:{port1}/chat") as ws, \
+                    EventSource.Client(f"http://127.0.0.1:{port2}/events") as source:
+                while not (hub1.subscriber_count("room") and hub2.subscriber_count("room")):
+                    await anyio.sleep(0.01)
+                await ws.send("hello from 7000")
+                assert await ws.receive() == "hello from 7000"
+                first = await source.receive()
+                assert first.data == "hello from 7000"
+                await ws.send("second")
+                assert await ws.receive() == "second"
+            async with EventSource.Client(f"http://127.0.0.1:{port1}/events",
+                                          last_event_id=first.id) as resumed:
+                assert (await resumed.receive()).data == "second"
+
+
+async def test_howto_fastapi_app() -> None:
+    """The FastAPI application of docs/asgi.md, served by our server."""
+    example = load_example("fastapi_app")
+    with anyio.fail_after(20):
+        async with running(Server(app=example.app)) as port:
+            response, page = await http_get(port, "/")
+            assert response.status_code == 200
+            assert b'"feed":"/feed"' in page
+            async with WebSocket.Client(f"ws://127.0.0.1:{port}/chat", ["chat"]) as ws:
+                assert ws.protocol == "chat"
+                await ws.send("hello")
+                assert await ws.receive() == "hello"
+            with pytest.raises(HandshakeError) as refused:
+                async with WebSocket.Client(f"ws://127.0.0.1:{port}/private"):
+                    pass
+            assert refused.value.status_code == 401
+            assert refused.value.body == b"log in first"
+            async with WebSocket.Client(f"ws://127.0.0.1:{port}/private",
+                                        headers={"Authorization": "Bearer secret"}) as ws:
+                assert await ws.receive() == "welcome"
+            async with EventSource.Client(f"http://127.0.0.1:{port}/feed",
+                                          last_event_id="41") as source:
+                event = await source.receive()
+                assert (event.type, event.data, event.id) == ("tick", "tick 42", "42")
+
+
+async def test_howto_plain_asgi_app() -> None:
+    """The plain ASGI application of docs/asgi.md, served by our server."""
+    example = load_example("plain_asgi")
+    with anyio.fail_after(20):
+        async with running(Server(app=example.app)) as port:
+            response, _ = await http_get(port, "/")
+            assert response.status_code == 404
+            async with WebSocket.Client(f"ws://127.0.0.1:{port}/", ["chat"]) as ws:
+                await ws.send(b"\x00")
+                assert await ws.receive() == b"\x00"
+            async with EventSource.Client(f"http://127.0.0.1:{port}/?last_event_id=6") as source:
+                event = await source.receive()
+                assert (event.data, event.id) == ("hello", "7")
+
+
+async def check_main_app(port: int) -> None:
+    response, body = await http_get(port, "/items/5?q=x")
+    assert response.status_code == 200
+    assert body == b'{"item_id":5,"q":"x"}'
+    async with WebSocket.Client(f"ws://127.0.0.1:{port}/ws") as ws:
+        await ws.send("unchanged")
+        assert await ws.receive() == "unchanged"
+
+
+async def test_serving_asgi_the_fastapi_app() -> None:
+    """docs/asgi-serving.md's FastAPI application, on this test's backend."""
+    with anyio.fail_after(20):
+        async with running(Server(app=load_example("main").app)) as port:
+            await check_main_app(port)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_serving_asgi_from_a_program() -> None:
+    """``python serve_app.py 0`` serves main.py's app, and SIGTERM ends it
+    with status 0."""
+    process = await anyio.open_process(
+        [sys.executable, "serve_app.py", "0"], cwd=EXAMPLES,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with anyio.fail_after(20):
+            assert process.stdout is not None
+            line = await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 200)
+            match = re.fullmatch(rb"listening on http://127\.0\.0\.1:(\d+)/", line)
+            assert match, line
+            await check_main_app(int(match[1]))
+            process.terminate()
+            assert await process.wait() == 0
+    finally:
+        with anyio.CancelScope(shield=True):
+            if process.returncode is None:
+                process.kill()
+            await process.aclose()

@@ -263,7 +263,8 @@ async def start_program(name: str, *args: str) -> tuple[anyio.abc.Process, int]:
 
 async def stop_program(process: anyio.abc.Process) -> None:
     with anyio.CancelScope(shield=True):
-        process.kill()
+        if process.returncode is None:
+            process.kill()
         await process.aclose()
 
 
@@ -770,20 +771,11 @@ async def test_serving_asgi_the_fastapi_app() -> None:
 async def test_serving_asgi_from_a_program() -> None:
     """``python serve_app.py 0`` serves main.py's app, and SIGTERM ends it
     with status 0."""
-    process = await anyio.open_process(
-        [sys.executable, "serve_app" + ".py", "0"], cwd=EXAMPLES,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process, port = await start_program("serve_app", "0")
     try:
         with anyio.fail_after(20):
-            assert process.stdout is not None
-            line = await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 200)
-            match = re.fullmatch(rb"listening on http://127\.0\.0\.1:(\d+)/", line)
-            assert match, line
-            await check_main_app(int(match[1]))
+            await check_main_app(port)
             process.terminate()
             assert await process.wait() == 0
     finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.aclose()
+        await stop_program(process)

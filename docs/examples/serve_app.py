@@ -20,7 +20,7 @@ async def serve_app(port):
             # Returns once the application has started (lifespan) and the
             # server listens.
             port = await tg.start(server.serve, "127.0.0.1", port)
-            print(f"listening on http://127.0.0.1:{port}/", flush=True)
+            print(f"open http://127.0.0.1:{port}/", flush=True)
             async for _signal in signals:
                 await server.shutdown()  # 1001 to WebSockets, then the lifespan shutdown
                 break

@@ -610,6 +610,30 @@ def test_every_option_is_on_the_options_page(heading: str) -> None:
     assert undocumented_options(heading, sections[heading]) == []
 
 
+def wrong_defaults(heading: str, section: str) -> list[str]:
+    """Rows whose default column starts with a Python literal (`16384`,
+    `2**26 - 1`, `None`, `"close"`...) that is not the signature's default."""
+    wrong = []
+    for name, cell in re.findall(r"^\| `(\w+)`[^|]*\| `([^`]*)`", section, re.M):
+        value = eval(cell, {"__builtins__": {}})  # literals and arithmetic only
+        for function in OPTION_SECTIONS[heading]:
+            parameter = inspect.signature(function).parameters.get(name)
+            if parameter is not None and parameter.default is not parameter.empty \
+                    and parameter.default != value:
+                wrong.append(f"{name}: {cell} != {parameter.default!r}")
+    return wrong
+
+
+@pytest.mark.parametrize("heading", OPTION_SECTIONS)
+def test_the_options_page_gives_the_real_defaults(heading: str) -> None:
+    assert wrong_defaults(heading, option_sections()[heading]) == []
+
+
+def test_the_defaults_check_sees_a_wrong_default() -> None:
+    section = option_sections()["`Hub`"].replace("| `1000` |", "| `100` |")
+    assert wrong_defaults("`Hub`", section) == ["history: 100 != 1000"]
+
+
 def test_the_options_check_sees_a_missing_option() -> None:
     section = option_sections()["`Hub`"].replace("| `redis_timeout` |", "| redis timeout |")
     assert undocumented_options("`Hub`", section) == ["redis_timeout"]

@@ -53,10 +53,10 @@ from faye_websocket._core.http import Request, parse_extension_header
 from faye_websocket._core.websocket import MessageReceived, WebSocketProtocol
 from faye_websocket.http import Server
 
-from .conftest import running
+from .helpers import SECOND, running
 from .test_interop import INTEROP, node_command
 
-TIMEOUT = 20
+TIMEOUT = 20 * SECOND
 _rng = random.Random(19)
 _BLOCK = _rng.randbytes(10_000)
 #: Repeats 10,000 bytes apart: only a window over 13 bits finds them.

@@ -22,7 +22,7 @@ from faye_websocket._core.hub import History, HubMessage, IdClock, parse_id
 from faye_websocket.http import Request, Server
 from faye_websocket.hub import Lost
 
-from .conftest import running
+from .helpers import running
 from .hub_helpers import (
     RawReader,
     RedisServer,

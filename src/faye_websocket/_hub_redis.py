@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -48,9 +48,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("Hub(redis=...) needs coredis: pip install 'faye-websocket[redis]'"
                       ) from exc
 
-if TYPE_CHECKING:
-    from ._hub import Hub
-
 __all__ = ["RedisBackend"]
 
 _T = TypeVar("_T")
@@ -63,6 +60,15 @@ _BACKOFF_MAX = 2.0
 _BLOCK_MS = 5000
 _READ_COUNT = 500
 _ID = re.compile(rb"\d+-\d+")
+
+
+class _Hub(Protocol):
+    """What the backend calls on its :class:`~faye_websocket.Hub` (named
+    here, so this module does not import the one that imports it)."""
+
+    async def _deliver(self, message: HubMessage) -> None: ...
+
+    def _report_lost(self, channel_name: str, reason: str) -> None: ...
 
 
 class RedisBackend:
@@ -85,7 +91,7 @@ class RedisBackend:
     def _key(self, channel: str) -> str:
         return self._prefix + channel
 
-    async def run(self, hub: Hub, *,
+    async def run(self, hub: _Hub, *,
                   task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
                   ) -> None:
         async with self._client:
@@ -165,7 +171,7 @@ class RedisBackend:
 
     # -- the reader -------------------------------------------------------
 
-    async def _read_loop(self, hub: Hub) -> None:
+    async def _read_loop(self, hub: _Hub) -> None:
         delay = _BACKOFF_FIRST
         while True:
             while not self._cursors:
@@ -204,7 +210,7 @@ class RedisBackend:
                     self._cursors[channel] = message.id
                     await hub._deliver(message)
 
-    async def _check_cursors(self, hub: Hub) -> None:
+    async def _check_cursors(self, hub: _Hub) -> None:
         """Back in contact: for each channel, is the entry we read last still
         there (then nothing was lost)?"""
         for channel, cursor in list(self._cursors.items()):
@@ -219,7 +225,7 @@ class RedisBackend:
         self._in_contact = True
         logger.warning("hub: back in contact with Redis at %s", self._url)
 
-    async def _check_trimmed(self, hub: Hub, channel: str, cursor: str) -> None:
+    async def _check_trimmed(self, hub: _Hub, channel: str, cursor: str) -> None:
         """Before a long batch: has the stream been trimmed past our cursor
         (the reader fell more than the history behind)? Trimming takes the
         oldest entries, so it may also have taken some of the batch since we

@@ -98,6 +98,13 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
     CLOSED = ReadyState.CLOSED
     #: The public name, for repr() and logs.
     _kind = "WebSocket"
+    __slots__ = ("_broken", "_close_timeout", "_close_timer_started", "_closed_event",
+                 "_closed_flag", "_closer", "_core", "_final_code", "_final_reason",
+                 "_finished", "_handshake_timeout", "_idle_since", "_initial", "_opened",
+                 "_opened_at", "_opened_event", "_peer_name", "_ping_interval",
+                 "_ping_timeout", "_pings", "_queue", "_quiet_calls", "_read_scope", "_tg",
+                 "_transport", "_wakeup", "_wakeup_pending", "_watch_idle", "_write_limit",
+                 "extensions", "latency", "max_length", "protocol", "url", "version")
 
     def __init__(
         self,

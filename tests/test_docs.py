@@ -14,6 +14,7 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from xml.etree import ElementTree
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -498,6 +500,37 @@ def test_every_public_name_has_a_reference_entry(module_name: str) -> None:
 def test_the_reference_check_sees_a_missing_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(faye_websocket, "__all__", [*faye_websocket.__all__, "__version__"])
     assert missing_from_reference("faye_websocket") == ["__version__"]
+
+
+# The performance page's charts: bench/plot.py turns a run's JSON into SVG.
+
+
+def test_bench_plot_draws_each_metric(tmp_path: Path) -> None:
+    from bench.plot import main as plot
+
+    def run(peer: str, round_: int, msgs: float, cpu: float) -> dict[str, object]:
+        return {"round": round_, "scenario": "small_echo", "peer": peer,
+                "result": {"msgs_per_s": msgs, "cpu_us_per_msg": cpu}}
+
+    results = {"meta": {}, "runs": [
+        run("ours-asyncio", 1, 100_000, 8.0), run("ours-asyncio", 2, 120_000, 7.0),
+        run("websockets-asyncio", 1, 50_000, 14.0), run("websockets-asyncio", 2, 60_000, 14.0),
+        {"round": 1, "scenario": "small_echo", "peer": "aiohttp", "result": {"error": "x"}},
+    ]}
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(results))
+    assert plot([str(source), str(tmp_path / "svg")]) == 0
+    charts = sorted(path.name for path in (tmp_path / "svg").iterdir())
+    assert charts == ["small_echo-cpu_us_per_msg.svg", "small_echo-msgs_per_s.svg"]
+    tree = ElementTree.parse(tmp_path / "svg" / "small_echo-msgs_per_s.svg")
+    texts = [element.text for element in tree.iter("{http://www.w3.org/2000/svg}text")]
+    assert "110,000 (2.00)" in texts        # the median, and its ratio to the baseline
+    assert "55,000" in texts                # the baseline, without a ratio to itself
+    assert "aiohttp" not in texts           # a failed measurement is left out
+    bars = [rect for rect in tree.iter("{http://www.w3.org/2000/svg}rect")
+            if rect.get("height") == "14"]
+    assert len(bars) == 2
+    assert float(bars[0].get("width", 0)) > float(bars[1].get("width", 0))
 
 
 # The how-to guides' programs: each one's main() on this test's backend, its

@@ -15,7 +15,7 @@ import anyio
 import pytest
 from playwright.async_api import Page, expect
 
-from .conftest import running
+from .helpers import running
 from .hub_helpers import redis_server
 from .test_browser import CHROMIUM, WAIT_MS, chromium
 from .test_docs import load_example, start_program, stop_program

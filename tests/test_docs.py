@@ -9,6 +9,7 @@ these tests only read the pages' source.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib
 import importlib.util
@@ -18,7 +19,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from xml.etree import ElementTree
@@ -33,14 +34,15 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import faye_websocket
 import faye_websocket.http
-from faye_websocket import Hub, WebSocket
-from faye_websocket._demo import demo_server
+from faye_websocket import Client, EventSource, Hub, PerMessageDeflate, WebSocket
+from faye_websocket._demo import demo_server, echo_server
 from faye_websocket.exceptions import HandshakeError
 from faye_websocket.http import Server
 
 from .helpers import running
 from .hub_helpers import RedisServer, redis_server, wait_for
 from .test_cli import http_get
+from .test_client_proxy import pproxy
 
 pytestmark = pytest.mark.anyio
 
@@ -263,7 +265,8 @@ async def start_program(name: str, *args: str) -> tuple[anyio.abc.Process, int]:
 
 async def stop_program(process: anyio.abc.Process) -> None:
     with anyio.CancelScope(shield=True):
-        process.kill()
+        if process.returncode is None:
+            process.kill()
         await process.aclose()
 
 
@@ -528,3 +531,307 @@ def test_bench_plot_draws_each_metric(tmp_path: Path) -> None:
             if rect.get("height") == "14"]
     assert len(bars) == 2
     assert float(bars[0].get("width", 0)) > float(bars[1].get("width", 0))
+
+
+# The how-to guides' programs: each one's main() on this test's backend, its
+# printed lines asserted.
+
+
+async def run_main(name: str, capsys: pytest.CaptureFixture[str], *args: object) -> list[str]:
+    example = load_example(name)
+    with anyio.fail_after(20):
+        result = await example.main(*args)
+    assert result in (None, 0)
+    return capsys.readouterr().out.splitlines()
+
+
+async def test_howto_authenticate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run_main("authenticate", capsys) == [
+        "refused: 401 log in first",
+        "hello alice, we speak chat.v1",
+        "hello alice, we speak chat.v2",
+        "refused: 400 offer one of chat.v2, chat.v1",
+        "refused: 403 Origin not allowed",
+    ]
+
+
+async def test_migrate_from_websockets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run_main("from_websockets", capsys) == [
+        "subprotocol: echo",
+        "text: hello",
+        "binary: b'\\x01\\x02'",
+        "ping answered: True",
+        "closed: 1000 done",
+        "receive after close: ConnectionClosedOK",
+        "refused: 404",
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["http", "socks5h"])
+async def test_howto_proxies(scheme: str, free_tcp_port: int,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Through a real proxy (pproxy, with credentials): the echo comes back;
+    without the credentials, the refusal is reported and main() returns 1."""
+    example = load_example("through_proxy")
+    with anyio.fail_after(20):
+        async with pproxy(free_tcp_port, auth="user:pass", scheme="http+socks5") as proxy, \
+                running(echo_server()) as port:
+            url = f"ws://127.0.0.1:{port}/"
+            assert await example.main(f"{scheme}://user:pass@127.0.0.1:{proxy.port}", url) == 0
+            assert capsys.readouterr().out == "hello through the proxy\n"
+            assert await example.main(f"{scheme}://127.0.0.1:{proxy.port}", url) == 1
+            refusal = capsys.readouterr().err
+            assert refusal.startswith("the proxy refused: "
+                                      + ("407" if scheme == "http" else "0")), refusal
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_howto_tls_tests() -> None:
+    """The how-to's test module, run by pytest as a user runs it (it
+    parametrizes both backends itself)."""
+    name = "test_wss_trustme"
+    with anyio.fail_after(60):
+        result = await anyio.run_process(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             str(EXAMPLES / (name + ".py"))], check=False,
+            stderr=subprocess.STDOUT)
+    output = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, output
+    assert "4 passed" in output, output
+
+
+# The reference pages that list options: every keyword parameter of the
+# constructors is in its section of docs/options.md, and every command-line
+# option is on docs/cli.md and docs/options.md.
+
+OPTIONS_PAGE = DOCS / "options.md"
+#: Section heading of docs/options.md -> the callables whose options it lists.
+OPTION_SECTIONS: dict[str, list[Callable[..., object]]] = {
+    "`WebSocket` (server side)": [WebSocket.__init__, WebSocket.from_asgi],
+    "`WebSocket.Client`": [Client.__init__, Client.connect],
+    "`WebSocket.Client.reconnecting`": [Client.reconnecting],
+    "`PerMessageDeflate`": [PerMessageDeflate.__init__],
+    "`EventSource` (server side)": [EventSource.__init__, EventSource.from_asgi],
+    "`EventSource.Client`": [EventSource.Client.__init__],
+    "`faye_websocket.http.Server`": [Server.__init__, Server.serve, Server.serve_listener],
+    "`Hub`": [Hub.__init__],
+}
+#: Positional arguments that are what the object is built on, not options.
+NOT_OPTIONS = {"self", "request", "stream", "body", "response", "scope", "receive", "send",
+               "url", "task_group", "listener", "options"}
+
+
+def option_sections() -> dict[str, str]:
+    """The text of each ``##``/``###`` section of docs/options.md, by heading."""
+    parts = re.split(r"^#{2,3} (.+)$", OPTIONS_PAGE.read_text(), flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def undocumented_options(heading: str, section: str) -> list[str]:
+    rows = set(re.findall(r"^\| `(\w+)`", section, re.M))
+    names = []
+    for function in OPTION_SECTIONS[heading]:
+        names += [name for name, parameter in inspect.signature(function).parameters.items()
+                  if name not in NOT_OPTIONS and parameter.kind is not parameter.VAR_KEYWORD]
+    return [name for name in names if name not in rows]
+
+
+@pytest.mark.parametrize("heading", OPTION_SECTIONS)
+def test_every_option_is_on_the_options_page(heading: str) -> None:
+    sections = option_sections()
+    assert heading in sections
+    assert undocumented_options(heading, sections[heading]) == []
+
+
+def wrong_defaults(heading: str, section: str) -> list[str]:
+    """Rows whose default column starts with a Python literal (`16384`,
+    `2**26 - 1`, `None`, `"close"`...) that is not the signature's default."""
+    wrong = []
+    for name, cell in re.findall(r"^\| `(\w+)`[^|]*\| `([^`]*)`", section, re.M):
+        value = eval(cell, {"__builtins__": {}})  # literals and arithmetic only
+        for function in OPTION_SECTIONS[heading]:
+            parameter = inspect.signature(function).parameters.get(name)
+            if parameter is not None and parameter.default is not parameter.empty \
+                    and parameter.default != value:
+                wrong.append(f"{name}: {cell} != {parameter.default!r}")
+    return wrong
+
+
+@pytest.mark.parametrize("heading", OPTION_SECTIONS)
+def test_the_options_page_gives_the_real_defaults(heading: str) -> None:
+    assert wrong_defaults(heading, option_sections()[heading]) == []
+
+
+def test_the_defaults_check_sees_a_wrong_default() -> None:
+    section = option_sections()["`Hub`"].replace("| `1000` |", "| `100` |")
+    assert wrong_defaults("`Hub`", section) == ["history: 100 != 1000"]
+
+
+def test_the_options_check_sees_a_missing_option() -> None:
+    section = option_sections()["`Hub`"].replace("| `redis_timeout` |", "| redis timeout |")
+    assert undocumented_options("`Hub`", section) == ["redis_timeout"]
+
+
+def command_line_options() -> dict[str, list[str]]:
+    """Every option string of every subcommand (and the top level's)."""
+    from faye_websocket.__main__ import _parser
+
+    parser = _parser()
+    found = {"": [s for a in parser._actions for s in a.option_strings
+                  if s.startswith("--") and s != "--help"]}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                found[command] = [s for a in sub._actions for s in a.option_strings
+                                  if s.startswith("--") and s != "--help"]
+    return found
+
+
+@pytest.mark.parametrize("page", ["cli.md", "options.md"])
+def test_every_command_line_option_is_documented(page: str) -> None:
+    text = (DOCS / page).read_text()
+    options = command_line_options()
+    assert set(options) == {"", "demo", "echo", "serve", "chat", "client"}
+    missing = sorted({f"{command} {option}" for command, names in options.items()
+                      for option in names if option not in text})
+    assert missing == []
+
+
+# The threat model cites tests: each cited file and test exists.
+
+CITATION = re.compile(r"`(?:(test_\w+\.py)|(fuzz/\w+\.py))?(?:::(test_\w+))?`")
+
+
+def threat_model_citations() -> list[tuple[str, str | None]]:
+    """``(file, test)`` for each citation. A bare ``::test_x`` names a test
+    of the file cited before it in the same table row or list item, or, in
+    the section on hostile servers, of tests/test_hostile_server.py."""
+    citations: list[tuple[str, str | None]] = []
+    default: str | None = None
+    text = (DOCS / "threat-model.md").read_text()
+    for unit in re.split(r"\n(?=\||\* |\n|#)", text):
+        if unit.startswith("#"):
+            default = ("tests/test_hostile_server.py" if "hostile server" in unit else None)
+        current = default
+        for test_file, fuzz_file, test in CITATION.findall(unit):
+            if fuzz_file:
+                citations.append((fuzz_file, None))
+                continue
+            if test_file:
+                current = f"tests/{test_file}"
+            elif not test:
+                continue
+            assert current is not None, f"::{test} names no file"
+            citations.append((current, test or None))
+    return citations
+
+
+def test_the_threat_model_cites_tests_that_exist() -> None:
+    root = DOCS.parent
+    citations = threat_model_citations()
+    assert len(citations) > 40
+    missing = [f"{path}::{test}" for path, test in citations
+               if not (root / path).is_file() or test is not None and not re.search(
+                   rf"^(async )?def {test}\(", (root / path).read_text(), re.M)]
+    assert missing == []
+
+
+async def test_migrate_from_node(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = await run_main("from_node", capsys)
+    assert lines[0] == "client: message Hello, world!"
+    assert sorted(lines[1:]) == ["client: close 1000 ", "server: close 1000 "]
+
+
+async def test_howto_redis_two_processes_share_a_chat() -> None:
+    """Two servers of the how-to's program, each with its own Redis hub (as
+    two processes would have), on one real Redis: a message sent to one
+    reaches both; an EventSource resumes on either."""
+    example = load_example("scale_out")
+    with redis_server() as redis, anyio.fail_after(30):
+        async with Hub(redis=redis.url) as hub1, Hub(redis=redis.url) as hub2, \
+                running(example.chat_server(hub1)) as port1, \
+                running(example.chat_server(hub2)) as port2:
+            async with WebSocket.Client(f"ws://127.0.0.1:{port1}/chat") as ws, \
+                    EventSource.Client(f"http://127.0.0.1:{port2}/events") as source:
+                await wait_for(lambda: hub1.subscriber_count("room") == 1
+                               and hub2.subscriber_count("room") == 1)
+                await ws.send("hello from 7000")
+                assert await ws.receive() == "hello from 7000"
+                first = await source.receive()
+                assert first.data == "hello from 7000"
+                await ws.send("second")
+                assert await ws.receive() == "second"
+            async with EventSource.Client(f"http://127.0.0.1:{port1}/events",
+                                          last_event_id=first.id) as resumed:
+                assert (await resumed.receive()).data == "second"
+
+
+async def test_howto_fastapi_app() -> None:
+    """The FastAPI application of docs/asgi.md, served by our server."""
+    example = load_example("fastapi_app")
+    with anyio.fail_after(20):
+        async with running(Server(app=example.app)) as port:
+            response, page = await http_get(port, "/")
+            assert response.status_code == 200
+            assert b'"feed":"/feed"' in page
+            async with WebSocket.Client(f"ws://127.0.0.1:{port}/chat", ["chat"]) as ws:
+                assert ws.protocol == "chat"
+                await ws.send("hello")
+                assert await ws.receive() == "hello"
+            with pytest.raises(HandshakeError) as refused:
+                async with WebSocket.Client(f"ws://127.0.0.1:{port}/private"):
+                    pass
+            assert refused.value.status_code == 401
+            assert refused.value.body == b"log in first"
+            async with WebSocket.Client(f"ws://127.0.0.1:{port}/private",
+                                        headers={"Authorization": "Bearer secret"}) as ws:
+                assert await ws.receive() == "welcome"
+            async with EventSource.Client(f"http://127.0.0.1:{port}/feed",
+                                          last_event_id="41") as source:
+                event = await source.receive()
+                assert (event.type, event.data, event.id) == ("tick", "tick 42", "42")
+
+
+async def test_howto_plain_asgi_app() -> None:
+    """The plain ASGI application of docs/asgi.md, served by our server."""
+    example = load_example("plain_asgi")
+    with anyio.fail_after(20):
+        async with running(Server(app=example.app)) as port:
+            response, _ = await http_get(port, "/")
+            assert response.status_code == 404
+            async with WebSocket.Client(f"ws://127.0.0.1:{port}/", ["chat"]) as ws:
+                await ws.send(b"\x00")
+                assert await ws.receive() == b"\x00"
+            async with EventSource.Client(f"http://127.0.0.1:{port}/?last_event_id=6") as source:
+                event = await source.receive()
+                assert (event.data, event.id) == ("hello", "7")
+
+
+async def check_main_app(port: int) -> None:
+    response, body = await http_get(port, "/items/5?q=x")
+    assert response.status_code == 200
+    assert body == b'{"item_id":5,"q":"x"}'
+    async with WebSocket.Client(f"ws://127.0.0.1:{port}/ws") as ws:
+        await ws.send("unchanged")
+        assert await ws.receive() == "unchanged"
+
+
+async def test_serving_asgi_the_fastapi_app() -> None:
+    """docs/asgi-serving.md's FastAPI application, on this test's backend."""
+    with anyio.fail_after(20):
+        async with running(Server(app=load_example("main").app)) as port:
+            await check_main_app(port)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_serving_asgi_from_a_program() -> None:
+    """``python serve_app.py 0`` serves main.py's app, and SIGTERM ends it
+    with status 0."""
+    process, port = await start_program("serve_app", "0")
+    try:
+        with anyio.fail_after(20):
+            await check_main_app(port)
+            process.terminate()
+            assert await process.wait() == 0
+    finally:
+        await stop_program(process)

@@ -71,3 +71,65 @@ async def test_a_restart_between_two_reads_is_reported_where_the_gap_is(
     lost = json.loads(events[-2].data)
     assert lost["reason"] == "backend"
     assert lost["after"] == events[-3].id  # the last one it did get
+
+
+class _CutAfterXadd:
+    """A TCP proxy to Redis that, once, lets an XADD through and then cuts
+    the connection before Redis's answer gets back: the entry is stored,
+    and the publisher cannot know it."""
+
+    def __init__(self, redis: RedisServer) -> None:
+        self.redis = redis
+        self.armed = True
+        self.cut = 0
+
+    async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+            task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
+            await listener.serve(self._relay)
+
+    async def _relay(self, client: anyio.abc.SocketStream) -> None:
+        async with client, await anyio.connect_tcp("127.0.0.1", self.redis.port) as server, \
+                anyio.create_task_group() as tg:
+
+            cutting = False
+
+            async def up() -> None:
+                nonlocal cutting
+                async for chunk in client:
+                    if self.armed and b"XADD" in chunk.upper():
+                        self.armed, cutting = False, True
+                        await server.send(chunk)
+                        await anyio.sleep(0.2)  # Redis stores it meanwhile
+                        self.cut += 1
+                        break  # both ends closed, and no answer
+                    await server.send(chunk)
+                tg.cancel_scope.cancel()
+
+            async def down() -> None:
+                async for chunk in server:
+                    if not cutting:  # (the answer to that XADD is dropped)
+                        await client.send(chunk)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(up)
+            tg.start_soon(down)
+
+
+async def test_a_publish_retried_after_a_lost_answer_is_stored_once(
+        redis: RedisServer) -> None:
+    proxy = _CutAfterXadd(redis)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(proxy.serve)
+        url = f"redis://127.0.0.1:{port}/0"
+        with anyio.fail_after(20):
+            async with Hub(redis=url) as hub:
+                first = await hub.publish("once", "exactly once")
+                assert proxy.cut == 1  # the answer to the first XADD was lost
+                second = await hub.publish("once", "and then")
+            # What is in the stream: each message once, under the id publish returned.
+            async with Hub(redis=redis.url) as reader:
+                replay = await reader._backend.replay("once", "0-0")
+        tg.cancel_scope.cancel()
+    assert [(m.id, m.data) for m in replay.messages] == [
+        (first, "exactly once"), (second, "and then")]

@@ -2,8 +2,9 @@
 and asyncio alike): one Redis stream per channel.
 
 * ``publish`` is ``XADD <prefix><channel> MAXLEN ~ <history> * d <data> t
-  s|b [e <event>]``: Redis assigns the id, which is the message id in every
-  process, and the stream is the history.
+  s|b u <token> [e <event>]``: Redis assigns the id, which is the message id
+  in every process, and the stream is the history. A retried publish looks
+  for its token first, so a lost answer does not store it twice.
 * Each process runs one reader task: ``XREAD BLOCK`` over the streams of
   the channels it has subscribers for, from the last id it delivered of
   each. A process therefore delivers every entry after its cursor, in
@@ -32,6 +33,7 @@ same way for ``redis_timeout`` seconds, then raise HubUnavailableError.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -48,6 +50,7 @@ try:
     import coredis
     import coredis.exceptions
     from coredis import PureToken
+    from coredis.retry import NoRetryPolicy
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("Hub(redis=...) needs coredis: pip install 'faye-websocket[redis]'"
                       ) from exc
@@ -67,6 +70,8 @@ _BACKOFF_MAX = 2.0
 _BLOCK_MS = 5000
 _READ_COUNT = 500
 _ID = re.compile(rb"\d+-\d+")
+#: Entries a retried publish looks through for its own (see publish).
+_TOKEN_SEARCH = 1000
 
 
 class RedisBackend:
@@ -75,7 +80,11 @@ class RedisBackend:
     def __init__(self, url: str, *, prefix: str, history: int, history_age: float,
                  timeout: float) -> None:
         self._url = url
-        self._client: coredis.Redis[bytes] = coredis.Redis.from_url(url, decode_responses=False)
+        # No retries in coredis (it retries a broken command twice by
+        # default, which would store a publish twice): ours, with backoff
+        # and the idempotent publish, are the only ones.
+        self._client: coredis.Redis[bytes] = coredis.Redis.from_url(
+            url, decode_responses=False, retry_policy=NoRetryPolicy())
         self._prefix = prefix
         self._history = max(history, 1)  # a stream is also the live feed
         self._history_age = history_age
@@ -114,15 +123,39 @@ class RedisBackend:
                 delay = min(delay * 2, _BACKOFF_MAX)
 
     async def publish(self, channel: str, data: str | bytes, event: str | None) -> str:
-        fields: dict[str, str | bytes] = {"d": data, "t": "s" if isinstance(data, str) else "b"}
+        # ``u``: a token of this publish, so that an XADD retried after the
+        # connection broke (Redis may have stored the entry and the answer
+        # got lost) is not stored twice: the retry looks for it first.
+        token = os.urandom(8)
+        fields: dict[str, str | bytes] = {"d": data, "t": "s" if isinstance(data, str) else "b",
+                                          "u": token}
         if event is not None:
             fields["e"] = event
         key = self._key(channel)
-        entry_id = await self._retrying("publish", lambda: self._client.xadd(
-            key, fields, trim_strategy=PureToken.MAXLEN,
-            trim_operator=PureToken.APPROXIMATELY, threshold=self._history))
-        assert entry_id is not None
-        return _text(entry_id)
+        tried = False
+
+        async def add() -> str:
+            nonlocal tried
+            if tried:
+                stored = await self._find_token(key, token)
+                if stored is not None:
+                    return stored
+            tried = True
+            entry_id = await self._client.xadd(
+                key, fields, trim_strategy=PureToken.MAXLEN,
+                trim_operator=PureToken.APPROXIMATELY, threshold=self._history)
+            assert entry_id is not None
+            return _text(entry_id)
+
+        return await self._retrying("publish", add)
+
+    async def _find_token(self, key: str, token: bytes) -> str | None:
+        """The id of the entry of ``key`` published with ``token``, among
+        the newest (where a publish that just broke off would be)."""
+        for entry in await self._client.xrevrange(key, "+", "-", count=_TOKEN_SEARCH):
+            if entry.field_values.get(b"u") == token:
+                return _text(entry.identifier)
+        return None
 
     async def replay(self, channel: str, after: str) -> Replay:
         key = parse_id(after)

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import anyio.abc
+import coredis
 import pytest
 
 from faye_websocket import EventSource, Hub
@@ -133,3 +135,18 @@ async def test_a_publish_retried_after_a_lost_answer_is_stored_once(
         tg.cancel_scope.cancel()
     assert [(m.id, m.data) for m in replay.messages] == [
         (first, "exactly once"), (second, "and then")]
+
+
+async def test_history_age_trims_the_stream_in_redis(redis: RedisServer) -> None:
+    """Entries older than history_age leave the stream itself (not only the
+    replay), so a quiet channel's history does not stay in Redis."""
+    with anyio.fail_after(20):
+        async with Hub(redis=redis.url, history_age=0.5) as hub:
+            await hub.publish("aged", "old")
+            await anyio.sleep(1.1)  # older than history_age, and a trim is due
+            kept = await hub.publish("aged", "new")
+        client: coredis.Redis[bytes] = coredis.Redis.from_url(redis.url)
+        async with client:
+            entries = await client.xrange("faye:hub:aged", "-", "+")
+    assert [str(entry.identifier, "ascii") if isinstance(entry.identifier, bytes)
+            else entry.identifier for entry in entries] == [kept]

@@ -70,6 +70,8 @@ _BACKOFF_MAX = 2.0
 _BLOCK_MS = 5000
 _READ_COUNT = 500
 _ID = re.compile(rb"\d+-\d+")
+#: Seconds between two trims of a channel by age (see publish).
+_AGE_TRIM_EVERY = 1.0
 #: Entries a retried publish looks through for its own (see publish).
 _TOKEN_SEARCH = 1000
 
@@ -94,6 +96,8 @@ class RedisBackend:
         self._changed = anyio.Event()
         self._read_scope: anyio.CancelScope | None = None
         self._in_contact = True
+        #: When each channel was last trimmed by age (``time.monotonic()``).
+        self._age_trimmed: dict[str, float] = {}
         #: The ``run_id`` of the Redis server the cursors were read from.
         self._run_id: str | None = None
 
@@ -147,7 +151,31 @@ class RedisBackend:
             assert entry_id is not None
             return _text(entry_id)
 
-        return await self._retrying("publish", add)
+        entry_id = await self._retrying("publish", add)
+        await self._trim_by_age(channel, key)
+        return entry_id
+
+    async def _trim_by_age(self, channel: str, key: str) -> None:
+        """Drop the entries older than ``history_age`` (``XTRIM MINID``), at
+        most once a second per channel: ``XADD`` trims by count only, and
+        a quiet channel's old entries would otherwise stay (replay skips
+        them anyway; this is for Redis's memory)."""
+        now = time.monotonic()
+        last = self._age_trimmed.get(channel)
+        if last is not None and now - last < _AGE_TRIM_EVERY:  # (inf: never again)
+            return
+        self._age_trimmed[channel] = now
+        oldest_ms = int((time.time() - self._history_age) * 1000)
+        if oldest_ms <= 0:
+            return
+        try:
+            await self._client.xtrim(key, PureToken.MINID, oldest_ms)
+        except _REDIS_DOWN:
+            pass  # the next publish tries again
+        except coredis.exceptions.ResponseError as exc:  # MINID needs Redis 6.2
+            logger.warning("hub: cannot trim %r by age (%s); replay still skips old "
+                           "messages", key, exc)
+            self._age_trimmed[channel] = float("inf")
 
     async def _find_token(self, key: str, token: bytes) -> str | None:
         """The id of the entry of ``key`` published with ``token``, among

@@ -8,8 +8,9 @@
         message_id = await hub.publish("room", "hello")
 
 Delivery, per subscription, is exactly once and in publish order. A message
-goes straight into the subscriber's own write buffer (``send_nowait``) while
-that has room; past that, it waits in the subscription's queue, bounded in
+goes straight into the subscriber's own write buffer (``send_nowait``, or
+for a WebSocket that takes the shared frame, its core's queue, which the hub
+writes in batches: see Hub._run_flusher) while that has room; past that, it waits in the subscription's queue, bounded in
 messages and bytes, which one task (started only while there is a backlog)
 feeds to the subscriber as it reads. When the queue is full, the
 subscription's policy decides: drop the oldest (the subscriber is told how

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import anyio.abc
+import coredis
 import pytest
 
 from faye_websocket import EventSource, Hub
@@ -71,3 +73,80 @@ async def test_a_restart_between_two_reads_is_reported_where_the_gap_is(
     lost = json.loads(events[-2].data)
     assert lost["reason"] == "backend"
     assert lost["after"] == events[-3].id  # the last one it did get
+
+
+class _CutAfterXadd:
+    """A TCP proxy to Redis that, once, lets an XADD through and then cuts
+    the connection before Redis's answer gets back: the entry is stored,
+    and the publisher cannot know it."""
+
+    def __init__(self, redis: RedisServer) -> None:
+        self.redis = redis
+        self.armed = True
+        self.cut = 0
+
+    async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+            task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
+            await listener.serve(self._relay)
+
+    async def _relay(self, client: anyio.abc.SocketStream) -> None:
+        async with client, await anyio.connect_tcp("127.0.0.1", self.redis.port) as server, \
+                anyio.create_task_group() as tg:
+
+            cutting = False
+
+            async def up() -> None:
+                nonlocal cutting
+                async for chunk in client:
+                    if self.armed and b"XADD" in chunk.upper():
+                        self.armed, cutting = False, True
+                        await server.send(chunk)
+                        await anyio.sleep(0.2)  # Redis stores it meanwhile
+                        self.cut += 1
+                        break  # both ends closed, and no answer
+                    await server.send(chunk)
+                tg.cancel_scope.cancel()
+
+            async def down() -> None:
+                async for chunk in server:
+                    if not cutting:  # (the answer to that XADD is dropped)
+                        await client.send(chunk)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(up)
+            tg.start_soon(down)
+
+
+async def test_a_publish_retried_after_a_lost_answer_is_stored_once(
+        redis: RedisServer) -> None:
+    proxy = _CutAfterXadd(redis)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(proxy.serve)
+        url = f"redis://127.0.0.1:{port}/0"
+        with anyio.fail_after(20):
+            async with Hub(redis=url) as hub:
+                first = await hub.publish("once", "exactly once")
+                assert proxy.cut == 1  # the answer to the first XADD was lost
+                second = await hub.publish("once", "and then")
+            # What is in the stream: each message once, under the id publish returned.
+            async with Hub(redis=redis.url) as reader:
+                replay = await reader._backend.replay("once", "0-0")
+        tg.cancel_scope.cancel()
+    assert [(m.id, m.data) for m in replay.messages] == [
+        (first, "exactly once"), (second, "and then")]
+
+
+async def test_history_age_trims_the_stream_in_redis(redis: RedisServer) -> None:
+    """Entries older than history_age leave the stream itself (not only the
+    replay), so a quiet channel's history does not stay in Redis."""
+    with anyio.fail_after(20):
+        async with Hub(redis=redis.url, history_age=0.5) as hub:
+            await hub.publish("aged", "old")
+            await anyio.sleep(1.1)  # older than history_age, and a trim is due
+            kept = await hub.publish("aged", "new")
+        client: coredis.Redis[bytes] = coredis.Redis.from_url(redis.url)
+        async with client:
+            entries = await client.xrange("faye:hub:aged", "-", "+")
+    assert [str(entry.identifier, "ascii") if isinstance(entry.identifier, bytes)
+            else entry.identifier for entry in entries] == [kept]

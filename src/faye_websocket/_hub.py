@@ -8,10 +8,12 @@
         message_id = await hub.publish("room", "hello")
 
 Delivery, per subscription, is exactly once and in publish order. A message
-goes straight into the subscriber's own write buffer (``send_nowait``) while
-that has room; past that, it waits in the subscription's queue, bounded in
-messages and bytes, which one task (started only while there is a backlog)
-feeds to the subscriber as it reads. When the queue is full, the
+goes straight into the subscriber's own write buffer (``send_nowait``, or
+for a WebSocket that takes the shared frame, its core's queue, which the hub
+writes in batches: see Hub._run_flusher) while that has room; past that, it
+waits in the subscription's queue, bounded in messages and bytes, which one
+task (started only while there is a backlog) feeds to the subscriber as it
+reads. When the queue is full, the
 subscription's policy decides: drop the oldest (the subscriber is told how
 many it lost), close the subscriber, or make the publisher wait up to a
 timeout. The publisher never waits on a subscriber otherwise, and a

@@ -2,8 +2,9 @@
 and asyncio alike): one Redis stream per channel.
 
 * ``publish`` is ``XADD <prefix><channel> MAXLEN ~ <history> * d <data> t
-  s|b [e <event>]``: Redis assigns the id, which is the message id in every
-  process, and the stream is the history.
+  s|b u <token> [e <event>]``: Redis assigns the id, which is the message id
+  in every process, and the stream is the history. A retried publish looks
+  for its token first, so a lost answer does not store it twice.
 * Each process runs one reader task: ``XREAD BLOCK`` over the streams of
   the channels it has subscribers for, from the last id it delivered of
   each. A process therefore delivers every entry after its cursor, in
@@ -32,6 +33,7 @@ same way for ``redis_timeout`` seconds, then raise HubUnavailableError.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -48,6 +50,7 @@ try:
     import coredis
     import coredis.exceptions
     from coredis import PureToken
+    from coredis.retry import NoRetryPolicy
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("Hub(redis=...) needs coredis: pip install 'faye-websocket[redis]'"
                       ) from exc
@@ -64,6 +67,10 @@ _BACKOFF_MAX = 2.0
 _BLOCK_MS = 5000
 _READ_COUNT = 500
 _ID = re.compile(rb"\d+-\d+")
+#: Seconds between two trims of a channel by age (see publish).
+_AGE_TRIM_EVERY = 1.0
+#: Entries a retried publish looks through for its own (see publish).
+_TOKEN_SEARCH = 1000
 
 
 class _Hub(Protocol):
@@ -81,7 +88,11 @@ class RedisBackend:
     def __init__(self, url: str, *, prefix: str, history: int, history_age: float,
                  timeout: float) -> None:
         self._url = url
-        self._client: coredis.Redis[bytes] = coredis.Redis.from_url(url, decode_responses=False)
+        # No retries in coredis (it retries a broken command twice by
+        # default, which would store a publish twice): ours, with backoff
+        # and the idempotent publish, are the only ones.
+        self._client: coredis.Redis[bytes] = coredis.Redis.from_url(
+            url, decode_responses=False, retry_policy=NoRetryPolicy())
         self._prefix = prefix
         self._history = max(history, 1)  # a stream is also the live feed
         self._history_age = history_age
@@ -91,6 +102,8 @@ class RedisBackend:
         self._changed = anyio.Event()
         self._read_scope: anyio.CancelScope | None = None
         self._in_contact = True
+        #: When each channel was last trimmed by age (``time.monotonic()``).
+        self._age_trimmed: dict[str, float] = {}
         #: The ``run_id`` of the Redis server the cursors were read from.
         self._run_id: str | None = None
 
@@ -120,15 +133,63 @@ class RedisBackend:
                 delay = min(delay * 2, _BACKOFF_MAX)
 
     async def publish(self, channel: str, data: str | bytes, event: str | None) -> str:
-        fields: dict[str, str | bytes] = {"d": data, "t": "s" if isinstance(data, str) else "b"}
+        # ``u``: a token of this publish, so that an XADD retried after the
+        # connection broke (Redis may have stored the entry and the answer
+        # got lost) is not stored twice: the retry looks for it first.
+        token = os.urandom(8)
+        fields: dict[str, str | bytes] = {"d": data, "t": "s" if isinstance(data, str) else "b",
+                                          "u": token}
         if event is not None:
             fields["e"] = event
         key = self._key(channel)
-        entry_id = await self._retrying("publish", lambda: self._client.xadd(
-            key, fields, trim_strategy=PureToken.MAXLEN,
-            trim_operator=PureToken.APPROXIMATELY, threshold=self._history))
-        assert entry_id is not None
-        return _text(entry_id)
+        tried = False
+
+        async def add() -> str:
+            nonlocal tried
+            if tried:
+                stored = await self._find_token(key, token)
+                if stored is not None:
+                    return stored
+            tried = True
+            entry_id = await self._client.xadd(
+                key, fields, trim_strategy=PureToken.MAXLEN,
+                trim_operator=PureToken.APPROXIMATELY, threshold=self._history)
+            assert entry_id is not None
+            return _text(entry_id)
+
+        entry_id = await self._retrying("publish", add)
+        await self._trim_by_age(channel, key)
+        return entry_id
+
+    async def _trim_by_age(self, channel: str, key: str) -> None:
+        """Drop the entries older than ``history_age`` (``XTRIM MINID``), at
+        most once a second per channel: ``XADD`` trims by count only, and
+        a quiet channel's old entries would otherwise stay (replay skips
+        them anyway; this is for Redis's memory)."""
+        now = time.monotonic()
+        last = self._age_trimmed.get(channel)
+        if last is not None and now - last < _AGE_TRIM_EVERY:  # (inf: never again)
+            return
+        self._age_trimmed[channel] = now
+        oldest_ms = int((time.time() - self._history_age) * 1000)
+        if oldest_ms <= 0:
+            return
+        try:
+            await self._client.xtrim(key, PureToken.MINID, oldest_ms)
+        except _REDIS_DOWN:
+            pass  # the next publish tries again
+        except coredis.exceptions.ResponseError as exc:  # MINID needs Redis 6.2
+            logger.warning("hub: cannot trim %r by age (%s); replay still skips old "
+                           "messages", key, exc)
+            self._age_trimmed[channel] = float("inf")
+
+    async def _find_token(self, key: str, token: bytes) -> str | None:
+        """The id of the entry of ``key`` published with ``token``, among
+        the newest (where a publish that just broke off would be)."""
+        for entry in await self._client.xrevrange(key, "+", "-", count=_TOKEN_SEARCH):
+            if entry.field_values.get(b"u") == token:
+                return _text(entry.identifier)
+        return None
 
     async def replay(self, channel: str, after: str) -> Replay:
         key = parse_id(after)

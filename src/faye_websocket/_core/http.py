@@ -4,6 +4,7 @@ EventSource handshakes."""
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, overload
@@ -171,6 +172,12 @@ def coerce_request(request: Request | h11.Request) -> Request:
 _UNUSUAL_BYTE = re.compile(rb"[^\x21-\x7e\x80-\xff \t\r\n]")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _TOKEN_BYTES = "".join(sorted(_TCHAR)).encode("ascii")
+#: Headers whose values are the same for many clients (not keys, cookies).
+_SHARED_VALUES = frozenset({
+    "host", "upgrade", "connection", "origin", "user-agent", "sec-websocket-version",
+    "sec-websocket-extensions", "sec-websocket-protocol", "accept-encoding", "accept-language",
+    "pragma", "cache-control",
+})
 
 
 def parse_upgrade_head(data: bytes, max_size: int) -> tuple[Request, bytes] | None:
@@ -211,7 +218,10 @@ def parse_upgrade_head(data: bytes, max_size: int) -> tuple[Request, bytes] | No
             hosts += 1
         elif name in ("content-length", "transfer-encoding"):
             return None
-        fields.append((name, value.decode("latin-1")))
+        text = value.decode("latin-1")
+        # Every open connection keeps its request: names, and values that
+        # repeat from client to client, are shared (interned) strings.
+        fields.append((sys.intern(name), sys.intern(text) if name in _SHARED_VALUES else text))
     if hosts != 1 or size > max_size:
         return None
     headers = Headers(fields)

@@ -4,7 +4,6 @@ EventSource handshakes."""
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, overload
@@ -180,6 +179,28 @@ _SHARED_VALUES = frozenset({
 })
 
 
+#: Strings of request heads, kept once (see _shared); cleared when full.
+_STRINGS: dict[str, str] = {}
+_STRINGS_MAX = 1024
+_SHARED_LENGTH = 100
+
+
+def _shared(text: str) -> str:
+    """``text``, as the one copy of it the parser has seen before: every
+    open connection keeps its request, and header names and many values
+    repeat from client to client. Not ``sys.intern()``, whose strings are
+    immortal on Python 3.12 (values a client chose would never be freed);
+    this cache is bounded and starts over when full."""
+    if len(text) > _SHARED_LENGTH:
+        return text
+    known = _STRINGS.get(text)
+    if known is None:
+        if len(_STRINGS) >= _STRINGS_MAX:
+            _STRINGS.clear()
+        known = _STRINGS[text] = text
+    return known
+
+
 def parse_upgrade_head(data: bytes, max_size: int) -> tuple[Request, bytes] | None:
     """The request and the bytes after its head, if ``data`` starts with
     a plain upgrade request; otherwise None, and h11 decides.
@@ -219,9 +240,7 @@ def parse_upgrade_head(data: bytes, max_size: int) -> tuple[Request, bytes] | No
         elif name in ("content-length", "transfer-encoding"):
             return None
         text = value.decode("latin-1")
-        # Every open connection keeps its request: names, and values that
-        # repeat from client to client, are shared (interned) strings.
-        fields.append((sys.intern(name), sys.intern(text) if name in _SHARED_VALUES else text))
+        fields.append((_shared(name), _shared(text) if name in _SHARED_VALUES else text))
     if hosts != 1 or size > max_size:
         return None
     headers = Headers(fields)

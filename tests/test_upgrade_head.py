@@ -154,8 +154,6 @@ def test_what_goes_to_h11() -> None:
 
 
 def test_repeated_names_and_values_are_kept_once_in_a_bounded_cache() -> None:
-
-
     def opening(origin: bytes) -> bytes:
         return b"GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n" \
             b"Connection: Upgrade\r\nOrigin: " + origin + b"\r\n" \

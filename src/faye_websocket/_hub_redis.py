@@ -22,7 +22,11 @@ When Redis goes away, the reader retries with exponential backoff (50 ms up
 to 2 s). When it is back, each channel's cursor is looked up: if its entry
 is still there, reading on from it loses nothing; if not (Redis restarted
 without persistence, or trimmed past it), the subscribers get a ``lost``
-report where the gap is. Commands of ``publish`` and ``replay`` retry the
+report where the gap is. A restart the reader did not see break its
+connection (it was not reading then: a ``wait`` subscriber held it up, or
+it was delivering a batch) is found by the server's ``run_id`` (``INFO
+server``), asked before every ``XREAD``: a new one means a new server, and
+the cursors are looked up the same way. Commands of ``publish`` and ``replay`` retry the
 same way for ``redis_timeout`` seconds, then raise HubUnavailableError.
 """
 
@@ -31,7 +35,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -48,9 +52,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("Hub(redis=...) needs coredis: pip install 'faye-websocket[redis]'"
                       ) from exc
 
-if TYPE_CHECKING:
-    from ._hub import Hub
-
 __all__ = ["RedisBackend"]
 
 _T = TypeVar("_T")
@@ -63,6 +64,15 @@ _BACKOFF_MAX = 2.0
 _BLOCK_MS = 5000
 _READ_COUNT = 500
 _ID = re.compile(rb"\d+-\d+")
+
+
+class _Hub(Protocol):
+    """What the backend calls on its :class:`~faye_websocket.Hub` (named
+    here, so this module does not import the one that imports it)."""
+
+    async def _deliver(self, message: HubMessage) -> None: ...
+
+    def _report_lost(self, channel_name: str, reason: str) -> None: ...
 
 
 class RedisBackend:
@@ -81,11 +91,13 @@ class RedisBackend:
         self._changed = anyio.Event()
         self._read_scope: anyio.CancelScope | None = None
         self._in_contact = True
+        #: The ``run_id`` of the Redis server the cursors were read from.
+        self._run_id: str | None = None
 
     def _key(self, channel: str) -> str:
         return self._prefix + channel
 
-    async def run(self, hub: Hub, *,
+    async def run(self, hub: _Hub, *,
                   task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
                   ) -> None:
         async with self._client:
@@ -148,6 +160,9 @@ class RedisBackend:
 
     async def watch(self, channel: str) -> None:
         stream = self._key(channel)
+        if self._run_id is None:
+            # Before the cursor: a restart in between shows as a new run_id.
+            self._run_id = await self._retrying("subscribe", self._server_run_id)
         last = await self._retrying("subscribe", lambda: self._client.xrevrange(
             stream, "+", "-", count=1))
         self._cursors[channel] = _text(last[0].identifier) if last else "0-0"
@@ -165,7 +180,7 @@ class RedisBackend:
 
     # -- the reader -------------------------------------------------------
 
-    async def _read_loop(self, hub: Hub) -> None:
+    async def _read_loop(self, hub: _Hub) -> None:
         delay = _BACKOFF_FIRST
         while True:
             while not self._cursors:
@@ -176,8 +191,10 @@ class RedisBackend:
             result: dict[bytes, tuple[Any, ...]] | None = None
             with anyio.CancelScope() as self._read_scope:
                 try:
-                    if not self._in_contact:
-                        await self._check_cursors(hub)
+                    run_id = await self._server_run_id()
+                    if not self._in_contact or run_id != self._run_id:
+                        await self._check_cursors(hub, restarted=self._in_contact)
+                    self._run_id = run_id
                     result = await self._client.xread(streams, count=_READ_COUNT,
                                                       block=_BLOCK_MS)
                 except _REDIS_DOWN as exc:
@@ -204,9 +221,15 @@ class RedisBackend:
                     self._cursors[channel] = message.id
                     await hub._deliver(message)
 
-    async def _check_cursors(self, hub: Hub) -> None:
-        """Back in contact: for each channel, is the entry we read last still
-        there (then nothing was lost)?"""
+    async def _server_run_id(self) -> str:
+        """The Redis server's ``run_id``: a new one each time it starts."""
+        info = await self._client.info("server")
+        return _text(info.get("run_id", b""))  # type: ignore[arg-type]
+
+    async def _check_cursors(self, hub: _Hub, *, restarted: bool = False) -> None:
+        """Back in contact, or Redis restarted (a new ``run_id``) while the
+        reader was not reading: for each channel, is the entry we read last
+        still there (then nothing was lost)?"""
         for channel, cursor in list(self._cursors.items()):
             stream = self._key(channel)
             found = await self._client.xrange(stream, cursor, cursor)
@@ -216,10 +239,13 @@ class RedisBackend:
                     logger.warning("hub: channel %r may have lost messages after %s while "
                                    "Redis was away", channel, cursor)
                     hub._report_lost(channel, "backend")
-        self._in_contact = True
-        logger.warning("hub: back in contact with Redis at %s", self._url)
+        if restarted:
+            logger.warning("hub: Redis at %s restarted between two reads", self._url)
+        else:
+            self._in_contact = True
+            logger.warning("hub: back in contact with Redis at %s", self._url)
 
-    async def _check_trimmed(self, hub: Hub, channel: str, cursor: str) -> None:
+    async def _check_trimmed(self, hub: _Hub, channel: str, cursor: str) -> None:
         """Before a long batch: has the stream been trimmed past our cursor
         (the reader fell more than the history behind)? Trimming takes the
         oldest entries, so it may also have taken some of the batch since we

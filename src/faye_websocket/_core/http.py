@@ -6,13 +6,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
     import h11
 
-__all__ = ["Headers", "Request", "header_tokens", "parse_extension_header", "parse_upgrade_head",
-           "validate_header"]
+__all__ = ["DEFAULT_MAX_HEAD_SIZE", "Headers", "Request", "check_head_size", "error_response",
+           "head_error", "header_tokens", "http_response", "parse_extension_header",
+           "parse_upgrade_head", "refusal_head", "status_phrase", "validate_header"]
+
+#: The largest head read by default (request line or status line, and
+#: headers), by the server and by the clients: a peer that sends an endless
+#: head gets a clear error instead of growing memory.
+DEFAULT_MAX_HEAD_SIZE = 16384
 
 #: RFC 7230 section 3.2.6 ``tchar``.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -164,6 +171,66 @@ def coerce_request(request: Request | h11.Request) -> Request:
     if isinstance(request, Request):
         return request
     return Request.from_h11(request)
+
+
+#: Reason phrases by status (looked up once: an enum call costs more than
+#: the rest of writing a 101).
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
+def status_phrase(status: int) -> str:
+    """The reason phrase for ``status`` (``"Not Found"``); ``""`` for a
+    status the standard library does not name."""
+    return _PHRASES.get(status, "")
+
+
+def check_head_size(response: h11.Response | h11.InformationalResponse,
+                    max_head_size: int) -> str | None:
+    """Why a response head that arrived whole is refused, or ``None``.
+
+    h11's ``max_incomplete_event_size`` bounds a head still arriving; one
+    that came in a single read is measured here.
+    """
+    size = len(response.reason) + 15  # "HTTP/1.1 NNN " and CRLF
+    size += sum(len(name) + len(value) + 4 for name, value in response.headers)
+    if size > max_head_size:
+        return f"response head larger than {max_head_size} bytes"
+    return None
+
+
+def head_error(exc: h11.RemoteProtocolError, max_head_size: int) -> str:
+    """What is wrong with a response h11 refused to parse."""
+    if exc.error_status_hint == 431:  # h11's buffer bound: the head never ended
+        return f"response head larger than {max_head_size} bytes"
+    return f"invalid HTTP response: {exc}"
+
+
+def http_response(status: int, headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
+                  *, reason: str | None = None) -> bytes:
+    """Serialise an HTTP/1.1 response head (and body)."""
+    if reason is None:
+        reason = status_phrase(status)
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body
+
+
+def refusal_head(headers: Sequence[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
+    """The head of a response refusing an upgrade: ``headers`` plus a
+    length, ``Connection: close`` and (unless given) a plain-text type."""
+    head = [("Content-Length", str(len(body))), ("Connection", "close"), *headers]
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        head.insert(0, ("Content-Type", "text/plain; charset=utf-8"))
+    return head
+
+
+def error_response(status: int, text: str, *, head_only: bool = False) -> bytes:
+    """A plain-text error response (``text`` and a line break), with
+    ``Connection: close``; ``head_only`` leaves the body out (for a
+    ``HEAD`` request), not its length."""
+    body = f"{text}\n".encode()
+    return http_response(status, refusal_head([], body), b"" if head_only else body)
 
 
 #: What a request head may hold, for :func:`parse_upgrade_head`: visible

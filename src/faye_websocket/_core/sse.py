@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .client import Target, request_target
+from .url import Target, request_target
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,6 +50,11 @@ _LOCAL_ONLY = frozenset({1005, 1006, 1015})
 #: First header bytes of whole compressed text and binary frames (FIN, RSV1).
 _COMPRESSED = frozenset({0xC1, 0xC2})
 _MAX_REASON_BYTES = 123
+#: The connection runtime's :attr:`WebSocketProtocol.batch_size`: bytes of
+#: messages one :meth:`~WebSocketProtocol.receive_data` call produces at
+#: most (plus one message); the rest of the input stays as it came,
+#: compressed and encoded, until the runtime asks for more.
+BATCH = 1 << 14
 
 
 class ReadyState(enum.IntEnum):
@@ -218,11 +224,21 @@ class WebSocketProtocol:
         self._events: list[Event] = []
         self._parts: list[str | bytes] = []
         self._size = 0
+        #: Parse at most this many bytes of messages (plus one message) per
+        #: :meth:`receive_data` call (the runtime sets :data:`BATCH`); by
+        #: default every whole message is parsed at once.
+        self.batch_size: float = math.inf
+        #: Input left unparsed because the messages parsed from it reached
+        #: :attr:`batch_size`: ``receive_data(b"")`` parses the next batch.
+        self.more = False
+        self._budget: float = math.inf
 
     # -- input ---------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the transport."""
+        self.more = False
+        self._budget = self.batch_size
         if self.state is ReadyState.CLOSED or self._input_closed:
             return  # nothing after the closing handshake or a failure matters
         if not self._fast:
@@ -256,9 +272,11 @@ class WebSocketProtocol:
     def _receive_fast(self) -> bool:
         """Parse the whole, unfragmented frames at the start of the buffer.
 
-        Stops at an incomplete frame (keeping it for the next call), or at
-        the first frame it does not take (a fragment, a Close, anything
-        invalid): that frame and the rest go to wsproto, which returns True.
+        Stops at an incomplete frame (keeping it for the next call), once
+        the messages parsed reach :attr:`batch_size` (keeping the rest, and
+        setting :attr:`more`), or at the first frame it does not take (a
+        fragment, a Close, anything invalid): that frame and the rest go to
+        wsproto, which returns True.
         """
         buf = self._buf
         end = len(buf)
@@ -312,16 +330,23 @@ class WebSocketProtocol:
                     events.append(PingReceived(payload))
                 else:
                     events.append(PongReceived(payload))
-            elif first & 0x40:
-                assert deflate is not None
-                events.append(MessageReceived(self._inflate(deflate, opcode, payload)))
-            elif opcode == _TEXT:
-                try:
-                    events.append(MessageReceived(payload.decode("utf-8")))
-                except UnicodeDecodeError:
-                    return self._hand_over(pos)
             else:
-                events.append(MessageReceived(payload))
+                if first & 0x40:
+                    assert deflate is not None
+                    data = self._inflate(deflate, opcode, payload)
+                elif opcode == _TEXT:
+                    try:
+                        data = payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return self._hand_over(pos)
+                else:
+                    data = payload
+                events.append(MessageReceived(data))
+                self._budget -= _size(data)
+                if self._budget <= 0:
+                    pos = start + length
+                    self.more = pos < end
+                    break
             pos = start + length
         self._keep(buf, pos)
         return False
@@ -397,6 +422,10 @@ class WebSocketProtocol:
                     self._parts = []
                 elif payload:
                     self._parts.append(payload)
+                if frame.message_finished and self._batch_full(self._events[-1]):
+                    # wsproto keeps the rest; receive_data(b"") goes on.
+                    self.more = True
+                    return False
             elif opcode is Opcode.PING:
                 assert isinstance(frame.payload, bytes)
                 if self.state is ReadyState.OPEN:
@@ -410,6 +439,11 @@ class WebSocketProtocol:
                 self._on_close(*frame.payload)
                 return False
         return progress and self._take_back()
+
+    def _batch_full(self, event: Event) -> bool:
+        assert type(event) is MessageReceived
+        self._budget -= _size(event.data)
+        return self._budget <= 0
 
     def _take_back(self) -> bool:
         """Move wsproto's unparsed bytes back to the fast path if it is
@@ -645,6 +679,12 @@ def close_payload(code: int | None, reason: str = "") -> bytes:
     if code in _LOCAL_ONLY:
         code = 1000
     return code.to_bytes(2, "big") + truncate_reason(reason).encode("utf-8")
+
+
+def _size(data: str | bytes) -> int:
+    """About what a message takes in memory: a ``str`` that is not ASCII
+    takes up to 4 bytes per character (``str.isascii()`` is a flag check)."""
+    return len(data) if type(data) is bytes or data.isascii() else 4 * len(data)
 
 
 def _utf8_decoder() -> codecs.IncrementalDecoder:

@@ -33,6 +33,7 @@ from .._core.asgi import AsgiProtocol
 from .._core.hixie import HixieProtocol
 from .._core.options import check_count, check_seconds
 from .._core.websocket import (
+    BATCH,
     CloseReceived,
     Failed,
     MessageReceived,
@@ -65,6 +66,12 @@ _MAX_CONTROL_PAYLOAD = 125
 #: until its pong, which a peer may never send).
 MAX_UNANSWERED_PINGS = 64
 DEFAULT_MAX_LENGTH = 2**26 - 1
+#: Bytes of received messages queued for the application (counted as
+#: CPython stores them) at which the reader stops reading the socket, as
+#: ``write_limit`` bounds what is queued for the peer: beyond this, more
+#: read-ahead only costs memory (a thousand connections each holding 16
+#: decoded 64 KiB messages is a gigabyte).
+READ_LIMIT = 65536
 
 
 @dataclass(eq=False, slots=True)
@@ -129,8 +136,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
         self._write_limit = write_limit
         self.max_length = max_length
         # Received messages are bounded by their count and by the memory
-        # they take: no more than max_queue ASCII messages of max_length.
-        self._queue: MessageQueue[Message] = MessageQueue(max_queue, max_queue * max_length)
+        # they take: no more than max_queue ASCII messages of max_length,
+        # nor READ_LIMIT bytes (but always one message, however large).
+        self._queue: MessageQueue[Message] = MessageQueue(
+            max_queue, min(max_queue * max_length, READ_LIMIT))
         #: Seconds a connection may stay CONNECTING once its tasks run
         #: (hixie-76 waiting for its challenge bytes); set by the server side.
         self._handshake_timeout = math.inf
@@ -277,6 +286,7 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             self._transport = transport_for(stream)
         if isinstance(core, WebSocketProtocol):
             core.defer_close_reply = True  # answered in _handle
+            core.batch_size = BATCH  # the rest waits while the queue is full
         tg.start_soon(self._read_loop)
         if core.state is ReadyState.CONNECTING and not math.isinf(self._handshake_timeout):
             tg.start_soon(self._handshake_timer)
@@ -419,26 +429,47 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
 
     def _build_frame(self, data: str | bytes) -> bytes:
         """A message's whole frame for :attr:`_frame_key`, which any
-        connection with the same key can :meth:`_send_frame_nowait` (see
+        connection with the same key can :meth:`_queue_frame_nowait` (see
         WebSocketProtocol.build_frame)."""
         core = self._core
         assert isinstance(core, WebSocketProtocol)
         return core.build_frame(data)
 
-    def _send_frame_nowait(self, frame: bytes) -> None:
-        """:meth:`send_nowait` for a whole frame built for :attr:`_frame_key`.
+    # The hub's batched path (issue 13): the hub queues a message's shared
+    # frame in the core of every subscriber, and once several publishes
+    # have gone by (or the loop goes idle) hands each subscriber's queue to
+    # its transport at once: one write, and one system call, for several
+    # messages, with no task woken per subscriber. The core's queue keeps
+    # the order with whatever else the connection sends, and counts in
+    # ``buffered_amount`` (so in ``write_limit``) while it waits.
+
+    def _queue_frame_nowait(self, frame: bytes) -> None:
+        """Queue a whole frame built for :attr:`_frame_key` in the core,
+        without writing it: :meth:`_write_queued` will.
 
         Raises:
             anyio.WouldBlock: more than ``write_limit`` bytes are already queued.
             ConnectionClosed: the connection is closing or closed.
         """
-        core = self._check_open()
-        if self.buffered_amount >= self._write_limit:
+        # (_check_open and buffered_amount, inlined: this runs once per
+        # message and subscriber.)
+        core, transport = self._core, self._transport
+        if self._finished or self._broken or core is None or transport is None \
+                or not core.can_send:
+            self._check_open()
+            raise self._closed_error()
+        if core.pending + transport.buffered >= self._write_limit:
             raise anyio.WouldBlock
         assert isinstance(core, WebSocketProtocol)
         core.send_frame(frame)
-        transport = self._transport
-        assert transport is not None
+
+    def _write_queued(self) -> None:
+        """Hand what the core has queued to the transport (as
+        :meth:`send_nowait` does); the writer task is woken only if the
+        transport cannot take it all now."""
+        core, transport = self._core, self._transport
+        if core is None or transport is None or not core.pending or self._broken:
+            return
         transport.write(core.chunks_to_send())
         if not transport.writable:
             self._wake_writer()
@@ -595,8 +626,10 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                 try:
                     # Bytes that came with the handshake, and anything the
                     # core produced before the reader started.
-                    await self._process(core, self._initial)
-                    self._initial = b""
+                    initial, self._initial = self._initial, b""
+                    core.receive_data(initial)
+                    del initial
+                    await self._process(core)
                     receive: Callable[[], Awaitable[Any]] = transport.receive
                     if self._watch_idle:
                         receive = self._timed(receive)
@@ -604,7 +637,12 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
                         data = await receive()
                         if data is None:
                             break  # the peer closed its end: core.receive_eof() below
-                        await self._process(core, data)
+                        core.receive_data(data)
+                        # The core keeps what it has not parsed: the read
+                        # itself (up to READ_SIZE) is not held while _process
+                        # waits for the application.
+                        data = None
+                        await self._process(core)
                 except TransportLost:
                     pass
             if core.failed:
@@ -663,29 +701,34 @@ class Connection(EventEmitter, anyio.abc.ObjectStream[Message]):
             await self._fail(1006, "the opening handshake did not finish within "
                                    f"{self._handshake_timeout:g} s")
 
-    async def _process(self, core: Core, data: Any) -> None:
-        """Feed ``data`` to the core and act on its events (the reader task).
+    async def _process(self, core: Core) -> None:
+        """Act on the events of the data just fed to the core (the reader task).
 
         Whenever this has to wait (a full queue, a listener, a peer not
         reading our pongs), the transport stops reading ahead first, so
         that waiting means backpressure, not buffering.
         """
-        core.receive_data(data)
         if not self._opened:
             self._pause_reading()
             await self._maybe_open()
-        events = core.events_received()
-        if events:
-            queue = self._queue if not self.listener_count("message") else None
-            for event in events:
-                if queue is not None and type(event) is MessageReceived and \
-                        queue.put_nowait(event.data):
-                    continue
-                self._pause_reading()
-                if queue is not None and type(event) is MessageReceived:
-                    await queue.put(event.data)
-                else:
-                    await self._handle(event)
+        while True:
+            events = core.events_received()
+            if events:
+                queue = self._queue if not self.listener_count("message") else None
+                for event in events:
+                    if queue is not None and type(event) is MessageReceived and \
+                            queue.put_nowait(event.data):
+                        continue
+                    self._pause_reading()
+                    if queue is not None and type(event) is MessageReceived:
+                        await queue.put(event.data)
+                    else:
+                        await self._handle(event)
+            # The core parses a batch of messages at a time (batch_size):
+            # the rest stays as it came (compressed) while the queue is full.
+            if type(core) is not WebSocketProtocol or not core.more:
+                break
+            core.receive_data(b"")
         if core.pending:
             await self._flush(reader=True)
 

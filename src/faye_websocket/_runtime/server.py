@@ -14,11 +14,8 @@ import functools
 import logging
 import math
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -27,16 +24,25 @@ import h11
 from anyio.streams.tls import TLSStream
 
 from .._core.deflate import PerMessageDeflate
-from .._core.handshake import http_response, is_websocket
-from .._core.http import Request, header_tokens, parse_upgrade_head, validate_header
+from .._core.http import (
+    DEFAULT_MAX_HEAD_SIZE,
+    Request,
+    error_response,
+    header_tokens,
+    parse_upgrade_head,
+    status_phrase,
+    validate_header,
+)
 from .._core.options import check_count, check_seconds
+from .._core.server_handshake import is_websocket
 from ..exceptions import ConnectionClosedError, HandshakeError
+from .registry import Registry, current
 from .streams import STREAM_ERRORS, TRANSPORT_ERRORS, close_stream
 
 if TYPE_CHECKING:
     from .asgi_host import AppHost, ASGIApp, LifespanMode
 
-__all__ = ["Response", "Server", "track"]
+__all__ = ["Response", "Server"]
 
 logger = logging.getLogger("faye_websocket.http")
 
@@ -51,40 +57,6 @@ _ACCEPT_PAUSE_SECONDS = 0.1
 
 RequestHandler = Callable[[Request, "Response"], Awaitable[None]]
 UpgradeHandler = Callable[[Request, anyio.abc.ByteStream, bytes], Awaitable[None]]
-
-
-class _Closable(Protocol):
-    def _shutdown_nowait(self, code: int, reason: str) -> None:
-        """Start closing because the server shuts down (never waits)."""
-
-
-class _Registry:
-    """WebSockets and EventSource streams opened under one server, so
-    shutdown can close them (WebSockets with 1001)."""
-
-    def __init__(self) -> None:
-        self.sockets: set[_Closable] = set()
-        self.shutdown_code: tuple[int, str] | None = None
-
-
-_registry: ContextVar[_Registry | None] = ContextVar("faye_websocket_server", default=None)
-
-
-@contextmanager
-def track(connection: _Closable) -> Iterator[None]:
-    """Register an open WebSocket or EventSource with the server whose
-    handler runs it."""
-    registry = _registry.get()
-    if registry is None:
-        yield
-        return
-    registry.sockets.add(connection)
-    try:
-        if registry.shutdown_code is not None:
-            connection._shutdown_nowait(*registry.shutdown_code)
-        yield
-    finally:
-        registry.sockets.discard(connection)
 
 
 class Response:
@@ -145,7 +117,7 @@ class Response:
         await self._send(h11.Response(status_code=self.status_code,
                                       headers=[(name.encode("ascii"), value.encode())
                                                for name, value in headers],
-                                      reason=_phrase(self.status_code)))
+                                      reason=status_phrase(self.status_code).encode("ascii")))
 
     async def write(self, data: bytes | str) -> None:
         """Send part of the body."""
@@ -295,7 +267,7 @@ class Server:
         *,
         request_timeout: float = 10,
         keep_alive_timeout: float = 5,
-        max_head_size: int = 16384,
+        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
         max_body_size: int = 1 << 20,
         shutdown_timeout: float = 5,
         max_connections: int | None = None,
@@ -321,7 +293,7 @@ class Server:
         self.max_body_size = max_body_size
         self.shutdown_timeout = shutdown_timeout
         self.max_connections = max_connections
-        self._registry = _Registry()
+        self._registry = Registry()
         self._slots: set[_ConnectionSlot] = set()
         self._accept_scope: anyio.CancelScope | None = None
         self._address = ""
@@ -431,7 +403,7 @@ class Server:
     async def _handle_connection(self, stream: anyio.abc.ByteStream, *,
                                  ssl_context: ssl.SSLContext | None = None) -> None:
         """Serve one connection, after a TLS handshake with ``ssl_context``."""
-        _registry.set(self._registry)
+        current.set(self._registry)
         if self._shutting_down:
             await close_stream(stream)
             return
@@ -679,12 +651,9 @@ class Server:
         return None
 
     async def _bad_request(self, stream: anyio.abc.ByteStream, status: int, reason: str) -> None:
-        body = f"{reason}\n".encode()
-        head = [("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(body))), ("Connection", "close")]
         with anyio.move_on_after(self.request_timeout):
             try:
-                await stream.send(http_response(status, head, body))
+                await stream.send(error_response(status, reason))
             except TRANSPORT_ERRORS:
                 pass
 
@@ -710,13 +679,6 @@ def _framing_refusal(request: h11.Request, *, upgrade: bool) -> str | None:
 def _head_size(request: h11.Request) -> int:
     size = len(request.method) + len(request.target) + 12  # request line
     return size + sum(len(name) + len(value) + 4 for name, value in request.headers)
-
-
-def _phrase(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
 
 
 def _is_upgrade(request: Request) -> bool:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -50,9 +51,15 @@ from .streams import TRANSPORT_ERRORS, close_stream
 __all__ = ["AsgiTransport", "AsyncioTransport", "StreamTransport", "Transport",
            "TransportLost", "transport_for"]
 
-#: Bytes asked of a stream per read: large, so that a burst of small frames
-#: is parsed in one go and a large message in few reads.
-READ_SIZE = 1 << 18
+#: Bytes asked of a stream per read: enough for a burst of small frames to
+#: be parsed in one go and a large message in few reads; no more, as every
+#: connection may hold one read's worth while its application is busy.
+READ_SIZE = 1 << 16
+#: An asyncio transport reads on its own, between the reader's turns: once
+#: the reader takes this much at once, the transport stops until the
+#: reader asks again, so a busy server holds at most one more read (256 KiB
+#: in asyncio) per connection, not everything its peer sent meanwhile.
+READ_AHEAD = 1 << 16
 
 
 class TransportLost(Exception):
@@ -266,6 +273,13 @@ class AsyncioTransport(_StreamEnd):
                     ("read_queue", collections.deque))):
             return None
         assert isinstance(protocol, asyncio.Protocol)
+        # asyncio reads 256 KiB at a time (``max_size``) whenever the socket
+        # is readable; a busy server then holds that much per connection
+        # before its reader can run. Ask for READ_SIZE, as StreamTransport
+        # does (another event loop's transport may not have the attribute).
+        if isinstance(getattr(transport, "max_size", None), int):
+            with contextlib.suppress(AttributeError):
+                transport.max_size = READ_SIZE  # type: ignore[attr-defined]
         return cls(stream, transport, protocol)
 
     @property
@@ -315,6 +329,8 @@ class AsyncioTransport(_StreamEnd):
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         protocol.read_event.clear()
+        if len(data) >= READ_AHEAD:
+            self.pause_reading()
         return data
 
     def pause_reading(self) -> None:

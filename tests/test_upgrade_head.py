@@ -13,6 +13,7 @@ import h11
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from faye_websocket._core import http
 from faye_websocket._core.http import Request, parse_upgrade_head
 from faye_websocket._runtime.server import _framing_refusal, _head_size, _is_upgrade
 
@@ -150,3 +151,22 @@ def test_what_goes_to_h11() -> None:
         assert parse_upgrade_head(data, 16384) is None, data
     # The size the server measures (431 past it, from h11's path).
     assert parse_upgrade_head(opening, len(opening) - 10) is None
+
+
+def test_repeated_names_and_values_are_kept_once_in_a_bounded_cache() -> None:
+    def opening(origin: bytes) -> bytes:
+        return b"GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n" \
+            b"Connection: Upgrade\r\nOrigin: " + origin + b"\r\n" \
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+
+    first = parse_upgrade_head(opening(b"https://a.example"), 16384)
+    second = parse_upgrade_head(opening(b"https://a.example"), 16384)
+    assert first is not None and second is not None
+    assert first == second
+    for (name1, value1), (name2, value2) in zip(first[0].headers, second[0].headers, strict=True):
+        assert name1 is name2
+        assert (value1 is value2) == (name1 != "sec-websocket-key")
+    # Values a client chooses cannot grow the cache without bound.
+    for n in range(3 * http._STRINGS_MAX):
+        assert parse_upgrade_head(opening(b"https://%d.example" % n), 16384) is not None
+    assert len(http._STRINGS) <= http._STRINGS_MAX

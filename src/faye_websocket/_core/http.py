@@ -238,6 +238,34 @@ def error_response(status: int, text: str, *, head_only: bool = False) -> bytes:
 _UNUSUAL_BYTE = re.compile(rb"[^\x21-\x7e\x80-\xff \t\r\n]")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _TOKEN_BYTES = "".join(sorted(_TCHAR)).encode("ascii")
+#: Headers whose values are the same for many clients (not keys, cookies).
+_SHARED_VALUES = frozenset({
+    "host", "upgrade", "connection", "origin", "user-agent", "sec-websocket-version",
+    "sec-websocket-extensions", "sec-websocket-protocol", "accept-encoding", "accept-language",
+    "pragma", "cache-control",
+})
+
+
+#: Strings of request heads, kept once (see _shared); cleared when full.
+_STRINGS: dict[str, str] = {}
+_STRINGS_MAX = 1024
+_SHARED_LENGTH = 100
+
+
+def _shared(text: str) -> str:
+    """``text``, as the one copy of it the parser has seen before: every
+    open connection keeps its request, and header names and many values
+    repeat from client to client. Not ``sys.intern()``, whose strings are
+    immortal on Python 3.12 (values a client chose would never be freed);
+    this cache is bounded and starts over when full."""
+    if len(text) > _SHARED_LENGTH:
+        return text
+    known = _STRINGS.get(text)
+    if known is None:
+        if len(_STRINGS) >= _STRINGS_MAX:
+            _STRINGS.clear()
+        known = _STRINGS[text] = text
+    return known
 
 
 def parse_upgrade_head(data: bytes, max_size: int) -> tuple[Request, bytes] | None:
@@ -278,7 +306,8 @@ def parse_upgrade_head(data: bytes, max_size: int) -> tuple[Request, bytes] | No
             hosts += 1
         elif name in ("content-length", "transfer-encoding"):
             return None
-        fields.append((name, value.decode("latin-1")))
+        text = value.decode("latin-1")
+        fields.append((_shared(name), _shared(text) if name in _SHARED_VALUES else text))
     if hosts != 1 or size > max_size:
         return None
     headers = Headers(fields)

@@ -42,7 +42,6 @@ with atheris.instrument_imports(include=["faye_websocket", "h11", "wsproto"]):
     from faye_websocket._core import sse
     from faye_websocket._core.client_handshake import ClientHandshake, HandshakeFailure
     from faye_websocket._core.deflate import NegotiationError, PerMessageDeflate
-    from faye_websocket._core.eventsource import is_eventsource
     from faye_websocket._core.hixie import HixieProtocol
     from faye_websocket._core.http import Request, parse_extension_header
     from faye_websocket._core.server_handshake import (
@@ -53,6 +52,7 @@ with atheris.instrument_imports(include=["faye_websocket", "h11", "wsproto"]):
         is_websocket,
         server_handshake,
     )
+    from faye_websocket._core.sse import is_eventsource
     from faye_websocket._core.url import Target, request_url
     from faye_websocket._core.websocket import WebSocketProtocol
 

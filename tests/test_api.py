@@ -135,3 +135,15 @@ def test_no_import_cycle_in_the_package() -> None:
 
     for name in graph:
         visit(name, [name])
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    # docs/architecture.md is the map of src/: every module (and the C
+    # accelerator) is named there by its path under the package, in
+    # backquotes ("`_core/http.py`"; a package by its "__init__.py").
+    root = Path(faye_websocket.__file__).parent
+    page = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
+    modules = sorted(str(path.relative_to(root)) for pattern in ("*.py", "*.c")
+                     for path in root.rglob(pattern))
+    missing = [name for name in modules if f"`{name}`" not in page]
+    assert missing == [], f"docs/architecture.md does not name {missing}"

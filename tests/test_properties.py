@@ -40,11 +40,17 @@ from faye_websocket._core.deflate import (
     NegotiationError,
     format_params,
 )
-from faye_websocket._core.eventsource import PING, format_event, format_retry
 from faye_websocket._core.hixie import HixieProtocol
 from faye_websocket._core.http import Request, parse_extension_header
 from faye_websocket._core.server_handshake import Accepted, Rejected, accept_key, server_handshake
-from faye_websocket._core.sse import EventStreamParser, EventTooLarge, ServerSentEvent
+from faye_websocket._core.sse import (
+    PING,
+    EventStreamParser,
+    EventTooLarge,
+    ServerSentEvent,
+    format_event,
+    format_retry,
+)
 from faye_websocket._core.url import Target
 from faye_websocket._core.websocket import (
     CloseReceived,

@@ -11,15 +11,15 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._core.asgi import is_scope, last_event_id, request_from_scope, scope_url
-from ._core.eventsource import (
+from ._core.http import Request, coerce_request
+from ._core.options import check_count, check_seconds
+from ._core.server_handshake import normalize_headers
+from ._core.sse import (
     EventSourceState,
     format_event,
     format_retry,
     is_eventsource,
 )
-from ._core.http import Request, coerce_request
-from ._core.options import check_count, check_seconds
-from ._core.server_handshake import normalize_headers
 from ._core.url import request_url
 from ._eventsource_client import EventSourceClient as _Client
 from ._runtime.eventsource import AsgiSink, EventStream, Sink, sink_for

@@ -13,7 +13,6 @@ import anyio.abc
 import h11
 
 from ._core.client_handshake import encode_headers
-from ._core.eventsource import EventSourceState
 from ._core.http import DEFAULT_MAX_HEAD_SIZE, Headers
 from ._core.options import check_count, check_seconds
 from ._core.redirects import RedirectRefused, Redirects, location
@@ -21,6 +20,7 @@ from ._core.server_handshake import normalize_headers
 from ._core.sse import (
     DEFAULT_MAX_EVENT_SIZE,
     REQUEST_RESERVED,
+    EventSourceState,
     EventStreamParser,
     EventTooLarge,
     ServerSentEvent,

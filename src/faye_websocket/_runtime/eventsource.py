@@ -30,8 +30,8 @@ import anyio.lowlevel
 from anyio.streams.tls import TLSAttribute
 
 from .._core.asgi import AsgiMessage, Scope, peer_of_scope
-from .._core.eventsource import PING, EventSourceState, response_headers
 from .._core.http import http_response
+from .._core.sse import PING, EventSourceState, response_headers
 from .._emitter import Event, EventEmitter, logger, peer_of
 from .registry import track
 from .server import Response

@@ -423,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         "command": command.strip(), "elapsed_s": round(elapsed, 1),
         "settings": asdict(settings), "machine": machine(), "versions": versions(),
         "load_average": {"before": load_before, "after": os.getloadavg()},
+        # What each metric is, so that a reader of the JSON (bench/plot.py)
+        # needs no checkout of this version of bench/peers.py.
+        "scenarios": [{"name": s.name, "kind": s.kind, "title": s.title,
+                       "metrics": [asdict(m) for m in s.metrics]} for s in scenarios],
     }
     a.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

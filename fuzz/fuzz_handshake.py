@@ -40,20 +40,20 @@ with atheris.instrument_imports(include=["faye_websocket", "h11", "wsproto"]):
     import h11
 
     from faye_websocket._core import sse
-    from faye_websocket._core.client import ClientHandshake, HandshakeFailure, Target
+    from faye_websocket._core.client_handshake import ClientHandshake, HandshakeFailure
     from faye_websocket._core.deflate import NegotiationError, PerMessageDeflate
-    from faye_websocket._core.eventsource import is_eventsource
-    from faye_websocket._core.handshake import (
+    from faye_websocket._core.hixie import HixieProtocol
+    from faye_websocket._core.http import Request, parse_extension_header
+    from faye_websocket._core.server_handshake import (
         Accepted,
         Rejected,
         accept_key,
         detect_version,
         is_websocket,
-        request_url,
         server_handshake,
     )
-    from faye_websocket._core.hixie import HixieProtocol
-    from faye_websocket._core.http import Request, parse_extension_header
+    from faye_websocket._core.sse import is_eventsource
+    from faye_websocket._core.url import Target, request_url
     from faye_websocket._core.websocket import WebSocketProtocol
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's example key, so seeds can answer it

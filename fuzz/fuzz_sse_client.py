@@ -42,8 +42,14 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["faye_websocket"]):
-    from faye_websocket._core.eventsource import PING, format_event, format_retry
-    from faye_websocket._core.sse import EventStreamParser, EventTooLarge, ServerSentEvent
+    from faye_websocket._core.sse import (
+        PING,
+        EventStreamParser,
+        EventTooLarge,
+        ServerSentEvent,
+        format_event,
+        format_retry,
+    )
 
 MAX_SIZES = (2**26 - 1, 1, 16, 100)
 ORIGIN = "https://example.com"

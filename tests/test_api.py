@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 import pytest
@@ -93,29 +94,56 @@ async def test_on_properties_run_in_registration_order_with_listeners() -> None:
 
 
 def test_no_import_cycle_in_the_package() -> None:
-    # Module-level relative imports only (imports under TYPE_CHECKING or in
-    # functions do not run at import time).
+    # Every import counts: at module level, in functions and under
+    # TYPE_CHECKING (a cycle there is still two modules that need each
+    # other). The message names the cycle, with the line of each import.
     root = Path(faye_websocket.__file__).parent
     modules = {".".join(p.relative_to(root.parent).with_suffix("").parts)
                .removesuffix(".__init__"): p for p in root.rglob("*.py")}
-    graph: dict[str, set[str]] = {name: set() for name in modules}
+    graph: dict[str, dict[str, int]] = {name: {} for name in modules}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.ImportFrom) and node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                target = ".".join([*parts, *([node.module] if node.module else [])])
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                target = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    target = ".".join([*parts, *([node.module] if node.module else [])])
                 for alias in node.names:
                     dependency = f"{target}.{alias.name}"
-                    graph[name].add(dependency if dependency in modules else target)
+                    targets.append(dependency if dependency in modules else target)
+            else:
+                continue
+            for dependency in targets:
+                if dependency in modules and dependency != name:
+                    graph[name].setdefault(dependency, node.lineno)
     done: set[str] = set()
 
     def visit(name: str, path: list[str]) -> None:
-        for dependency in graph[name] & modules.keys():
-            assert dependency not in path, " -> ".join([*path, dependency])
+        for dependency in graph[name]:
+            if dependency in path:
+                cycle = [*path[path.index(dependency):], dependency]
+                steps = [f"{a}:{graph[a][b]}" for a, b in itertools.pairwise(cycle)]
+                pytest.fail("import cycle (module:line of the import): "
+                            + " -> ".join([*steps, dependency]))
             if dependency not in done:
                 visit(dependency, [*path, dependency])
         done.add(name)
 
     for name in graph:
         visit(name, [name])
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    # docs/architecture.md is the map of src/: every module (and the C
+    # accelerator) is named there by its path under the package, in
+    # backquotes ("`_core/http.py`"; a package by its "__init__.py").
+    root = Path(faye_websocket.__file__).parent
+    page = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
+    modules = sorted(str(path.relative_to(root)) for pattern in ("*.py", "*.c")
+                     for path in root.rglob(pattern))
+    missing = [name for name in modules if f"`{name}`" not in page]
+    assert missing == [], f"docs/architecture.md does not name {missing}"

@@ -30,6 +30,7 @@ import pytest
 
 from faye_websocket import ConnectionClosedError, EventSource, HandshakeError, WebSocket
 
+from .helpers import SECOND
 from .test_interop import node_client, node_command
 
 pytestmark = pytest.mark.anyio
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).parent.parent
 APP = "tests.asgi.apps:app"
 #: Bound on each test's waits.
-TIMEOUT = 15
+TIMEOUT = 15 * SECOND
 #: Bound on a server's start.
 START_TIMEOUT = 30
 

@@ -34,12 +34,12 @@ from faye_websocket.http import Server
 
 from .asgi_apps import app as fastapi_app
 from .asgi_apps import starlette_app
-from .conftest import running
+from .helpers import SECOND, read_to_eof, running
 from .test_cli import run_cli
 
 pytestmark = pytest.mark.anyio
 
-TIMEOUT = 10
+TIMEOUT = 10 * SECOND
 ROOT = Path(__file__).parent.parent
 
 Scope = MutableMapping[str, Any]
@@ -85,15 +85,6 @@ async def raw_request(port: int, data: bytes) -> tuple[list[h11.Response], list[
                 break
             conn.start_next_cycle()
     return responses, bodies
-
-
-async def read_to_eof(stream: anyio.abc.ByteStream) -> bytes:
-    data = b""
-    try:
-        while True:
-            data += await stream.receive()
-    except anyio.EndOfStream:
-        return data
 
 
 # -- FastAPI ---------------------------------------------------------------------

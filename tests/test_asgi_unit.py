@@ -22,9 +22,11 @@ from faye_websocket import (
 )
 from faye_websocket.exceptions import HandshakeError
 
+from .helpers import SECOND
+
 pytestmark = pytest.mark.anyio
 
-TIMEOUT = 5
+TIMEOUT = 5 * SECOND
 
 
 def ws_scope(*, spec: str = "2.4", denial: bool = True, **extra: Any) -> dict[str, Any]:

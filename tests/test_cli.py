@@ -22,6 +22,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from wsproto.events import CloseConnection
 
+from .helpers import SECOND
 from .wsclient import RawClient, raw_connect
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 #: Bound on each test (the subprocess has to import the package first).
-TIMEOUT = 30
+TIMEOUT = 30 * SECOND
 #: How long the server may take to exit after SIGTERM.
 EXIT_TIMEOUT = 5
 

@@ -27,12 +27,12 @@ import trustme
 from faye_websocket import PerMessageDeflate, WebSocket
 from faye_websocket.http import Request, Server
 
-from .conftest import running
+from .helpers import SECOND, running
 
 pytestmark = pytest.mark.anyio
 
 #: Bound on each test (the subprocess has to import the package first).
-TIMEOUT = 30
+TIMEOUT = 30 * SECOND
 
 
 @pytest.fixture(params=["asyncio", "trio"])

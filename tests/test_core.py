@@ -13,8 +13,8 @@ import pytest
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from faye_websocket import PerMessageDeflate
-from faye_websocket._core.handshake import Accepted, Rejected, accept_key, server_handshake
 from faye_websocket._core.http import Headers, Request, parse_extension_header
+from faye_websocket._core.server_handshake import Accepted, Rejected, accept_key, server_handshake
 from faye_websocket._core.websocket import (
     CloseReceived,
     Failed,
@@ -412,7 +412,7 @@ def test_send_after_close_is_refused() -> None:
 
 
 def test_the_core_never_imports_anyio() -> None:
-    code = ("import sys, faye_websocket._core.websocket, faye_websocket._core.handshake, "
+    code = ("import sys, faye_websocket._core.websocket, faye_websocket._core.server_handshake, "
             "faye_websocket._core.deflate, faye_websocket._core.http; "
             "assert 'anyio' not in sys.modules, 'anyio imported'; "
             "assert 'trio' not in sys.modules")

@@ -17,9 +17,10 @@ from contextlib import contextmanager
 import pytest
 
 from faye_websocket import PerMessageDeflate
-from faye_websocket._core.client import ClientHandshake, Target
-from faye_websocket._core.handshake import Accepted, server_handshake
+from faye_websocket._core.client_handshake import ClientHandshake
 from faye_websocket._core.http import Request
+from faye_websocket._core.server_handshake import Accepted, server_handshake
+from faye_websocket._core.url import Target
 from faye_websocket._core.websocket import Failed, MessageReceived, WebSocketProtocol
 
 from .wsclient import raw_frame

@@ -46,17 +46,18 @@ from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from faye_websocket import PerMessageDeflate, WebSocket
-from faye_websocket._core.client import ClientHandshake, Target
+from faye_websocket._core.client_handshake import ClientHandshake
 from faye_websocket._core.deflate import DeflateSession
-from faye_websocket._core.handshake import Accepted, server_handshake
 from faye_websocket._core.http import Request, parse_extension_header
+from faye_websocket._core.server_handshake import Accepted, server_handshake
+from faye_websocket._core.url import Target
 from faye_websocket._core.websocket import MessageReceived, WebSocketProtocol
 from faye_websocket.http import Server
 
-from .conftest import running
+from .helpers import SECOND, running
 from .test_interop import INTEROP, node_command
 
-TIMEOUT = 20
+TIMEOUT = 20 * SECOND
 _rng = random.Random(19)
 _BLOCK = _rng.randbytes(10_000)
 #: Repeats 10,000 bytes apart: only a window over 13 bits finds them.

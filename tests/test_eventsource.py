@@ -12,11 +12,11 @@ import anyio.abc
 import pytest
 
 from faye_websocket import EventSource
-from faye_websocket._core.eventsource import format_event, format_retry
+from faye_websocket._core.sse import format_event, format_retry
 from faye_websocket.http import Request, Response, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .conftest import open_fds, running
+from .helpers import open_fds, running
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ import shutil
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,6 @@ from faye_websocket import (
     ProxyError,
     ServerSentEvent,
 )
-from faye_websocket._core.client import parse_url
 from faye_websocket._core.sse import (
     EventStreamParser,
     EventTooLarge,
@@ -43,14 +42,15 @@ from faye_websocket._core.sse import (
     request_headers,
     request_target,
 )
+from faye_websocket._core.url import parse_url
 from faye_websocket.http import Request, Response, Server
 
-from .conftest import open_fds, running
+from .helpers import SECOND, header, open_fds, running
 
 pytestmark = pytest.mark.anyio
 
 #: Bound on each I/O test.
-TIMEOUT = 15
+TIMEOUT = 15 * SECOND
 #: The reconnection time our test server asks for, in seconds.
 RETRY = 0.05
 INTEROP = Path(__file__).parent / "interop"
@@ -369,11 +369,6 @@ async def hang(request: Request, response: Response) -> None:
     """Never answer (until the client gives up)."""
     with anyio.move_on_after(TIMEOUT):
         await response.stream.receive()
-
-
-def header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
-    values = [v for k, v in headers if k.lower() == name.lower()]
-    return ", ".join(values) if values else None
 
 
 def data_of(items: list[ServerSentEvent]) -> list[str]:

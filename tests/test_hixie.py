@@ -120,7 +120,7 @@ from faye_websocket import ConnectionClosedError, Event, HandshakeError, WebSock
 from faye_websocket._demo import demo_server  # noqa: E402
 from faye_websocket.http import Request, Server  # noqa: E402
 
-from .conftest import running  # noqa: E402
+from .helpers import read_to_eof, running  # noqa: E402
 
 HIXIE76_REQUEST = (
     "GET /demo HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\n"
@@ -341,16 +341,6 @@ def hybi_request() -> bytes:
     return (b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             b"Sec-WebSocket-Version: 13\r\n\r\n")
-
-
-async def read_to_eof(stream: anyio.abc.ByteStream) -> bytes:
-    """What the server sends until it hangs up."""
-    data = b""
-    try:
-        while True:
-            data += await stream.receive()
-    except (anyio.EndOfStream, anyio.BrokenResourceError):
-        return data
 
 
 async def read_head(stream: anyio.abc.ByteStream) -> bytes:

@@ -55,13 +55,14 @@ from faye_websocket import _eventsource_client as eventsource_client
 from faye_websocket._core.sse import EventStreamParser, EventTooLarge
 from faye_websocket._runtime.client import open_stream
 
+from .helpers import SECOND
 from .test_limits import GONE, EndlessHead, accept_for, raw_server, read_head
 from .wsclient import raw_frame
 
 pytestmark = pytest.mark.anyio
 
 #: Bound on every wait of a test.
-TIMEOUT = 20
+TIMEOUT = 20 * SECOND
 #: The event size limit these tests set: big enough that the per-line and
 #: per-object overheads show, small enough to be quick under tracemalloc.
 EVENT_LIMIT = 1 << 18

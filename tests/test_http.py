@@ -22,7 +22,7 @@ from wsproto.events import CloseConnection
 from faye_websocket import EventSource, WebSocket
 from faye_websocket.http import Request, Response, Server
 
-from .conftest import running
+from .helpers import SECOND, read_to_eof, running
 from .wsclient import raw_connect
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 #: Absolute bound on every test's I/O.
-TIMEOUT = 5
+TIMEOUT = 5 * SECOND
 
 
 # -- helpers -----------------------------------------------------------------
@@ -92,17 +92,6 @@ def header(response: h11.Response, name: str) -> str | None:
     values = [v.decode("latin-1") for k, v in response.headers
               if k.decode("latin-1").lower() == name.lower()]
     return ", ".join(values) if values else None
-
-
-async def read_to_eof(stream: anyio.abc.ByteStream) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    chunks: list[bytes] = []
-    try:
-        while True:
-            chunks.append(await stream.receive())
-    except (anyio.EndOfStream, anyio.BrokenResourceError):
-        pass
-    return b"".join(chunks)
 
 
 async def read_status_line(stream: anyio.abc.ByteStream) -> bytes:

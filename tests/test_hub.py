@@ -22,7 +22,7 @@ from faye_websocket._core.hub import History, HubMessage, IdClock, parse_id
 from faye_websocket.http import Request, Server
 from faye_websocket.hub import Lost
 
-from .conftest import running
+from .helpers import running
 from .hub_helpers import (
     RawReader,
     RedisServer,
@@ -563,3 +563,25 @@ async def test_leaving_the_subscription_block_unsubscribes() -> None:
                     assert hub.subscriber_count("a") == 0
                     await hub.publish("a", "nobody")
 
+
+
+async def test_a_websockets_losses_are_logged_once_per_interval(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A WebSocket that stays behind under drop_oldest loses messages again
+    and again: one warning per interval, not one per report."""
+    hub = Hub(policy="drop_oldest", max_pending=1)
+    caplog.set_level("WARNING", logger="faye_websocket")
+    async with serving(hub, write_limit=1024) as port:
+        with anyio.fail_after(20):
+            reader = await RawReader.connect(port, "/ws/w")
+            await wait_for(lambda: hub.subscriber_count("w") == 1)
+            [subscription] = hub._channels["w"].subscriptions
+            while subscription.lost < 3:
+                for _ in range(20):  # more than the buffers hold: some dropped
+                    await hub.publish("w", "v" * 8192)
+                for _ in range(3):  # read a little, so the queue moves and reports
+                    await reader.receive()
+            await reader.aclose()
+    warnings = [r for r in caplog.records if "lost messages" in r.getMessage()]
+    assert subscription.lost >= 3
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 from faye_websocket import EventSource, Hub, WebSocket
 from faye_websocket.http import Server
 
-from .conftest import running
+from .helpers import running
 from .hub_helpers import wait_for
 
 pytestmark = pytest.mark.anyio

@@ -24,7 +24,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from faye_websocket import PerMessageDeflate, WebSocket
 from faye_websocket.http import Request, Server
 
-from .conftest import running
+from .helpers import SECOND, running
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.anyio
 INTEROP = Path(__file__).parent / "interop"
 CLIENT_JS = INTEROP / "client.js"
 #: Bound on each test; the Node client gives up by itself after 20 s.
-TIMEOUT = 15
+TIMEOUT = 15 * SECOND
 #: The text message that makes our server close with 4001.
 CLOSE_ME = "please close with 4001"
 

@@ -13,11 +13,11 @@ from faye_websocket import EventSource, WebSocket
 from faye_websocket._demo import echo_server
 from faye_websocket.http import Request, Response, Server
 
-from .conftest import running
+from .helpers import SECOND, running
 
 pytestmark = pytest.mark.anyio
 
-TIMEOUT = 10
+TIMEOUT = 10 * SECOND
 
 
 async def test_websocket_reprs_and_lifecycle_log(caplog: pytest.LogCaptureFixture) -> None:

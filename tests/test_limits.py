@@ -27,17 +27,16 @@ import anyio.lowlevel
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from faye_websocket import Event, EventSource, HandshakeError, ReadyState, WebSocket
+from faye_websocket import EventSource, HandshakeError, ReadyState, WebSocket
 from faye_websocket.http import Request, Response, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .conftest import open_fds, running
+from .helpers import GUID, SECOND, open_fds, recorded, running
 
 pytestmark = pytest.mark.anyio
 
 #: Bound on each I/O test.
-TIMEOUT = 15
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+TIMEOUT = 15 * SECOND
 #: What a peer that is gone, or going, raises on our side.
 GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
 
@@ -199,13 +198,6 @@ class EndlessHead:
                 self.hung_up.set()
 
 
-def recorded(ws: WebSocket.Client) -> list[Event]:
-    events: list[Event] = []
-    for type in ("error", "close"):
-        ws.on(type, events.append)
-    return events
-
-
 # -- WebSocket.Client: response head, refusal body, closing timeout ------------------------
 
 
@@ -214,7 +206,7 @@ async def test_client_drops_a_server_sending_an_endless_head() -> None:
     with anyio.fail_after(TIMEOUT):
         async with raw_server(server.handle) as port:
             ws = WebSocket.Client(f"ws://127.0.0.1:{port}/")
-            events = recorded(ws)
+            events = recorded(ws, "error", "close")
             with pytest.raises(HandshakeError, match="response head larger than 16384 bytes"):
                 async with ws:
                     pytest.fail("connected")
@@ -320,7 +312,7 @@ async def test_client_close_timeout(answer_close: bool, code: int) -> None:
     with anyio.fail_after(TIMEOUT):
         async with raw_server(handle) as port:
             ws = WebSocket.Client(f"ws://127.0.0.1:{port}/", close_timeout=0.2)
-            events = recorded(ws)
+            events = recorded(ws, "error", "close")
             async with ws:
                 pass  # leaving the block closes with 1000
             await hung_up.wait()

@@ -33,18 +33,25 @@ from wsproto.extensions import PerMessageDeflate as WsprotoDeflate
 from wsproto.frame_protocol import FrameProtocol
 
 from faye_websocket import PerMessageDeflate
-from faye_websocket._core.client import ClientHandshake, HandshakeFailure, Target
+from faye_websocket._core.client_handshake import ClientHandshake, HandshakeFailure
 from faye_websocket._core.deflate import (
     DeflateParams,
     DeflateSession,
     NegotiationError,
     format_params,
 )
-from faye_websocket._core.eventsource import PING, format_event, format_retry
-from faye_websocket._core.handshake import Accepted, Rejected, accept_key, server_handshake
 from faye_websocket._core.hixie import HixieProtocol
 from faye_websocket._core.http import Request, parse_extension_header
-from faye_websocket._core.sse import EventStreamParser, EventTooLarge, ServerSentEvent
+from faye_websocket._core.server_handshake import Accepted, Rejected, accept_key, server_handshake
+from faye_websocket._core.sse import (
+    PING,
+    EventStreamParser,
+    EventTooLarge,
+    ServerSentEvent,
+    format_event,
+    format_retry,
+)
+from faye_websocket._core.url import Target
 from faye_websocket._core.websocket import (
     CloseReceived,
     Event,

@@ -37,12 +37,12 @@ from faye_websocket import (
 )
 from faye_websocket.http import Request, Server
 
-from .conftest import running
+from .helpers import SECOND, running
 
 pytestmark = pytest.mark.anyio
 
 #: Bound on each I/O test.
-TIMEOUT = 15
+TIMEOUT = 15 * SECOND
 #: Small, exact backoff: 10, 20, 40, 50, 50... ms.
 FAST: dict[str, Any] = {"initial_delay": 0.01, "backoff_factor": 2, "max_delay": 0.05, "jitter": 0}
 

@@ -13,7 +13,6 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -23,10 +22,12 @@ from faye_websocket import EventSource, HandshakeError, WebSocket
 from faye_websocket._core.redirects import RedirectRefused, Redirects
 from faye_websocket.http import Request, Response, Server
 
+from .helpers import SECOND, serve
+
 pytestmark = pytest.mark.anyio
 
 #: Bound on each I/O test.
-TIMEOUT = 15
+TIMEOUT = 15 * SECOND
 #: The other loopback address: another origin for the same machine.
 OTHER = "127.0.0.2"
 
@@ -78,17 +79,12 @@ async def sites(*specs: tuple[str, ssl.SSLContext | None]) -> AsyncIterator[list
         for host, context in specs:
             site = Site(host, secure=context is not None)
             server = Server(on_request=site.on_request, on_upgrade=site.on_upgrade)
-            site.port = await tg.start(_serve, server, host, context)
+            site.port = await tg.start(serve, server, context, host)
             out.append(site)
         try:
             yield out
         finally:
             tg.cancel_scope.cancel()
-
-
-async def _serve(server: Server, host: str, context: ssl.SSLContext | None, *,
-                 task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-    await server.serve(host, 0, context, task_status=task_status)
 
 
 def targets(site: Site) -> list[str]:

@@ -16,7 +16,7 @@ from faye_websocket._runtime.transport import (
 from faye_websocket.http import Request, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .conftest import running
+from .helpers import running
 from .wsclient import client_frame, raw_connect
 
 pytestmark = pytest.mark.anyio

@@ -30,7 +30,7 @@ from faye_websocket import (
 from faye_websocket.http import Request, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .conftest import open_fds, running
+from .helpers import open_fds, running
 from .wsclient import RawClient, client_frame, raw_connect
 
 pytestmark = pytest.mark.anyio

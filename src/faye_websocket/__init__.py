@@ -7,15 +7,15 @@ The Python counterpart of Node's faye-websocket::
 
 from __future__ import annotations
 
-from ._client import Client as Client
 from ._core.deflate import PerMessageDeflate as PerMessageDeflate
 from ._core.sse import ServerSentEvent as ServerSentEvent
 from ._core.websocket import ReadyState as ReadyState
 from ._emitter import Event as Event
 from ._eventsource import EventSource as EventSource
 from ._hub import Hub as Hub
-from ._reconnecting import ReconnectingClient as ReconnectingClient
 from ._websocket import WebSocket as WebSocket
+from ._websocket_client import Client as Client
+from ._websocket_client import ReconnectingClient as ReconnectingClient
 from .exceptions import ConnectError as ConnectError
 from .exceptions import ConnectionClosed as ConnectionClosed
 from .exceptions import ConnectionClosedError as ConnectionClosedError

@@ -30,10 +30,11 @@ import anyio.abc
 from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._client import Client
-from ._core.client import CLIENT_RESERVED, public_url
+from ._core.client_handshake import CLIENT_RESERVED
 from ._core.deflate import PerMessageDeflate
 from ._core.http import validate_header
+from ._core.url import public_url
+from ._websocket_client import Client
 from .exceptions import ConnectError, ConnectionClosed, HandshakeError
 
 if sys.version_info < (3, 11):

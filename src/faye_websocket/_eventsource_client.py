@@ -12,15 +12,15 @@ import anyio
 import anyio.abc
 import h11
 
-from ._core.client import encode_headers, parse_url, public_url, redact_url
-from ._core.eventsource import EventSourceState
-from ._core.handshake import normalize_headers
-from ._core.http import Headers
+from ._core.client_handshake import encode_headers
+from ._core.http import DEFAULT_MAX_HEAD_SIZE, Headers
 from ._core.options import check_count, check_seconds
 from ._core.redirects import RedirectRefused, Redirects, location
+from ._core.server_handshake import normalize_headers
 from ._core.sse import (
     DEFAULT_MAX_EVENT_SIZE,
     REQUEST_RESERVED,
+    EventSourceState,
     EventStreamParser,
     EventTooLarge,
     ServerSentEvent,
@@ -29,11 +29,12 @@ from ._core.sse import (
     request_headers,
     request_target,
 )
+from ._core.url import parse_url, public_url, redact_url
 from ._runtime.client import (
-    DEFAULT_MAX_HEAD_SIZE,
-    MAX_INFORMATIONAL,
-    check_head_size,
+    NoResponse,
     open_stream,
+    read_error_body,
+    read_head,
     resolve_proxy,
     tls_context,
 )
@@ -52,8 +53,6 @@ MIN_RETRY = 0.5
 #: Each failed attempt in a row doubles the wait, up to this many seconds
 #: (or ``retry``, if that is longer).
 MAX_BACKOFF = 30.0
-#: How much of a refused response's body the error keeps.
-_MAX_ERROR_BODY = 65536
 #: Failures of an attempt to reach the server, retried once the stream has
 #: been open (WHATWG: a network error "reestablishes the connection").
 _NETWORK_ERRORS = (*TRANSPORT_ERRORS, TimeoutError)
@@ -61,10 +60,6 @@ _T = TypeVar("_T")
 # The ready states, as plain integers on the hot path.
 _CONNECTING, _OPEN, _CLOSED = (int(EventSourceState.CONNECTING), int(EventSourceState.OPEN),
                                int(EventSourceState.CLOSED))
-
-
-class _NoResponse(Exception):
-    """The connection ended, or sent garbage, before a response head."""
 
 
 class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
@@ -293,10 +288,10 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
             try:
                 await self._open()
                 return
-            except (*_NETWORK_ERRORS, _NoResponse, ProxyError) as exc:
+            except (*_NETWORK_ERRORS, NoResponse, ProxyError) as exc:
                 if not self._opened_once:
                     await self._shutdown()
-                    if isinstance(exc, _NoResponse):
+                    if isinstance(exc, NoResponse):
                         raise HandshakeError(f"Error connecting to EventSource at {self.url}: "
                                              f"{exc}") from None
                     raise
@@ -328,7 +323,7 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
                                           headers=encode_headers(headers))
                     await stream.send((conn.send(request) or b"")
                                       + (conn.send(h11.EndOfMessage()) or b""))
-                    response = await _read_head(conn, stream, self._max_head_size)
+                    response = await read_head(conn, stream, self._max_head_size)
                     decoded = [(k.decode("latin-1"), v.decode("latin-1"))
                                for k, v in response.headers]
                     where = location(response.status_code, decoded)
@@ -432,51 +427,11 @@ class EventSourceClient(anyio.abc.ObjectReceiveStream[ServerSentEvent]):
             await close_stream(stream, grace=0)
 
 
-async def _read_head(conn: h11.Connection, stream: anyio.abc.ByteStream,
-                     max_head_size: int) -> h11.Response:
-    informational = 0
-    while True:
-        try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            if exc.error_status_hint == 431:  # h11's buffer bound: the head never ended
-                raise _NoResponse(f"response head larger than {max_head_size} bytes") from None
-            raise _NoResponse(f"invalid HTTP response: {exc}") from None
-        if isinstance(event, (h11.Response, h11.InformationalResponse)) and \
-                (problem := check_head_size(event, max_head_size)):
-            raise _NoResponse(problem)
-        if event is h11.NEED_DATA:
-            try:
-                data = await stream.receive()
-            except anyio.EndOfStream:
-                raise _NoResponse("connection closed before a response") from None
-            conn.receive_data(data)
-        elif isinstance(event, h11.Response):
-            return event
-        elif isinstance(event, h11.InformationalResponse):  # skipped, up to a point
-            informational += 1
-            if informational > MAX_INFORMATIONAL:
-                raise _NoResponse(f"more than {MAX_INFORMATIONAL} informational (1xx) "
-                                  "responses")
-        else:
-            raise _NoResponse("connection closed before a response")
-
-
 async def _read_body(conn: h11.Connection, stream: anyio.abc.ByteStream,
                      body: bytearray) -> None:
     """Read up to 64 KiB of a refusal's body into ``body``, for the error."""
     try:
-        while len(body) < _MAX_ERROR_BODY:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                try:
-                    conn.receive_data(await stream.receive())
-                except anyio.EndOfStream:
-                    conn.receive_data(b"")
-            elif isinstance(event, h11.Data):
-                body += event.data[: _MAX_ERROR_BODY - len(body)]
-            else:
-                break
+        await read_error_body(conn, stream, body)
     except (*TRANSPORT_ERRORS, h11.RemoteProtocolError):
         pass
 

@@ -1,4 +1,13 @@
-"""The public server-side :class:`WebSocket`."""
+"""The public server-side :class:`WebSocket`, and :class:`AsgiWebSocket`,
+what :meth:`WebSocket.from_asgi` returns.
+
+Inside an ASGI application the public object is the same as on our own
+server; what differs is how the opening is answered and what the
+connection runs on: ASGI messages through the server's ``receive`` and
+``send`` (a message-level transport,
+:class:`~faye_websocket._runtime.transport.AsgiTransport`) instead of bytes
+on a stream.
+"""
 
 from __future__ import annotations
 
@@ -18,34 +27,43 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute
 
-from ._client import Client as _Client
-from ._core.asgi import is_scope
+from ._core.asgi import (
+    AsgiMessage,
+    AsgiProtocol,
+    Scope,
+    choose_protocol,
+    denial_messages,
+    is_scope,
+    peer_of_scope,
+    request_from_scope,
+    scope_url,
+    spec_version,
+)
 from ._core.deflate import PerMessageDeflate
-from ._core.handshake import (
+from ._core.hixie import HixieProtocol
+from ._core.http import Request, coerce_request, http_response, refusal_head
+from ._core.options import check_seconds, protocol_list, unique_extensions
+from ._core.server_handshake import (
     Accepted,
     Rejected,
-    http_response,
     is_websocket,
     normalize_headers,
-    refusal_head,
-    request_url,
     server_handshake,
 )
-from ._core.hixie import HixieProtocol
-from ._core.http import Request, coerce_request
-from ._core.options import check_seconds, protocol_list, unique_extensions
+from ._core.url import request_url
 from ._core.websocket import WebSocketProtocol
 from ._emitter import peer_of
-from ._runtime import server as _server
 from ._runtime.connection import DEFAULT_MAX_LENGTH, Connection, Core
+from ._runtime.registry import track
 from ._runtime.streams import TRANSPORT_ERRORS
-from ._runtime.transport import transport_for
+from ._runtime.transport import AsgiTransport, TransportLost, transport_for
+from ._websocket_client import Client as _Client
 from .exceptions import ConnectionClosedError, HandshakeError
 
 if TYPE_CHECKING:
     import h11
 
-__all__ = ["WebSocket"]
+__all__ = ["AsgiWebSocket", "WebSocket"]
 
 
 class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[misc]
@@ -103,6 +121,8 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
 
     #: The client: ``async with WebSocket.Client(url, protocols, **options)``.
     Client: TypeAlias = _Client  # an alias, so ``WebSocket.Client`` works as a type
+    __slots__ = ("_allowed_origins", "_body", "_drafts", "_entered", "_extension_configs",
+                 "_extra_headers", "_protocols", "_socket", "request")
 
     def __init__(
         self,
@@ -212,8 +232,6 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
                 raise ValueError(
                     f"{name}= is the ASGI server's option, not the application's: the "
                     "server speaks the wire protocol (set it on uvicorn or hypercorn)")
-        from ._asgi import AsgiWebSocket
-
         return AsgiWebSocket(scope, receive, send, protocols, headers=headers,
                              max_length=max_length, close_timeout=close_timeout,
                              max_queue=max_queue, write_limit=write_limit,
@@ -241,7 +259,7 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             raise RuntimeError("a WebSocket is entered once (and not after reject())")
         self._entered = True
         core, initial = await self._accept()
-        with _server.track(self):
+        with track(self):
             async with self._running(None, core, initial):
                 yield self
 
@@ -362,3 +380,71 @@ class WebSocket(anyio.AsyncContextManagerMixin, Connection):  # type: ignore[mis
             except TRANSPORT_ERRORS:
                 pass
         await anyio.aclose_forcefully(self._socket)
+
+
+_Receive = Callable[[], Awaitable[AsgiMessage]]
+_Send = Callable[[AsgiMessage], Awaitable[None]]
+
+
+class AsgiWebSocket(WebSocket):
+    """:meth:`WebSocket.from_asgi`'s object (a :class:`WebSocket` in every
+    way a user sees)."""
+
+    def __init__(self, scope: Scope, receive: _Receive, send: _Send,
+                 protocols: Sequence[str] | str | None, *,
+                 headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+                 max_length: int, close_timeout: float, max_queue: int, write_limit: int,
+                 allowed_origins: Iterable[str] | None) -> None:
+        self._configure(request_from_scope(scope), protocols, headers=headers,
+                        max_length=max_length, ping=None, ping_timeout=None,
+                        close_timeout=close_timeout, max_queue=max_queue,
+                        write_limit=write_limit, allowed_origins=allowed_origins)
+        self.scope = scope
+        self._receive, self._send = receive, send
+        self.url = scope_url(scope, self.request)
+
+    def _peer(self) -> str:
+        return peer_of_scope(self.scope)
+
+    async def _accept(self) -> tuple[Core, bytes]:
+        transport = AsgiTransport(self.scope, self._receive, self._send)
+        try:
+            message = await transport.receive()
+        except TransportLost:
+            message = None
+        if message is not None and message.get("type") == "websocket.receive":
+            raise RuntimeError("the ASGI connection was accepted already: from_asgi() "
+                               "accepts it when entered (do not call accept() first)")
+        if message is None or message.get("type") != "websocket.connect":
+            # The client left first (websocket.disconnect), or the server
+            # broke the protocol: nothing can be answered.
+            await self._lost_before_open()
+        allowed = self._allowed_origins
+        if allowed is not None and (self.request.header("origin") or "") not in allowed:
+            await self._refuse_handshake(Rejected(403, "Origin not allowed"))
+        offered = [str(p) for p in self.scope.get("subprotocols") or ()]
+        self.protocol = choose_protocol(offered, self._protocols)
+        accept: AsgiMessage = {"type": "websocket.accept",
+                               "subprotocol": self.protocol or None}
+        if self._extra_headers:
+            accept["headers"] = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                                 for name, value in self._extra_headers]
+        self._transport = transport
+        transport.write([accept])
+        await self._opening(transport.drain())
+        core = AsgiProtocol(max_length=self.max_length,
+                            reasons=spec_version(self.scope) >= (2, 3))
+        return core, b""
+
+    async def _refuse(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Through the denial-response extension where the server has it;
+        else a close before accepting, which the server answers with 403."""
+        extensions = self.scope.get("extensions") or {}
+        if "websocket.http.response" in extensions:
+            messages = denial_messages(status, refusal_head(headers, body), body)
+        else:
+            messages = [{"type": "websocket.close", "code": 1000}]
+        transport = AsgiTransport(self.scope, self._receive, self._send)
+        transport.write(messages)
+        with anyio.move_on_after(self._close_timeout, shield=True):
+            await transport.drain()

@@ -6,12 +6,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
     import h11
 
-__all__ = ["Headers", "Request", "header_tokens", "parse_extension_header", "validate_header"]
+__all__ = ["DEFAULT_MAX_HEAD_SIZE", "Headers", "Request", "check_head_size", "error_response",
+           "head_error", "header_tokens", "http_response", "parse_extension_header",
+           "parse_upgrade_head", "refusal_head", "status_phrase", "validate_header"]
+
+#: The largest head read by default (request line or status line, and
+#: headers), by the server and by the clients: a peer that sends an endless
+#: head gets a clear error instead of growing memory.
+DEFAULT_MAX_HEAD_SIZE = 16384
 
 #: RFC 7230 section 3.2.6 ``tchar``.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -146,10 +154,11 @@ class Request:
     def header(self, name: str, default: str | None = None) -> str | None:
         """The value of header ``name``; repeated headers are joined with ``", "``."""
         name = name.lower()
-        values = [v for k, v in self.headers if k == name]
-        if not values:
-            return default
-        return ", ".join(values)
+        found: str | None = None
+        for key, value in self.headers._fields:
+            if key == name:
+                found = value if found is None else f"{found}, {value}"
+        return default if found is None else found
 
     @property
     def path(self) -> str:
@@ -162,6 +171,150 @@ def coerce_request(request: Request | h11.Request) -> Request:
     if isinstance(request, Request):
         return request
     return Request.from_h11(request)
+
+
+#: Reason phrases by status (looked up once: an enum call costs more than
+#: the rest of writing a 101).
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
+def status_phrase(status: int) -> str:
+    """The reason phrase for ``status`` (``"Not Found"``); ``""`` for a
+    status the standard library does not name."""
+    return _PHRASES.get(status, "")
+
+
+def check_head_size(response: h11.Response | h11.InformationalResponse,
+                    max_head_size: int) -> str | None:
+    """Why a response head that arrived whole is refused, or ``None``.
+
+    h11's ``max_incomplete_event_size`` bounds a head still arriving; one
+    that came in a single read is measured here.
+    """
+    size = len(response.reason) + 15  # "HTTP/1.1 NNN " and CRLF
+    size += sum(len(name) + len(value) + 4 for name, value in response.headers)
+    if size > max_head_size:
+        return f"response head larger than {max_head_size} bytes"
+    return None
+
+
+def head_error(exc: h11.RemoteProtocolError, max_head_size: int) -> str:
+    """What is wrong with a response h11 refused to parse."""
+    if exc.error_status_hint == 431:  # h11's buffer bound: the head never ended
+        return f"response head larger than {max_head_size} bytes"
+    return f"invalid HTTP response: {exc}"
+
+
+def http_response(status: int, headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
+                  *, reason: str | None = None) -> bytes:
+    """Serialise an HTTP/1.1 response head (and body)."""
+    if reason is None:
+        reason = status_phrase(status)
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body
+
+
+def refusal_head(headers: Sequence[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
+    """The head of a response refusing an upgrade: ``headers`` plus a
+    length, ``Connection: close`` and (unless given) a plain-text type."""
+    head = [("Content-Length", str(len(body))), ("Connection", "close"), *headers]
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        head.insert(0, ("Content-Type", "text/plain; charset=utf-8"))
+    return head
+
+
+def error_response(status: int, text: str, *, head_only: bool = False) -> bytes:
+    """A plain-text error response (``text`` and a line break), with
+    ``Connection: close``; ``head_only`` leaves the body out (for a
+    ``HEAD`` request), not its length."""
+    body = f"{text}\n".encode()
+    return http_response(status, refusal_head([], body), b"" if head_only else body)
+
+
+#: What a request head may hold, for :func:`parse_upgrade_head`: visible
+#: ASCII, obs-text, spaces, tabs and line ends.
+_UNUSUAL_BYTE = re.compile(rb"[^\x21-\x7e\x80-\xff \t\r\n]")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_TOKEN_BYTES = "".join(sorted(_TCHAR)).encode("ascii")
+#: Headers whose values are the same for many clients (not keys, cookies).
+_SHARED_VALUES = frozenset({
+    "host", "upgrade", "connection", "origin", "user-agent", "sec-websocket-version",
+    "sec-websocket-extensions", "sec-websocket-protocol", "accept-encoding", "accept-language",
+    "pragma", "cache-control",
+})
+
+
+#: Strings of request heads, kept once (see _shared); cleared when full.
+_STRINGS: dict[str, str] = {}
+_STRINGS_MAX = 1024
+_SHARED_LENGTH = 100
+
+
+def _shared(text: str) -> str:
+    """``text``, as the one copy of it the parser has seen before: every
+    open connection keeps its request, and header names and many values
+    repeat from client to client. Not ``sys.intern()``, whose strings are
+    immortal on Python 3.12 (values a client chose would never be freed);
+    this cache is bounded and starts over when full."""
+    if len(text) > _SHARED_LENGTH:
+        return text
+    known = _STRINGS.get(text)
+    if known is None:
+        if len(_STRINGS) >= _STRINGS_MAX:
+            _STRINGS.clear()
+        known = _STRINGS[text] = text
+    return known
+
+
+def parse_upgrade_head(data: bytes, max_size: int) -> tuple[Request, bytes] | None:
+    """The request and the bytes after its head, if ``data`` starts with
+    a plain upgrade request; otherwise None, and h11 decides.
+
+    This is the server's fast path for the common case, a WebSocket
+    opening: ``GET`` over HTTP/1.1, the whole head in ``data``, CRLF line
+    ends, one ``Host``, no body framing (``Content-Length``,
+    ``Transfer-Encoding``), ``Connection`` naming ``upgrade`` and a
+    non-empty ``Upgrade``, no folded lines and no control characters. The
+    grammar is a subset of what h11 accepts, so whenever this returns a
+    request, h11 parses the same request (the same ``Request.from_h11()``),
+    pauses at the same byte and raises nothing: tests/test_properties.py
+    checks it. ``max_size`` bounds the head as the server measures it
+    (``None`` above it: h11's path answers 431).
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0 or not data.startswith(b"GET ") or _UNUSUAL_BYTE.search(data, 0, end):
+        return None
+    lines = data[:end].split(b"\r\n")
+    line = lines[0]
+    if not line.endswith(b" HTTP/1.1") or not _TARGET.fullmatch(line, 4, len(line) - 9):
+        return None
+    target = line[4:-9]
+    size = len(target) + 15  # as the server measures h11's request line
+    fields: list[tuple[str, str]] = []
+    hosts = 0
+    for line in lines[1:]:
+        raw_name, colon, raw_value = line.partition(b":")
+        if not colon or not raw_name or raw_name.translate(None, _TOKEN_BYTES) or \
+                b"\r" in raw_value or b"\n" in raw_value:
+            return None
+        name = raw_name.decode("ascii").lower()
+        value = raw_value.strip(b" \t")
+        size += len(name) + len(value) + 4
+        if name == "host":
+            hosts += 1
+        elif name in ("content-length", "transfer-encoding"):
+            return None
+        text = value.decode("latin-1")
+        fields.append((_shared(name), _shared(text) if name in _SHARED_VALUES else text))
+    if hosts != 1 or size > max_size:
+        return None
+    headers = Headers(fields)
+    if "upgrade" not in header_tokens(headers.get("connection")) or \
+            not header_tokens(headers.get("upgrade")):
+        return None
+    return Request("GET", target.decode("ascii"), headers), data[end + 4:]
 
 
 def header_tokens(value: str | None) -> list[str]:

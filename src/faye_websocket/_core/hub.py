@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .eventsource import format_event
 from .frames import frame_parts
+from .sse import format_event
 
 __all__ = ["History", "HubMessage", "IdClock", "Lost", "Replay", "format_id", "lost_event",
            "parse_id"]

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from urllib.parse import urljoin, urlsplit
 
-from .client import Target, parse_url, public_url, redact_url
+from .url import Target, parse_url, public_url, redact_url
 
 __all__ = ["REDIRECT_STATUSES", "RedirectRefused", "Redirects", "location", "same_origin"]
 

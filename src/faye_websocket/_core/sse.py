@@ -1,29 +1,41 @@
-"""The client side of server-sent events: bytes in, events out; no I/O.
+"""Server-sent events, both sides (WHATWG HTML, "Server-sent events"):
+bytes in, events out, and events to bytes; no I/O.
 
-:class:`EventStreamParser` is WHATWG HTML's "Interpreting an event stream"
-(section 9.2.6), step by step; :func:`request_headers` and
+The client side: :class:`EventStreamParser` is WHATWG HTML's "Interpreting
+an event stream" (section 9.2.6), step by step; :func:`request_headers` and
 :func:`check_response` are the request and the response checks of its
-processing model (section 9.2.3).
+processing model (section 9.2.3). The server side, after them: the
+framing of events (:func:`format_event`, :func:`format_retry`,
+:data:`PING`), the response headers, and :func:`is_eventsource`.
 """
 
 from __future__ import annotations
 
+import enum
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .client import Target, request_target
+from .http import Request, header_tokens
+from .url import Target, request_target
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
+    "PING",
     "REQUEST_RESERVED",
+    "EventSourceState",
     "EventStreamParser",
     "EventTooLarge",
     "ServerSentEvent",
     "check_response",
+    "format_event",
+    "format_retry",
+    "is_eventsource",
     "origin_of",
     "request_headers",
     "request_target",
+    "response_headers",
 ]
 
 #: The default bound on the bytes held for one event, the line being read
@@ -387,3 +399,68 @@ def check_response(status: int, headers: Sequence[tuple[str, str]]) -> str:
         shown = repr(types[-1]) if types else "missing"
         return f"Content-Type is {shown}, not text/event-stream"
     return "open"
+
+
+# -- the server side: events to bytes ---------------------------------------------
+
+
+class EventSourceState(enum.IntEnum):
+    """The browser API's ``EventSource.readyState`` values."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSED = 2
+
+
+#: A comment line: clients ignore it; it keeps proxies from timing out.
+PING = b":\r\n\r\n"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def is_eventsource(request: Request) -> bool:
+    """A ``GET`` whose ``Accept`` lists ``text/event-stream`` (S-49)."""
+    if request.method != "GET":
+        return False
+    accept = [token.split(";")[0].strip() for token in header_tokens(request.header("accept"))]
+    return "text/event-stream" in accept
+
+
+def response_headers(extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """Headers of the stream's response (S-50), then the user's."""
+    return [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache, no-store"),
+            *extra]
+
+
+def format_retry(seconds: float) -> bytes:
+    """The ``retry`` field: the reconnection delay, in whole milliseconds."""
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("retry must be a finite number of seconds >= 0")
+    return f"retry: {math.floor(seconds * 1000)}\r\n\r\n".encode()
+
+
+def _check_field(name: str, value: str) -> None:
+    if "\r" in value or "\n" in value:
+        # The reference writes these as they are, which lets a value inject
+        # fields; a line break can never be part of a field value.
+        raise ValueError(f"the {name} of an event cannot contain a line break")
+
+
+def format_event(data: str, *, event: str | None = None, id: str | None = None) -> bytes:
+    """One event: ``event:``/``id:`` fields, then a ``data:`` line per line of
+    ``data`` (CR, LF and CRLF all break lines), then a blank line.
+
+    Raises:
+        ValueError: ``event`` or ``id`` contains a line break, or ``id`` a NUL
+            (clients ignore such ids).
+    """
+    head = ""
+    if event is not None:
+        _check_field("event", event)
+        head += f"event: {event}\r\n"
+    if id is not None:
+        _check_field("id", id)
+        if "\0" in id:
+            raise ValueError("the id of an event cannot contain NUL")
+        head += f"id: {id}\r\n"
+    body = "".join(f"data: {line}\r\n" for line in _LINE_BREAK.split(data))
+    return (head + body + "\r\n").encode("utf-8")

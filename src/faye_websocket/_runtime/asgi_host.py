@@ -25,7 +25,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote_to_bytes
 
 if sys.version_info < (3, 11):
@@ -37,17 +37,14 @@ import h11
 from anyio.streams.tls import TLSAttribute
 
 from .._core.deflate import PerMessageDeflate
-from .._core.handshake import RESERVED_HEADERS, Rejected, http_response, server_handshake
-from .._core.http import Request
+from .._core.http import Request, error_response, status_phrase
 from .._core.options import check_count, check_seconds
+from .._core.server_handshake import RESERVED_HEADERS, Rejected, server_handshake
 from .._websocket import WebSocket
 from ..exceptions import ClientDisconnected, HandshakeError, LifespanError
 from .connection import DEFAULT_MAX_LENGTH
-from .server import _phrase, track
+from .registry import track
 from .streams import STREAM_ERRORS, TRANSPORT_ERRORS
-
-if TYPE_CHECKING:
-    from .server import Server
 
 __all__ = ["ASGIApp", "AppHost", "LifespanMode"]
 
@@ -72,6 +69,16 @@ _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 101
                              1013, 1014})
 #: Response headers the refusal helper sets itself.
 _DENIAL_DROPPED = RESERVED_HEADERS | {"content-length", "connection", "transfer-encoding"}
+
+
+class ServerLimits(Protocol):
+    """What the host reads of its :class:`~faye_websocket.http.Server` (named
+    here, so this module does not import the one that imports it)."""
+
+    max_head_size: int
+    max_body_size: int
+    request_timeout: float
+    shutdown_timeout: float
 
 
 class _AppFailed(Exception):
@@ -133,7 +140,7 @@ class AppHost:
         ws_extensions: WebSocket extensions (default: permessage-deflate).
     """
 
-    def __init__(self, server: Server, app: ASGIApp, *, root_path: str = "",
+    def __init__(self, server: ServerLimits, app: ASGIApp, *, root_path: str = "",
                  lifespan: LifespanMode = "auto", ws_max_length: int = DEFAULT_MAX_LENGTH,
                  ws_ping: float | None = 20, ws_ping_timeout: float | None = 20,
                  ws_extensions: Sequence[PerMessageDeflate] | None = None) -> None:
@@ -316,10 +323,7 @@ async def _write_raw(stream: anyio.abc.AnyByteStream, data: bytes, seconds: floa
 async def _write_error(stream: anyio.abc.AnyByteStream, status: int, text: str,
                        seconds: float, *, head_only: bool = False) -> None:
     """A plain-text error response, ``Connection: close``."""
-    body = f"{text}\n".encode()
-    head = [("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))), ("Connection", "close")]
-    await _write_raw(stream, http_response(status, head, b"" if head_only else body), seconds)
+    await _write_raw(stream, error_response(status, text, head_only=head_only), seconds)
 
 
 class _HTTPCycle:
@@ -476,7 +480,7 @@ class _HTTPCycle:
             # h11 validates the header names and values (LocalProtocolError).
             self._response = h11.Response(status_code=status,
                                           headers=list(message.get("headers", ())),
-                                          reason=_phrase(status))
+                                          reason=status_phrase(status).encode("ascii"))
             self._no_body = self._head_request or status in (204, 304)
             return
         if kind != "http.response.body":

@@ -15,30 +15,22 @@ import anyio.abc
 import h11
 from anyio.streams.tls import TLSStream
 
-from .._core.client import (
-    ClientHandshake,
-    Target,
-    connect_request,
-    encode_headers,
-    parse_url,
-    redact_url,
-    request_target,
-)
-from .._core.handshake import normalize_headers
+from .._core.client_handshake import ClientHandshake, connect_request, encode_headers
+from .._core.http import DEFAULT_MAX_HEAD_SIZE, check_head_size, head_error
+from .._core.server_handshake import normalize_headers
+from .._core.url import Target, parse_url, redact_url, request_target
 from ..exceptions import ConnectError, HandshakeError, ProxyError
 from .streams import close_stream
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["DEFAULT_MAX_HEAD_SIZE", "MAX_INFORMATIONAL", "Proxy", "check_head_size", "open_stream",
-           "proxy_from_env", "resolve_proxy", "run_handshake", "tls_context"]
+__all__ = ["MAX_ERROR_BODY", "MAX_INFORMATIONAL", "NoResponse", "Proxy", "open_stream",
+           "proxy_from_env", "read_error_body", "read_head", "resolve_proxy", "run_handshake",
+           "tls_context"]
 
-#: The largest response head a client reads (status line and headers), as
-#: the server's ``max_head_size``: a peer that sends an endless head gets a
-#: clear error instead of growing memory.
-DEFAULT_MAX_HEAD_SIZE = 16384
-_MAX_BODY = 65536
+#: How much of a refused response's body an error keeps.
+MAX_ERROR_BODY = 65536
 #: Informational (1xx) responses a client reads before the real one. A
 #: server sends one ``100 Continue`` or a few ``103 Early Hints`` at most;
 #: one that sends them without end would keep the client parsing until
@@ -306,75 +298,111 @@ async def run_handshake(stream: anyio.abc.ByteStream, handshake: ClientHandshake
     return 101, headers, bytes(conn.trailing_data[0])
 
 
-def check_head_size(response: h11.Response | h11.InformationalResponse,
-                    max_head_size: int) -> str | None:
-    """Why a response head that arrived whole is refused, or ``None``.
+class NoResponse(Exception):
+    """No usable response head: the connection ended or sent something
+    other than HTTP before one, or the head was refused (too large, too
+    many informational responses). The message says which; the cause is
+    h11's error, if it found one."""
 
-    h11's ``max_incomplete_event_size`` bounds a head still arriving; one
-    that came in a single read is measured here.
+    def __init__(self, message: str,
+                 informational: h11.InformationalResponse | None = None) -> None:
+        super().__init__(message)
+        #: The last informational response, when there were too many.
+        self.informational = informational
+
+
+async def read_head(conn: h11.Connection, stream: anyio.abc.ByteStream,
+                    max_head_size: int) -> h11.Response | h11.InformationalResponse:
+    """Read a response head: the final response, or a ``101`` (which h11
+    lets through only for a request that asked to switch). Informational
+    responses before it are skipped, up to :data:`MAX_INFORMATIONAL`.
+
+    The reader of every client: the WebSocket handshake, the proxy
+    ``CONNECT`` and the EventSource request.
+
+    Raises:
+        NoResponse: see there.
     """
-    size = len(response.reason) + 15  # "HTTP/1.1 NNN " and CRLF
-    size += sum(len(name) + len(value) + 4 for name, value in response.headers)
-    if size > max_head_size:
-        return f"response head larger than {max_head_size} bytes"
-    return None
-
-
-def _head_error(exc: h11.RemoteProtocolError, max_head_size: int) -> str:
-    if exc.error_status_hint == 431:  # h11's buffer bound: the head never ended
-        return f"response head larger than {max_head_size} bytes"
-    return f"invalid HTTP response: {exc}"
-
-
-async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream,
-                         max_head_size: int,
-                         ) -> tuple[h11.Response | h11.InformationalResponse, bytes]:
-    """The final (or switching) response and, for a refusal, its body."""
-    response: h11.Response | h11.InformationalResponse | None = None
-    body = bytearray()
     informational = 0
     while True:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise HandshakeError(f"Error during WebSocket handshake: "
-                                 f"{_head_error(exc, max_head_size)}") from exc
+            raise NoResponse(head_error(exc, max_head_size)) from exc
         if isinstance(event, (h11.Response, h11.InformationalResponse)) and \
                 (problem := check_head_size(event, max_head_size)):
-            raise HandshakeError(f"Error during WebSocket handshake: {problem}")
+            raise NoResponse(problem)
         if event is h11.NEED_DATA:
             try:
                 data = await stream.receive()
             except anyio.EndOfStream:
                 data = b""
-            if not data and response is None:
+            if not data:
                 # h11 would call this a protocol error; say what happened.
-                raise HandshakeError("Error during WebSocket handshake: connection closed "
-                                     "before a response")
+                raise NoResponse("connection closed before a response")
             conn.receive_data(data)
         elif isinstance(event, h11.InformationalResponse):
             if event.status_code == 101:
-                return event, b""
+                return event
             informational += 1
             if informational > MAX_INFORMATIONAL:
-                raise HandshakeError(
-                    f"Error during WebSocket handshake: more than {MAX_INFORMATIONAL} "
-                    f"informational (1xx) responses", status_code=event.status_code,
-                    headers=_decode(event.headers))
+                raise NoResponse(f"more than {MAX_INFORMATIONAL} informational (1xx) "
+                                 "responses", event)
         elif isinstance(event, h11.Response):
-            response = event
-            if conn.their_state is h11.SWITCHED_PROTOCOL:  # a CONNECT that succeeded
-                return event, b""
+            return event
+        else:
+            raise NoResponse("connection closed before a response")
+
+
+async def read_error_body(conn: h11.Connection, stream: anyio.abc.ByteStream,
+                          body: bytearray) -> None:
+    """Read a refusal's body into ``body`` (so that what came is kept if
+    the caller gives up waiting), up to :data:`MAX_ERROR_BODY` bytes: enough
+    for the error, so it stops reading there.
+
+    Raises:
+        h11.RemoteProtocolError: the body is not valid HTTP.
+    """
+    while len(body) < MAX_ERROR_BODY:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            try:
+                conn.receive_data(await stream.receive())
+            except anyio.EndOfStream:
+                conn.receive_data(b"")
         elif isinstance(event, h11.Data):
-            body += event.data[: _MAX_BODY - len(body)]
-            if len(body) >= _MAX_BODY:  # enough for the error: stop reading
-                assert response is not None
-                return response, bytes(body)
-        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.PAUSED:
-            if response is None:
-                raise HandshakeError("Error during WebSocket handshake: connection closed "
-                                     "before a response")
-            return response, bytes(body)
+            body += event.data[: MAX_ERROR_BODY - len(body)]
+        else:  # EndOfMessage, ConnectionClosed, PAUSED
+            break
+
+
+async def _read_response(conn: h11.Connection, stream: anyio.abc.ByteStream,
+                         max_head_size: int,
+                         ) -> tuple[h11.Response | h11.InformationalResponse, bytes]:
+    """The final (or switching) response and, for a refusal, its body.
+
+    Raises:
+        HandshakeError: no usable response head, or an invalid body.
+    """
+    try:
+        response = await read_head(conn, stream, max_head_size)
+    except NoResponse as exc:
+        event = exc.informational
+        raise HandshakeError(
+            f"Error during WebSocket handshake: {exc}",
+            status_code=event.status_code if event is not None else 0,
+            headers=_decode(event.headers) if event is not None else (),
+        ) from exc.__cause__
+    if isinstance(response, h11.InformationalResponse) or \
+            conn.their_state is h11.SWITCHED_PROTOCOL:  # a 101, or a CONNECT that succeeded
+        return response, b""
+    body = bytearray()
+    try:
+        await read_error_body(conn, stream, body)
+    except h11.RemoteProtocolError as exc:
+        raise HandshakeError(f"Error during WebSocket handshake: "
+                             f"{head_error(exc, max_head_size)}") from exc
+    return response, bytes(body)
 
 
 def _decode(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sys
-from collections import deque
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 
@@ -37,15 +37,19 @@ class MessageQueue(Generic[T]):
     def __init__(self, maxsize: int, max_bytes: float = math.inf) -> None:
         if maxsize < 1:
             raise ValueError("max_queue must be at least 1")
-        self._items: deque[T] = deque()
+        # A list, not a deque: an empty deque takes 600 bytes, and most
+        # connections sit idle with nothing queued (take() from the front
+        # moves at most max_queue pointers).
+        self._items: list[T] = []
         self._maxsize = maxsize
         self._max_bytes = max_bytes
         self._bytes = 0
         self._closed = False
         self._discarding = False
-        # Created only while someone waits: most connections never do, and
-        # an event costs about a kilobyte on asyncio.
-        self._ready: anyio.Event | None = None
+        # Consumers parked in get(), see _Parked. Producers wait on an event
+        # created only while the queue is full (an event costs about a
+        # kilobyte; most connections never need one).
+        self._ready: _Parked | None = None
         self._space: anyio.Event | None = None
 
     def __len__(self) -> int:
@@ -84,7 +88,7 @@ class MessageQueue(Generic[T]):
             if self._closed:
                 raise anyio.EndOfStream
             if self._ready is None:
-                self._ready = anyio.Event()
+                self._ready = _Parked()
             await self._ready.wait()
         return self._take()
 
@@ -111,7 +115,7 @@ class MessageQueue(Generic[T]):
             self._space = None
 
     def _take(self) -> T:
-        item = self._items.popleft()
+        item = self._items.pop(0)
         self._bytes -= len(item) if type(item) is bytes or item.isascii() \
             else sys.getsizeof(item)
         self._wake_producers()
@@ -130,3 +134,49 @@ class MessageQueue(Generic[T]):
         self._items.clear()
         self._bytes = 0
         self._wake_producers()
+
+
+class _Parked:
+    """Tasks waiting in :meth:`MessageQueue.get` until :meth:`set`: an
+    ``anyio.Event`` that costs a list and, on asyncio, a future per waiter,
+    where an event holds a deque (asyncio) or a parking lot (trio), about a
+    kilobyte, on every idle connection whose application waits for a
+    message."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[Any] = []
+
+    async def wait(self) -> None:
+        trio = sys.modules.get("trio")
+        if trio is not None and trio.lowlevel.in_trio_task():
+            await self._wait_trio(trio)
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        finally:
+            if future in self._waiters:  # cancelled (set() empties the list)
+                self._waiters.remove(future)
+
+    async def _wait_trio(self, trio: Any) -> None:
+        task = trio.lowlevel.current_task()
+        self._waiters.append(task)
+
+        def abort(_raise_cancel: object) -> object:
+            self._waiters.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def set(self) -> None:
+        """Wake every waiter (the queue then forgets this object)."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if isinstance(waiter, asyncio.Future):
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                sys.modules["trio"].lowlevel.reschedule(waiter)

@@ -12,12 +12,10 @@ import contextlib
 import errno
 import functools
 import logging
+import math
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -26,16 +24,25 @@ import h11
 from anyio.streams.tls import TLSStream
 
 from .._core.deflate import PerMessageDeflate
-from .._core.handshake import http_response, is_websocket
-from .._core.http import Request, header_tokens, validate_header
+from .._core.http import (
+    DEFAULT_MAX_HEAD_SIZE,
+    Request,
+    error_response,
+    header_tokens,
+    parse_upgrade_head,
+    status_phrase,
+    validate_header,
+)
 from .._core.options import check_count, check_seconds
+from .._core.server_handshake import is_websocket
 from ..exceptions import ConnectionClosedError, HandshakeError
+from .registry import Registry, current
 from .streams import STREAM_ERRORS, TRANSPORT_ERRORS, close_stream
 
 if TYPE_CHECKING:
     from .asgi_host import AppHost, ASGIApp, LifespanMode
 
-__all__ = ["Response", "Server", "track"]
+__all__ = ["Response", "Server"]
 
 logger = logging.getLogger("faye_websocket.http")
 
@@ -50,40 +57,6 @@ _ACCEPT_PAUSE_SECONDS = 0.1
 
 RequestHandler = Callable[[Request, "Response"], Awaitable[None]]
 UpgradeHandler = Callable[[Request, anyio.abc.ByteStream, bytes], Awaitable[None]]
-
-
-class _Closable(Protocol):
-    def _shutdown_nowait(self, code: int, reason: str) -> None:
-        """Start closing because the server shuts down (never waits)."""
-
-
-class _Registry:
-    """WebSockets and EventSource streams opened under one server, so
-    shutdown can close them (WebSockets with 1001)."""
-
-    def __init__(self) -> None:
-        self.sockets: set[_Closable] = set()
-        self.shutdown_code: tuple[int, str] | None = None
-
-
-_registry: ContextVar[_Registry | None] = ContextVar("faye_websocket_server", default=None)
-
-
-@contextmanager
-def track(connection: _Closable) -> Iterator[None]:
-    """Register an open WebSocket or EventSource with the server whose
-    handler runs it."""
-    registry = _registry.get()
-    if registry is None:
-        yield
-        return
-    registry.sockets.add(connection)
-    try:
-        if registry.shutdown_code is not None:
-            connection._shutdown_nowait(*registry.shutdown_code)
-        yield
-    finally:
-        registry.sockets.discard(connection)
 
 
 class Response:
@@ -144,7 +117,7 @@ class Response:
         await self._send(h11.Response(status_code=self.status_code,
                                       headers=[(name.encode("ascii"), value.encode())
                                                for name, value in headers],
-                                      reason=_phrase(self.status_code)))
+                                      reason=status_phrase(self.status_code).encode("ascii")))
 
     async def write(self, data: bytes | str) -> None:
         """Send part of the body."""
@@ -294,7 +267,7 @@ class Server:
         *,
         request_timeout: float = 10,
         keep_alive_timeout: float = 5,
-        max_head_size: int = 16384,
+        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
         max_body_size: int = 1 << 20,
         shutdown_timeout: float = 5,
         max_connections: int | None = None,
@@ -320,7 +293,7 @@ class Server:
         self.max_body_size = max_body_size
         self.shutdown_timeout = shutdown_timeout
         self.max_connections = max_connections
-        self._registry = _Registry()
+        self._registry = Registry()
         self._slots: set[_ConnectionSlot] = set()
         self._accept_scope: anyio.CancelScope | None = None
         self._address = ""
@@ -430,7 +403,7 @@ class Server:
     async def _handle_connection(self, stream: anyio.abc.ByteStream, *,
                                  ssl_context: ssl.SSLContext | None = None) -> None:
         """Serve one connection, after a TLS handshake with ``ssl_context``."""
-        _registry.set(self._registry)
+        current.set(self._registry)
         if self._shutting_down:
             await close_stream(stream)
             return
@@ -473,11 +446,26 @@ class Server:
         """Serve requests until the connection ends, or until an upgrade
         request, which is returned (with the bytes after its head) for
         ``on_upgrade``."""
+        first_deadline: float | None = None
+        data = b""
+        if self.on_upgrade is not None and not self._shutting_down:
+            # Most connections a WebSocket server sees open with one upgrade
+            # request, whole in the first read: parsed without h11.
+            first = await self._first_read(stream, slot)
+            if first is None:
+                return None
+            data, first_deadline = first
+            quick = parse_upgrade_head(data, self.max_head_size)
+            if quick is not None and (self._app_host is None or is_websocket(quick[0])):
+                return quick[0], stream, quick[1]
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_size)
+        if data:  # (b"" would tell h11 the connection ended)
+            conn.receive_data(data)
         while not self._shutting_down:
-            slot.idle = True
+            slot.idle = first_deadline is None  # not when the first bytes are in h11 already
             try:
-                head = await self._next_request(conn, stream, slot)
+                head = await self._next_request(conn, stream, slot, first_deadline)
+                first_deadline = None
             except h11.RemoteProtocolError as exc:
                 await self._bad_request(stream, exc.error_status_hint, str(exc))
                 return None
@@ -558,19 +546,39 @@ class Server:
             conn.start_next_cycle()
         return None
 
+    async def _first_read(self, stream: anyio.abc.ByteStream, slot: _ConnectionSlot,
+                          ) -> tuple[bytes, float] | None:
+        """The first bytes of a connection and the deadline of its first
+        request (``request_timeout`` from now), or None if it ended or timed
+        out first. The connection's own scope carries the deadline: one
+        cancel scope fewer per connection."""
+        deadline = anyio.current_time() + self.request_timeout
+        slot.scope.deadline = deadline
+        try:
+            data = await stream.receive()
+        except TRANSPORT_ERRORS:
+            return None
+        finally:
+            slot.scope.deadline = math.inf
+        slot.idle = False
+        return data, deadline
+
     async def _next_request(self, conn: h11.Connection, stream: anyio.abc.ByteStream,
-                            slot: _ConnectionSlot) -> tuple[h11.Request, float] | None:
+                            slot: _ConnectionSlot, deadline: float | None = None,
+                            ) -> tuple[h11.Request, float] | None:
         """The next request head and the deadline for the whole request
         (head and body): ``request_timeout`` after the connection was
-        established for the first request, after its first byte for the next
-        ones. Before that byte, a kept-alive connection may idle for
+        established for the first request (``deadline``, when its first
+        bytes were read already), after its first byte for the next ones.
+        Before that byte, a kept-alive connection may idle for
         ``keep_alive_timeout``. None if the connection ended or timed out
         (a slowloris client is dropped)."""
         now = anyio.current_time()
         started = slot.first or bool(conn.trailing_data[0])  # pipelined bytes
         slot.first = False
-        with anyio.CancelScope(deadline=now + (
-                self.request_timeout if started else self.keep_alive_timeout)) as scope:
+        if deadline is None:
+            deadline = now + (self.request_timeout if started else self.keep_alive_timeout)
+        with anyio.CancelScope(deadline=deadline) as scope:
             while True:
                 event = conn.next_event()
                 if isinstance(event, h11.Request):
@@ -643,12 +651,9 @@ class Server:
         return None
 
     async def _bad_request(self, stream: anyio.abc.ByteStream, status: int, reason: str) -> None:
-        body = f"{reason}\n".encode()
-        head = [("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(body))), ("Connection", "close")]
         with anyio.move_on_after(self.request_timeout):
             try:
-                await stream.send(http_response(status, head, body))
+                await stream.send(error_response(status, reason))
             except TRANSPORT_ERRORS:
                 pass
 
@@ -674,13 +679,6 @@ def _framing_refusal(request: h11.Request, *, upgrade: bool) -> str | None:
 def _head_size(request: h11.Request) -> int:
     size = len(request.method) + len(request.target) + 12  # request line
     return size + sum(len(name) + len(value) + 4 for name, value in request.headers)
-
-
-def _phrase(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
 
 
 def _is_upgrade(request: Request) -> bool:

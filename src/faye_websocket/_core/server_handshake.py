@@ -7,23 +7,26 @@ import binascii
 import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 
 from .deflate import DeflateSession, NegotiationError, PerMessageDeflate, format_params
 from .hixie import challenge_keys
-from .http import Request, header_tokens, parse_extension_header, validate_header
+from .http import (
+    Request,
+    header_tokens,
+    http_response,
+    parse_extension_header,
+    refusal_head,
+    validate_header,
+)
+from .url import request_url
 
 __all__ = [
     "Accepted",
     "Rejected",
     "accept_key",
     "detect_version",
-    "http_response",
-    "is_secure_request",
     "is_websocket",
     "normalize_headers",
-    "refusal_head",
-    "request_url",
     "server_handshake",
 ]
 
@@ -45,23 +48,6 @@ def is_websocket(request: Request) -> bool:
         and "upgrade" in header_tokens(request.header("connection"))
         and (request.header("upgrade") or "").strip().lower() == "websocket"
     )
-
-
-def is_secure_request(request: Request) -> bool:
-    """Whether proxy headers say the client used TLS (S-9)."""
-    return (
-        (request.header("https") or "").lower() == "on"
-        or (request.header("x-forwarded-ssl") or "").lower() == "on"
-        or (request.header("x-forwarded-scheme") or "").lower() == "https"
-        or (request.header("x-forwarded-proto") or "").lower() == "https"
-    )
-
-
-def request_url(request: Request, *, secure: bool, websocket: bool = True) -> str:
-    """``ws:``/``wss:`` (or ``http:``/``https:``) + ``//`` + Host + target."""
-    secure = secure or is_secure_request(request)
-    scheme = ("wss" if secure else "ws") if websocket else ("https" if secure else "http")
-    return f"{scheme}://{request.header('host') or ''}{request.target}"
 
 
 def accept_key(key: str) -> str:
@@ -97,20 +83,6 @@ def normalize_headers(
     return out
 
 
-def http_response(status: int, headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
-                  *, reason: str | None = None) -> bytes:
-    """Serialise an HTTP/1.1 response head (and body)."""
-    if reason is None:
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = ""
-    lines = [f"HTTP/1.1 {status} {reason}"]
-    lines.extend(f"{name}: {value}" for name, value in headers)
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head + body
-
-
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """The handshake succeeded: write :attr:`response` and start framing."""
@@ -140,15 +112,6 @@ class Rejected:
     @property
     def response(self) -> bytes:
         return http_response(self.status, refusal_head(self.headers, self.body), self.body)
-
-
-def refusal_head(headers: Sequence[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
-    """The head of a response refusing an upgrade: ``headers`` plus a
-    length, ``Connection: close`` and (unless given) a plain-text type."""
-    head = [("Content-Length", str(len(body))), ("Connection", "close"), *headers]
-    if not any(name.lower() == "content-type" for name, _ in headers):
-        head.insert(0, ("Content-Type", "text/plain; charset=utf-8"))
-    return head
 
 
 def _reject(status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> Rejected:

@@ -277,17 +277,6 @@ async def ws_peer(behaviour: PeerBehaviour) -> AsyncIterator[Peer]:
         tg.cancel_scope.cancel()
 
 
-@asynccontextmanager
-async def raw_server(handle: Callable[[anyio.abc.SocketStream], Awaitable[None]]
-                     ) -> AsyncIterator[int]:
-    """A TCP server running ``handle`` for each connection; yields its port."""
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handle, tg)
-        yield listener.extra(anyio.abc.SocketAttribute.local_port)
-        tg.cancel_scope.cancel()
-
-
 async def just_read(peer: Peer, stream: anyio.abc.SocketStream, ws: WSConnection) -> None:
     """Read everything and answer nothing (not even a Close)."""
 

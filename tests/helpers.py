@@ -8,7 +8,7 @@ import base64
 import hashlib
 import os
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -46,6 +46,17 @@ async def serve(server: Server, ssl_context: ssl.SSLContext | None, host: str = 
     """``server.serve()`` on a free port, for ``task_group.start()`` (which
     returns the port)."""
     await server.serve(host, 0, ssl_context=ssl_context, task_status=task_status)
+
+
+@asynccontextmanager
+async def raw_server(handle: Callable[[anyio.abc.SocketStream], Awaitable[None]]
+                     ) -> AsyncIterator[int]:
+    """A TCP server running ``handle`` on each connection; yields its port."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle, tg)
+        yield listener.extra(anyio.abc.SocketAttribute.local_port)
+        tg.cancel_scope.cancel()
 
 
 def open_fds() -> int:

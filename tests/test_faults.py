@@ -42,7 +42,6 @@ from .fault_helpers import (
     handshake_request,
     no_errors_logged,
     no_leaks,
-    raw_server,
     reset,
     serving,
     tcp,
@@ -51,7 +50,7 @@ from .fault_helpers import (
     ws_peer,
     ws_server,
 )
-from .helpers import kinds, read_to_eof, recorded
+from .helpers import kinds, raw_server, read_to_eof, recorded
 from .wsclient import client_frame, raw_connect
 
 pytestmark = pytest.mark.anyio

@@ -33,7 +33,6 @@ from .fault_helpers import (
     echo,
     just_read,
     no_leaks,
-    raw_server,
     read_nothing,
     serving,
     slow_reader,
@@ -42,7 +41,7 @@ from .fault_helpers import (
     ws_peer,
     ws_server,
 )
-from .helpers import kinds, open_fds, read_to_eof, recorded
+from .helpers import kinds, open_fds, raw_server, read_to_eof, recorded
 from .wsclient import raw_connect
 
 pytestmark = pytest.mark.anyio

@@ -55,8 +55,8 @@ from faye_websocket import _eventsource_client as eventsource_client
 from faye_websocket._core.sse import EventStreamParser, EventTooLarge
 from faye_websocket._runtime.client import open_stream
 
-from .helpers import SECOND
-from .test_limits import GONE, EndlessHead, accept_for, raw_server, read_head
+from .helpers import SECOND, raw_server
+from .test_limits import GONE, EndlessHead, accept_for, read_head
 from .wsclient import raw_frame
 
 pytestmark = pytest.mark.anyio

@@ -17,8 +17,7 @@ import math
 import socket
 import ssl
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -31,7 +30,7 @@ from faye_websocket import EventSource, HandshakeError, ReadyState, WebSocket
 from faye_websocket.http import Request, Response, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .helpers import GUID, SECOND, open_fds, recorded, running
+from .helpers import GUID, SECOND, open_fds, raw_server, recorded, running
 
 pytestmark = pytest.mark.anyio
 
@@ -150,17 +149,6 @@ def test_defaults_are_the_documented_ones() -> None:
 
 
 # -- raw peers -----------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def raw_server(handle: Callable[[anyio.abc.ByteStream], Awaitable[None]]
-                     ) -> AsyncIterator[int]:
-    """A TCP server running ``handle`` on each connection; yields its port."""
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handle, tg)
-        yield listener.extra(anyio.abc.SocketAttribute.local_port)
-        tg.cancel_scope.cancel()
 
 
 async def read_head(stream: anyio.abc.ByteStream) -> bytes:

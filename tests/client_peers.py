@@ -23,7 +23,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from faye_websocket import Client, ConnectionClosed, Event, PerMessageDeflate, WebSocket
 from faye_websocket.http import Request, Server
 
-from .helpers import SECOND, running
+from .helpers import SECOND, running, stop_process
 
 SERVER_JS = Path(__file__).parent / "interop" / "server.js"
 #: Bound on each I/O test.
@@ -120,10 +120,7 @@ async def node_server() -> AsyncIterator[Peer]:
         assert word == "listening"
         yield Peer("node", int(port), process=process)
     finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.aclose()
+        await stop_process(process)
 
 
 @asynccontextmanager

@@ -59,6 +59,27 @@ async def raw_server(handle: Callable[[anyio.abc.SocketStream], Awaitable[None]]
         tg.cancel_scope.cancel()
 
 
+async def stop_process(process: anyio.abc.Process) -> None:
+    """Kill ``process`` if it still runs and wait for it, even while the
+    caller is being cancelled."""
+    with anyio.CancelScope(shield=True):
+        if process.returncode is None:
+            process.kill()
+        await process.aclose()
+
+
+async def pipe(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream,
+               scope: anyio.CancelScope) -> None:
+    """Copy ``source`` to ``sink`` until either breaks, then cancel
+    ``scope``: one direction of a test proxy's tunnel."""
+    try:
+        async for chunk in source:
+            await sink.send(chunk)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        pass
+    scope.cancel()
+
+
 def open_fds() -> int:
     """File descriptors this process holds (Linux): the leak checks compare
     it before and after."""

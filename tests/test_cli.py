@@ -22,7 +22,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from wsproto.events import CloseConnection
 
-from .helpers import SECOND
+from .helpers import SECOND, stop_process
 from .wsclient import RawClient, raw_connect
 
 if TYPE_CHECKING:
@@ -102,10 +102,7 @@ async def run_cli(command: str, backend: str, port: int, *extra: str,
             yield cli
             tg.cancel_scope.cancel()
     finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.aclose()
+        await stop_process(process)
 
 
 async def http_get(port: int, target: str) -> tuple[h11.Response, bytes]:

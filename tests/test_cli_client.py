@@ -27,7 +27,7 @@ import trustme
 from faye_websocket import PerMessageDeflate, WebSocket
 from faye_websocket.http import Request, Server
 
-from .helpers import SECOND, running
+from .helpers import SECOND, running, stop_process
 
 pytestmark = pytest.mark.anyio
 
@@ -148,10 +148,7 @@ async def client(backend: str, url: str, *args: str) -> AsyncIterator[ClientRun]
             tg.start_soon(_drain, process.stderr, run.stderr)
             yield run
     finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.aclose()
+        await stop_process(process)
 
 
 async def run_client(backend: str, url: str, *args: str, stdin: bytes = b"") -> ClientRun:

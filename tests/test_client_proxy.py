@@ -24,7 +24,7 @@ from anyio.streams.tls import TLSListener
 from faye_websocket import ConnectError, HandshakeError, ProxyError, ReadyState, WebSocket
 
 from .client_peers import TIMEOUT, EchoServer, basic, echo_peer, has_ipv6_loopback, tls_echo
-from .helpers import header, kinds, recorded
+from .helpers import header, kinds, pipe, recorded, stop_process
 
 pytestmark = pytest.mark.anyio
 
@@ -83,10 +83,7 @@ async def pproxy(port: int, auth: str | None = None,
             yield proxy
             tg.cancel_scope.cancel()
     finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.aclose()
+        await stop_process(process)
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
@@ -265,18 +262,8 @@ class ConnectProxy:
             if early:
                 await upstream.send(bytes(early))
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._pipe, client, upstream, tg.cancel_scope)
-                tg.start_soon(self._pipe, upstream, client, tg.cancel_scope)
-
-    @staticmethod
-    async def _pipe(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream,
-                    scope: anyio.CancelScope) -> None:
-        try:
-            async for chunk in source:
-                await sink.send(chunk)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            pass
-        scope.cancel()  # one side is done: the tunnel is done
+                tg.start_soon(pipe, client, upstream, tg.cancel_scope)
+                tg.start_soon(pipe, upstream, client, tg.cancel_scope)
 
 
 @asynccontextmanager

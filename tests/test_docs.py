@@ -39,7 +39,7 @@ from faye_websocket._demo import demo_server, echo_server
 from faye_websocket.exceptions import HandshakeError
 from faye_websocket.http import Server
 
-from .helpers import running
+from .helpers import running, stop_process
 from .hub_helpers import RedisServer, redis_server, wait_for
 from .test_cli import http_get
 from .test_client_proxy import pproxy
@@ -259,15 +259,8 @@ async def start_program(name: str, *args: str) -> tuple[anyio.abc.Process, int]:
         assert match, line
         return process, int(match[1])
     except BaseException:
-        await stop_program(process)
+        await stop_process(process)
         raise
-
-
-async def stop_program(process: anyio.abc.Process) -> None:
-    with anyio.CancelScope(shield=True):
-        if process.returncode is None:
-            process.kill()
-        await process.aclose()
 
 
 @pytest.fixture
@@ -299,7 +292,7 @@ async def test_tutorial_chat_across_two_processes(redis: RedisServer) -> None:
                         assert await there.receive() == "hello from here"
                         assert await here.receive() == "hello from here"
     finally:
-        await stop_program(process)
+        await stop_process(process)
 
 
 async def test_tutorial_chat_alone() -> None:
@@ -379,7 +372,7 @@ async def test_tutorial_feed_programs() -> None:
                 cwd=EXAMPLES)
         assert result.stdout.decode().splitlines() == ["1 tick 1", "2 tick 2"]
     finally:
-        await stop_program(process)
+        await stop_process(process)
 
 
 # The programs of the reference pages, against the demo server or their own.
@@ -834,4 +827,4 @@ async def test_serving_asgi_from_a_program() -> None:
             process.terminate()
             assert await process.wait() == 0
     finally:
-        await stop_program(process)
+        await stop_process(process)

@@ -15,10 +15,10 @@ import anyio
 import pytest
 from playwright.async_api import Page, expect
 
-from .helpers import running
+from .helpers import running, stop_process
 from .hub_helpers import redis_server
 from .test_browser import CHROMIUM, WAIT_MS, chromium
-from .test_docs import load_example, start_program, stop_program
+from .test_docs import load_example, start_program
 
 pytestmark = pytest.mark.anyio
 
@@ -67,9 +67,9 @@ async def test_tutorial_chat_pages_across_two_processes() -> None:
                     await expect(page_a.locator("#log li").last).to_have_text(
                         "hello from A, ünïcode ✓", timeout=WAIT_MS)
             finally:
-                await stop_program(process_b)
+                await stop_process(process_b)
         finally:
-            await stop_program(process_a)
+            await stop_process(process_a)
 
 
 async def test_tutorial_feed_page_resumes(capsys: pytest.CaptureFixture[str]) -> None:

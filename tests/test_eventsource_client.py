@@ -45,7 +45,7 @@ from faye_websocket._core.sse import (
 from faye_websocket._core.url import parse_url
 from faye_websocket.http import Request, Response, Server
 
-from .helpers import SECOND, header, open_fds, running
+from .helpers import SECOND, header, open_fds, pipe, running
 
 pytestmark = pytest.mark.anyio
 
@@ -710,18 +710,8 @@ class ConnectProxy:
         async with await anyio.connect_tcp(host.strip("[]"), int(port)) as upstream:
             await client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_pipe, client, upstream, tg.cancel_scope)
-                tg.start_soon(_pipe, upstream, client, tg.cancel_scope)
-
-
-async def _pipe(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream,
-                scope: anyio.CancelScope) -> None:
-    try:
-        async for chunk in source:
-            await sink.send(chunk)
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-        pass
-    scope.cancel()  # one side is done: so is the tunnel
+                tg.start_soon(pipe, client, upstream, tg.cancel_scope)
+                tg.start_soon(pipe, upstream, client, tg.cancel_scope)
 
 
 @asynccontextmanager

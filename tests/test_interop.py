@@ -24,7 +24,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from faye_websocket import PerMessageDeflate, WebSocket
 from faye_websocket.http import Request, Server
 
-from .helpers import SECOND, running
+from .helpers import SECOND, running, stop_process
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -133,10 +133,7 @@ async def node_client(node: str, url: str) -> AsyncIterator[NodeClient]:
             yield client
             tg.cancel_scope.cancel()
     finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.kill()
-            await process.aclose()
+        await stop_process(process)
 
 
 @asynccontextmanager

@@ -127,9 +127,9 @@ def test_extension_header_grammar() -> None:
     ("offer", "config", "response"),
     [
         ("permessage-deflate", PerMessageDeflate(), "permessage-deflate"),
-        # The client's window is bounded (to 13 bits) when it says it can take it.
+        # The client's window is bounded (to 12 bits) when it says it can take it.
         ("permessage-deflate; client_max_window_bits", PerMessageDeflate(),
-         "permessage-deflate; client_max_window_bits=13"),
+         "permessage-deflate; client_max_window_bits=12"),
         ("permessage-deflate; server_no_context_takeover", PerMessageDeflate(),
          "permessage-deflate; server_no_context_takeover"),
         ("permessage-deflate; server_max_window_bits=10", PerMessageDeflate(),

@@ -110,10 +110,11 @@ def test_threshold_zero_compresses_small_messages() -> None:
 
 
 def test_after_a_large_message_zlib_state_is_bounded_by_the_defaults() -> None:
-    # 13-bit windows, memory level 5: the compressor allocates
-    # 2**15 + 2**14 bytes and the inflater 2**13 plus ~7 KiB of state.
+    # 12-bit windows, memory level 5: the compressor allocates
+    # 2**14 + 2**14 bytes plus ~6 KiB of state, and the inflater 2**12
+    # plus ~7 KiB.
     grown = server_growth(lambda c, s: exchange(c, s, LARGE))
-    assert 56 * KIB < grown < 80 * KIB, grown
+    assert 40 * KIB < grown < 60 * KIB, grown
     # zlib's defaults (15 bits, memory level 8) would hold four times that.
     old = PerMessageDeflate(max_window_bits=15, request_max_window_bits=15, mem_level=8)
     grown_old = server_growth(lambda c, s: exchange(c, s, LARGE), old, old)
@@ -141,16 +142,16 @@ def test_the_end_of_the_connection_releases_zlib_state() -> None:
     assert server_growth(step) < 2 * KIB
 
 
-def test_a_peer_bounded_to_13_bits_gets_a_13_bit_inflater() -> None:
+def test_a_peer_bounded_to_12_bits_gets_a_12_bit_inflater() -> None:
     _c, s = pair()
     session = s._deflate
-    assert session is not None and session.params.inbound_bits == 13
+    assert session is not None and session.params.inbound_bits == 12
 
 
 # -- the caps still hold -----------------------------------------------------
 
 
-def _compressed_frame(data: bytes, wbits: int = 13) -> bytes:
+def _compressed_frame(data: bytes, wbits: int = 12) -> bytes:
     comp = zlib.compressobj(9, zlib.DEFLATED, -wbits, 9)
     payload = comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH)
     return raw_frame(0x2, payload[:-4], rsv=4)
@@ -159,7 +160,7 @@ def _compressed_frame(data: bytes, wbits: int = 13) -> bytes:
 @pytest.mark.parametrize("fragmented", [False, True])
 def test_a_decompression_bomb_is_refused_with_1009(fragmented: bool) -> None:
     _c, s = pair(max_length=2**20)
-    bomb = zlib.compressobj(9, zlib.DEFLATED, -13, 9)
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -12, 9)
     payload = bomb.compress(bytes(64 * 2**20)) + bomb.flush(zlib.Z_SYNC_FLUSH)
     payload = payload[:-4]
     assert len(payload) < 2**17  # 64 MiB of zeros in ~64 KiB
@@ -187,7 +188,7 @@ def test_max_length_is_exact_after_inflating(fragmented: bool) -> None:
         _c, s = pair(max_length=limit)
         frame = _compressed_frame(bytes(size))
         if fragmented:
-            comp = zlib.compressobj(6, zlib.DEFLATED, -13, 5)
+            comp = zlib.compressobj(6, zlib.DEFLATED, -12, 5)
             payload = (comp.compress(bytes(size)) + comp.flush(zlib.Z_SYNC_FLUSH))[:-4]
             frame = raw_frame(0x2, payload[:5], rsv=4, fin=False) + raw_frame(0x0, payload[5:])
         s.receive_data(frame)
@@ -199,11 +200,11 @@ def test_max_length_is_exact_after_inflating(fragmented: bool) -> None:
 
 
 def test_a_peer_compressing_past_the_granted_window_fails_with_1007() -> None:
-    _c, s = pair()  # the client was granted 13 bits
+    _c, s = pair()  # the client was granted 12 bits
     block = random.Random(7).randbytes(12_000)
     comp = zlib.compressobj(6, zlib.DEFLATED, -15, 8)
     # The second message refers 12,000 bytes back, into the first: past the
-    # 8 KiB the server's inflater keeps between messages.
+    # 4 KiB the server's inflater keeps between messages.
     for _ in range(2):
         payload = comp.compress(block) + comp.flush(zlib.Z_SYNC_FLUSH)
         s.receive_data(raw_frame(0x2, payload[:-4], rsv=4))

@@ -58,6 +58,9 @@ from .helpers import SECOND, running
 from .test_interop import INTEROP, node_command
 
 TIMEOUT = 20 * SECOND
+#: The window our default PerMessageDeflate() compresses with and grants a
+#: client that offers client_max_window_bits (docs/compression.md).
+DEFAULT_BITS = 12
 _rng = random.Random(19)
 _BLOCK = _rng.randbytes(10_000)
 #: Repeats 10,000 bytes apart: only a window over 13 bits finds them.
@@ -81,7 +84,7 @@ def expected_answer(offer: dict[str, str | None]) -> dict[str, str | None]:
             answer[key] = None
     for key in ("server_max_window_bits", "client_max_window_bits"):
         if key in offer:
-            answer[key] = str(min(13, _bits_or(offer, key, 15)))
+            answer[key] = str(min(DEFAULT_BITS, _bits_or(offer, key, 15)))
     return answer
 
 
@@ -126,7 +129,7 @@ def test_our_cores_negotiate_every_offer(client: PerMessageDeflate) -> None:
     assert answer == expected_answer(offer)
     # The server inflates with the window it granted, not always 15 bits.
     assert session.params.inbound_bits == _bits_or(answer, "client_max_window_bits", 15)
-    assert session.params.outbound_bits == _bits_or(answer, "server_max_window_bits", 13)
+    assert session.params.outbound_bits == _bits_or(answer, "server_max_window_bits", DEFAULT_BITS)
     for sender, receiver in ((client_core, server_core), (server_core, client_core)):
         for message in MESSAGES:
             sender.send_message(message)
@@ -144,7 +147,7 @@ def test_our_server_configs_against_our_default_client(server: PerMessageDeflate
     client_core, server_core, extensions, session = negotiate(PerMessageDeflate(), server)
     answer = header_params(extensions)
     # The default client offers a bare client_max_window_bits only.
-    assert answer.get("client_max_window_bits") == str(server.request_max_window_bits or 13)
+    assert answer.get("client_max_window_bits") == str(server.request_max_window_bits or DEFAULT_BITS)
     assert "server_max_window_bits" not in answer
     assert ("server_no_context_takeover" in answer) == server.no_context_takeover
     assert ("client_no_context_takeover" in answer) == server.request_no_context_takeover
@@ -348,6 +351,6 @@ async def test_our_server_against_the_node_client_offers() -> None:
         assert report["ok"], (config, report)
         answer = header_params(report["extensions"])
         if "requestMaxWindowBits" in config:  # Node offers server_max_window_bits
-            assert answer["server_max_window_bits"] == str(min(13, config["requestMaxWindowBits"]))
+            assert answer["server_max_window_bits"] == str(min(DEFAULT_BITS, config["requestMaxWindowBits"]))
         # Node always offers client_max_window_bits (with its own limit, if any).
-        assert answer["client_max_window_bits"] == str(min(13, config.get("maxWindowBits", 15)))
+        assert answer["client_max_window_bits"] == str(min(DEFAULT_BITS, config.get("maxWindowBits", 15)))

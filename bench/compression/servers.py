@@ -58,12 +58,20 @@ def _serve_ours(backend: str, max_queue: int, zlib_defaults: bool = False) -> No
     from faye_websocket import ConnectionClosed, PerMessageDeflate, WebSocket
     from faye_websocket.http import Request, Server
 
-    extensions = [PerMessageDeflate(**ZLIB_DEFAULTS) if zlib_defaults else PerMessageDeflate()]
+    import os
+    deflate_options = json.loads(os.environ.get("BENCH_DEFLATE_OPTIONS", "{}"))
+    ws_options = json.loads(os.environ.get("BENCH_WS_OPTIONS", "{}"))
+    for name, value in json.loads(os.environ.get("BENCH_PATCH", "{}")).items():
+        module, _, attr = name.rpartition(".")
+        setattr(__import__(module, fromlist=["x"]), attr, value)
+    extensions = [PerMessageDeflate(**ZLIB_DEFAULTS) if zlib_defaults
+                  else PerMessageDeflate(**deflate_options)]
 
     async def on_upgrade(request: Request, stream: anyio.abc.ByteStream, body: bytes) -> None:
         try:
             async with WebSocket(request, stream, body, extensions=extensions,
-                                 max_length=MAX_SIZE, ping=None, max_queue=max_queue) as ws:
+                                 max_length=MAX_SIZE, ping=None, max_queue=max_queue,
+                                 **ws_options) as ws:
                 async for message in ws:
                     await ws.send(message)
         except ConnectionClosed:
@@ -362,7 +370,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
 def _exit_on_eof() -> None:
     """Exit as soon as the driver closes our stdin; with ``BENCH_PROFILE=FILE``
     in the environment, the server runs under cProfile and dumps its stats
-    to FILE first."""
+    to FILE first; with ``BENCH_TRACEMALLOC=FILE``, see :func:`_watch_peak`."""
     import os
     import threading
 
@@ -373,6 +381,13 @@ def _exit_on_eof() -> None:
         profile = cProfile.Profile()
         profile.enable()
 
+    traced = os.environ.get("BENCH_TRACEMALLOC")
+    if traced:
+        import tracemalloc
+
+        tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "4")))
+        _watch_peak(traced)
+
     def wait() -> None:
         while sys.stdin.buffer.read(4096):
             pass
@@ -382,6 +397,26 @@ def _exit_on_eof() -> None:
         os._exit(0)
 
     threading.Thread(target=wait, daemon=True).start()
+
+
+def _watch_peak(path: str) -> None:
+    """With ``BENCH_TRACEMALLOC=FILE``: every second, if the traced memory is
+    the highest yet, dump a snapshot to FILE (compare with ``VmHWM`` to see
+    what of the peak is Python objects and zlib, and what is the allocator's)."""
+    import threading
+    import time
+    import tracemalloc
+
+    def watch() -> None:
+        best = 0
+        while True:
+            time.sleep(1)
+            current = tracemalloc.get_traced_memory()[0]
+            if current > best * 1.02:
+                best = current
+                tracemalloc.take_snapshot().dump(path)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 if __name__ == "__main__":

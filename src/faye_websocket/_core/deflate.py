@@ -21,11 +21,14 @@ __all__ = ["DeflateParams", "DeflateSession", "NegotiationError", "PerMessageDef
 _MAX_BITS = 15
 _MIN_BITS = 8
 #: The defaults, chosen from ``python -m bench.compression`` (see
-#: docs/compression.md): a 13-bit window each way and memory level 5 cost
-#: ~40 KiB per active connection instead of zlib's ~300 KiB, compress chat
-#: JSON better than websockets' 12-bit defaults, and memory level 5 is where
-#: incompressible data stops getting slower to deflate.
-DEFAULT_WINDOW_BITS = 13
+#: docs/compression.md): a 12-bit window each way and memory level 5 cost
+#: ~49 KiB of zlib state per active connection instead of zlib's ~300 KiB,
+#: compress chat JSON as well as websockets' defaults (the same settings),
+#: and memory level 5 is where incompressible data stops getting slower to
+#: deflate. 13 bits compress chat JSON 7 % better for 20 KiB more per
+#: connection, which under a busy server's mixed load is most of the gap
+#: between a server that fits and one that does not.
+DEFAULT_WINDOW_BITS = 12
 DEFAULT_MEM_LEVEL = 5
 #: Messages shorter than this are sent uncompressed unless the compressor
 #: already exists: a compressor costs tens of KiB, and deflating a message
@@ -65,19 +68,19 @@ class PerMessageDeflate:
     """The permessage-deflate extension (RFC 7692), for ``extensions=[...]``.
 
     The defaults are measured (docs/compression.md): this side compresses
-    with a 13-bit window at memory level 5, and a server asks a client that
-    offers ``client_max_window_bits`` to use at most 13 bits too, so one
-    active connection holds ~40 KiB of zlib state instead of ~300 KiB.
+    with a 12-bit window at memory level 5, and a server asks a client that
+    offers ``client_max_window_bits`` to use at most 12 bits too, so one
+    active connection holds ~49 KiB of zlib state instead of ~300 KiB.
 
     Args:
         level: zlib compression level, 0-9 or -1 for zlib's default (6).
         mem_level: zlib memory level, 1-9; lower uses less memory per connection.
         max_window_bits: largest LZ77 window (8-15) this side compresses with
-            (``None``: 13). A client offers it as ``client_max_window_bits``
+            (``None``: 12). A client offers it as ``client_max_window_bits``
             (bare when ``None``, leaving the server free to choose).
         request_max_window_bits: ask the peer to compress with at most this
             window. ``None``: a server answers a client that offers
-            ``client_max_window_bits`` with 13 (or the client's smaller
+            ``client_max_window_bits`` with 12 (or the client's smaller
             value); a client asks nothing.
         no_context_takeover: reset this side's compressor after every message
             (less memory per idle connection, worse ratio).

@@ -22,6 +22,7 @@ the exchange.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import random
@@ -62,7 +63,9 @@ TIMEOUT = 20 * SECOND
 #: client that offers client_max_window_bits (docs/compression.md).
 DEFAULT_BITS = 12
 _rng = random.Random(19)
-_BLOCK = _rng.randbytes(10_000)
+#: Base64 of random bytes: compressible (64 byte values; random bytes would
+#: be sent uncompressed, see skip_incompressible), but only to about 3/4.
+_BLOCK = base64.b64encode(_rng.randbytes(7_500))
 #: Repeats 10,000 bytes apart: only a window over 13 bits finds them.
 FAR = _BLOCK + _BLOCK
 #: Text that compresses against itself only through context takeover.
@@ -192,8 +195,8 @@ def _message(frame: Frame) -> str | bytes:
 
 
 async def websockets_client_exchange(port: int, factory: ClientPerMessageDeflateFactory,
-                                     ) -> str | None:
-    """Connect with websockets' client, echo MESSAGES; returns the
+                                     messages: list[str | bytes] = MESSAGES) -> str | None:
+    """Connect with websockets' client, echo ``messages``; returns the
     negotiated extensions header (``None``: no compression)."""
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
         proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/"), extensions=[factory],
@@ -203,16 +206,16 @@ async def websockets_client_exchange(port: int, factory: ClientPerMessageDeflate
         [response] = await _events(stream, proto)
         assert isinstance(response, WsResponse) and response.status_code == 101, response
         assert proto.handshake_exc is None, proto.handshake_exc
-        for message in MESSAGES:
+        for message in messages:
             if isinstance(message, str):
                 proto.send_text(message.encode())
             else:
                 proto.send_binary(message)
         await _flush(stream, proto)
         echoed: list[str | bytes] = []
-        while len(echoed) < len(MESSAGES):
+        while len(echoed) < len(messages):
             echoed += [_message(f) for f in await _events(stream, proto)]
-        assert echoed == MESSAGES
+        assert echoed == messages
         proto.send_close(1000)
         await _flush(stream, proto)
         while not proto.close_expected():

@@ -34,6 +34,16 @@ DEFAULT_MEM_LEVEL = 5
 #: already exists: a compressor costs tens of KiB, and deflating a message
 #: this small saves a few bytes at best.
 DEFAULT_THRESHOLD = 64
+#: Messages this long or longer are sampled before they are compressed
+#: (``skip_incompressible``): below it, deflating costs little whatever the
+#: data, and short messages compress against the context anyway.
+SAMPLE_FROM = 1024
+_SAMPLE = 256
+#: A sample of 256 bytes with more distinct byte values than this is taken
+#: for data that deflate cannot shrink. Random or already compressed bytes
+#: show ~162 (256 * (1 - (255/256)**256), give or take 8); text, JSON,
+#: base64, UTF-8 in any script and most binary formats well under 128.
+_DISTINCT = 144
 # The sync-flush marker RFC 7692 section 7.2.1 strips from every message.
 _TAIL = b"\x00\x00\xff\xff"
 _NO_RSV = RsvBits(False, False, False)
@@ -89,6 +99,11 @@ class PerMessageDeflate:
             uncompressed, unless this side's compressor already exists
             (context takeover keeps it between messages); ``0`` compresses
             every message.
+        skip_incompressible: a message of ``SAMPLE_FROM`` (1 KiB) or more
+            whose middle 256 bytes look random (more than 144 distinct
+            values: random, encrypted or already compressed data) is sent
+            uncompressed: deflate would spend CPU on both sides to make it
+            larger. ``False`` compresses every message (above the threshold).
     """
 
     level: int = zlib.Z_DEFAULT_COMPRESSION
@@ -98,6 +113,7 @@ class PerMessageDeflate:
     no_context_takeover: bool = False
     request_no_context_takeover: bool = False
     threshold: int = DEFAULT_THRESHOLD
+    skip_incompressible: bool = True
 
     name = "permessage-deflate"
 
@@ -250,6 +266,7 @@ class DeflateSession(_WsprotoExtension):
         self._level = config.level
         self._mem_level = config.mem_level
         self._threshold = config.threshold
+        self._sample = SAMPLE_FROM if config.skip_incompressible else 0
         self._params = params
         self._outbound_reset = params.outbound_no_context_takeover
         self._inbound_reset = params.inbound_no_context_takeover
@@ -363,6 +380,8 @@ class DeflateSession(_WsprotoExtension):
         if self.skip_next:
             self.skip_next = False
             return None
+        if self._sample and len(data) >= self._sample and looks_incompressible(data):
+            return None
         compressor = self._compressor
         if compressor is None:
             if len(data) < self._threshold:
@@ -411,7 +430,7 @@ class DeflateSession(_WsprotoExtension):
         if not self._params.outbound_no_context_takeover:
             return None
         level, _, wbits, mem_level = self._zlib_args
-        return f"deflate:{-wbits}:{level}:{mem_level}:{self._threshold}"
+        return f"deflate:{-wbits}:{level}:{mem_level}:{self._threshold}:{self._sample}"
 
     def compress_shared(self, payload: bytes) -> bytes | None:
         """A whole message's payload compressed afresh (RFC 7692 section 7.2.1,
@@ -420,8 +439,16 @@ class DeflateSession(_WsprotoExtension):
         send. ``None``: shorter than the threshold, sent as it is (as
         :meth:`compress` does without context takeover, where no compressor
         outlives a message). Only valid without context takeover."""
-        if len(payload) < self._threshold:
+        if len(payload) < self._threshold or (
+                self._sample and len(payload) >= self._sample and looks_incompressible(payload)):
             return None
         compressor = zlib.compressobj(*self._zlib_args)
         out = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
         return out[:-4] if out.endswith(_TAIL) else out
+
+
+def looks_incompressible(data: bytes) -> bool:
+    """Whether 256 bytes from the middle of ``data`` (at least that long)
+    have so many distinct values that deflate would not shrink it."""
+    start = (len(data) - _SAMPLE) // 2
+    return len(set(data[start:start + _SAMPLE])) > _DISTINCT

@@ -10,14 +10,23 @@ way, between:
   protocol (``ClientProtocol``/``ServerProtocol``) driven over an anyio
   stream, so it runs on trio as on asyncio; websockets cannot build an 8-bit
   compressor, so its values stay in 9-15;
-* our server and the Node reference (faye-websocket 0.11.4 with
-  permessage-deflate 0.1.7), window bits 9-15.
+* our server and the Node reference's client (faye-websocket 0.11.4 with
+  permessage-deflate 0.1.7), window bits 9-15;
+* our client and the Node reference's server (``interop/deflate_server.js``,
+  one process per server configuration): each of its options alone (window
+  bits 8-15) and all at once, against each of our client's options alone.
+  The offer and the answer are checked against RFC 7692 and
+  permessage-deflate's source. It leaves ``server_max_window_bits`` out of
+  its answer when it would be 15, even when asked for it, so a client
+  asking for 15 must fail the connection: RFC 7692 section 7.1.2.1 says a
+  server accepts that parameter only by including it.
 
 Each connection echoes messages that refer back further than a 13-bit
 window (8 KiB) into the previous message, and messages that only compress
 against the previous one, so a side compressing with a larger window than
 its peer inflates with, or keeping context the other side dropped, fails
-the exchange.
+the exchange. Against the Node server it also echoes empty messages, text
+past ASCII and 200 KiB of JSON twice, compared byte for byte.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
@@ -46,16 +56,16 @@ from websockets.http11 import Response as WsResponse
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from faye_websocket import PerMessageDeflate, WebSocket
+from faye_websocket import HandshakeError, PerMessageDeflate, WebSocket
 from faye_websocket._core.client_handshake import ClientHandshake
 from faye_websocket._core.deflate import DeflateSession
-from faye_websocket._core.http import Request, parse_extension_header
+from faye_websocket._core.http import Headers, Request, parse_extension_header
 from faye_websocket._core.server_handshake import Accepted, server_handshake
 from faye_websocket._core.url import Target
 from faye_websocket._core.websocket import MessageReceived, WebSocketProtocol
 from faye_websocket.http import Server
 
-from .helpers import SECOND, running
+from .helpers import SECOND, running, stop_process
 from .test_interop import INTEROP, node_command
 
 TIMEOUT = 20 * SECOND
@@ -302,14 +312,18 @@ WEBSOCKETS_SERVERS = [
 ]
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("client", [
+#: Our client configurations tried against other servers: each option alone.
+CLIENT_CONFIGS = [
     PerMessageDeflate(),
     *[PerMessageDeflate(max_window_bits=b) for b in range(9, 16)],
     *[PerMessageDeflate(request_max_window_bits=b) for b in range(9, 16)],
     PerMessageDeflate(no_context_takeover=True),
     PerMessageDeflate(request_no_context_takeover=True),
-], ids=repr)
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("client", CLIENT_CONFIGS, ids=repr)
 async def test_our_client_against_websockets_servers(client: PerMessageDeflate) -> None:
     servers = WEBSOCKETS_SERVERS if client == PerMessageDeflate() else WEBSOCKETS_SERVERS[:1]
     with anyio.fail_after(TIMEOUT * 2):
@@ -357,3 +371,134 @@ async def test_our_server_against_the_node_client_offers() -> None:
             assert answer["server_max_window_bits"] == str(min(DEFAULT_BITS, config["requestMaxWindowBits"]))
         # Node always offers client_max_window_bits (with its own limit, if any).
         assert answer["client_max_window_bits"] == str(min(DEFAULT_BITS, config.get("maxWindowBits", 15)))
+
+
+# -- our client against the Node reference server ------------------------------
+
+NODE_SERVER_JS = Path(__file__).parent / "interop" / "deflate_server.js"
+#: The Node server's permessage-deflate options, each alone, then all at once.
+#: permessage-deflate takes maxWindowBits 8 and compresses with 9 (zlib's
+#: smallest raw window), as we do.
+NODE_SERVERS: list[dict[str, int | bool]] = [
+    {},
+    *[{"maxWindowBits": b} for b in range(8, 16)],
+    {"noContextTakeover": True},
+    {"requestNoContextTakeover": True},
+    *[{"requestMaxWindowBits": b} for b in range(8, 16)],
+    {"maxWindowBits": 10, "requestMaxWindowBits": 11, "noContextTakeover": True,
+     "requestNoContextTakeover": True},
+]
+#: 200 KiB of chat JSON: compressible, and long enough to span many windows.
+BIG = "\n".join(CHAT.replace("1042", str(i)) for i in range(1200))[:200 * 1024]
+#: MESSAGES, then empty ones, text past ASCII, and BIG twice in a row.
+NODE_MESSAGES: list[str | bytes] = [
+    *MESSAGES, "", b"", "héllo wörld ✓ — 日本語 🚀", BIG, CHAT, BIG, bytes(range(256)) * 4,
+]
+
+
+def _config_id(config: dict[str, int | bool]) -> str:
+    return ",".join(k if v is True else f"{k}={v}" for k, v in config.items()) or "default"
+
+
+def our_offer(client: PerMessageDeflate) -> dict[str, str | None]:
+    """The offer :class:`PerMessageDeflate`'s options stand for (RFC 7692
+    section 7.1), written from its docstring."""
+    offer: dict[str, str | None] = {}
+    if client.no_context_takeover:
+        offer["client_no_context_takeover"] = None
+    if client.request_no_context_takeover:
+        offer["server_no_context_takeover"] = None
+    # Always sent: a client can honour any cap on its own window.
+    offer["client_max_window_bits"] = (None if client.max_window_bits is None
+                                       else str(client.max_window_bits))
+    if client.request_max_window_bits is not None:
+        offer["server_max_window_bits"] = str(client.request_max_window_bits)
+    return offer
+
+
+def node_answer(server: dict[str, int | bool], offer: dict[str, str | None],
+                ) -> dict[str, str | None]:
+    """What permessage-deflate 0.1.7 answers ``offer`` with, configured with
+    ``server`` (``ServerSession.generateResponse`` in
+    ``node_modules/permessage-deflate/lib/server_session.js``)."""
+    answer: dict[str, str | None] = {}
+    # 7.1.1.1 and 7.1.1.2: no context takeover when either side wants it.
+    if server.get("noContextTakeover") or "server_no_context_takeover" in offer:
+        answer["server_no_context_takeover"] = None
+    if server.get("requestNoContextTakeover") or "client_no_context_takeover" in offer:
+        answer["client_no_context_takeover"] = None
+    # 7.1.2.1: its own window, capped by the offer. Node names it only when
+    # asked *and* below 15, so an offer of 15 gets no answer at all, which
+    # RFC 7692 does not allow ("A server accepts ... by including").
+    own = min(int(server.get("maxWindowBits", 15)), _bits_or(offer, "server_max_window_bits", 15))
+    if "server_max_window_bits" in offer and own < 15:
+        answer["server_max_window_bits"] = str(own)
+    # 7.1.2.2: the client's window, capped by the offer (a bare
+    # client_max_window_bits means 15), named only below 15.
+    peer = min(int(server.get("requestMaxWindowBits", 15)),
+               _bits_or(offer, "client_max_window_bits", 15))
+    if peer < 15:
+        answer["client_max_window_bits"] = str(peer)
+    return answer
+
+
+def refusal(client: PerMessageDeflate, answer: dict[str, str | None]) -> str | None:
+    """Why our client must fail a connection with ``answer`` (RFC 7692
+    section 7.1: the response breaks a request of the offer), or ``None``."""
+    if client.request_no_context_takeover and "server_no_context_takeover" not in answer:
+        return "server did not accept server_no_context_takeover"
+    if client.request_max_window_bits is not None:
+        if "server_max_window_bits" not in answer:
+            return "server did not accept server_max_window_bits"
+        if _bits_or(answer, "server_max_window_bits", 15) > client.request_max_window_bits:
+            return "server_max_window_bits above the requested value"
+    return None
+
+
+@asynccontextmanager
+async def node_deflate_server(config: dict[str, int | bool]) -> AsyncIterator[int]:
+    """``deflate_server.js`` with ``config``, for the block; yields its port."""
+    node = node_command()
+    process = await anyio.open_process([node, str(NODE_SERVER_JS), json.dumps(config)],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT)
+    try:
+        assert process.stdout is not None
+        stdout = BufferedByteReceiveStream(process.stdout)
+        try:
+            line = await stdout.receive_until(b"\n", 4096)
+        except (anyio.IncompleteRead, anyio.EndOfStream):
+            line = bytes(stdout.buffer)
+        assert line.startswith(b"listening "), line.decode(errors="replace")
+        yield int(line.split()[1])
+    finally:
+        await stop_process(process)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("server", NODE_SERVERS, ids=_config_id)
+async def test_our_client_against_the_node_server(server: dict[str, int | bool]) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with node_deflate_server(server) as port:
+            url = f"ws://127.0.0.1:{port}/"
+            for client in CLIENT_CONFIGS:
+                offer = our_offer(client)
+                answer = node_answer(server, offer)
+                why = refusal(client, answer)
+                if why is not None:
+                    with pytest.raises(HandshakeError, match=why) as failed:
+                        async with WebSocket.Client(url, extensions=[client]):
+                            pass
+                    headers = Headers(failed.value.headers)
+                else:
+                    async with WebSocket.Client(url, extensions=[client]) as ws:
+                        headers = ws.headers
+                        for message in NODE_MESSAGES:
+                            await ws.send(message)
+                        for message in NODE_MESSAGES:
+                            echoed = await ws.receive()
+                            assert type(echoed) is type(message), (client, message[:20])
+                            assert echoed == message, (client, message[:20])
+                        assert ws.extensions == headers["Sec-WebSocket-Extensions"]
+                assert header_params(headers["X-Offer"]) == offer, client
+                assert header_params(headers["Sec-WebSocket-Extensions"]) == answer, client

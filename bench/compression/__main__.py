@@ -3,6 +3,9 @@
 ``codec``
     zlib alone, across window bits 9-15, memory levels 1-9 and levels 1-9
     (see :mod:`bench.compression.codec`).
+``skip``
+    what ``skip_incompressible``'s sample decides on several kinds of data,
+    and its CPU against deflate's (see :mod:`bench.compression.skip`).
 ``servers``
     echo servers with permessage-deflate negotiated by websockets' asyncio
     client (as browsers would): memory per connection idle, after one small
@@ -27,7 +30,7 @@ HERE = Path(__file__).resolve().parent.parent
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compression")
-    parser.add_argument("what", choices=("codec", "servers"))
+    parser.add_argument("what", choices=("codec", "skip", "servers"))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--peers", default="ours-asyncio,ours-trio,websockets",
                         help="servers: comma-separated peers (also ours-asyncio+zlib, "
@@ -50,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
 
         result = matrix(args.quick)
         text = report.codec_markdown(result)
+    elif args.what == "skip":
+        from . import skip
+
+        result = skip.run()
+        text = skip.markdown(result)
     else:
         from .servers import run_all
 

@@ -160,7 +160,8 @@ def test_our_server_configs_against_our_default_client(server: PerMessageDeflate
     client_core, server_core, extensions, session = negotiate(PerMessageDeflate(), server)
     answer = header_params(extensions)
     # The default client offers a bare client_max_window_bits only.
-    assert answer.get("client_max_window_bits") == str(server.request_max_window_bits or DEFAULT_BITS)
+    granted = server.request_max_window_bits or DEFAULT_BITS
+    assert answer.get("client_max_window_bits") == str(granted)
     assert "server_max_window_bits" not in answer
     assert ("server_no_context_takeover" in answer) == server.no_context_takeover
     assert ("client_no_context_takeover" in answer) == server.request_no_context_takeover
@@ -368,9 +369,11 @@ async def test_our_server_against_the_node_client_offers() -> None:
         assert report["ok"], (config, report)
         answer = header_params(report["extensions"])
         if "requestMaxWindowBits" in config:  # Node offers server_max_window_bits
-            assert answer["server_max_window_bits"] == str(min(DEFAULT_BITS, config["requestMaxWindowBits"]))
+            asked = config["requestMaxWindowBits"]
+            assert answer["server_max_window_bits"] == str(min(DEFAULT_BITS, asked))
         # Node always offers client_max_window_bits (with its own limit, if any).
-        assert answer["client_max_window_bits"] == str(min(DEFAULT_BITS, config.get("maxWindowBits", 15)))
+        own = config.get("maxWindowBits", 15)
+        assert answer["client_max_window_bits"] == str(min(DEFAULT_BITS, own))
 
 
 # -- our client against the Node reference server ------------------------------

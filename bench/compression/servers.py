@@ -52,13 +52,13 @@ ZLIB_DEFAULTS = {"max_window_bits": 15, "request_max_window_bits": 15, "mem_leve
 
 
 def _serve_ours(backend: str, max_queue: int, zlib_defaults: bool = False) -> None:
+    import os
+
     import anyio
     import anyio.abc
 
     from faye_websocket import ConnectionClosed, PerMessageDeflate, WebSocket
     from faye_websocket.http import Request, Server
-
-    import os
     deflate_options = json.loads(os.environ.get("BENCH_DEFLATE_OPTIONS", "{}"))
     ws_options = json.loads(os.environ.get("BENCH_WS_OPTIONS", "{}"))
     for name, value in json.loads(os.environ.get("BENCH_PATCH", "{}")).items():

@@ -1,6 +1,6 @@
 """Developer sessions: ``nox -s tests tests_pure lint typecheck``; by hand,
-``docs`` (the documentation site), ``autobahn``, ``bench``, ``soak``, ``fuzz``
-and ``dist`` (before a release, docs/releasing.md)."""
+``docs`` (the documentation site), ``autobahn``, ``bench``, ``compression``,
+``soak``, ``fuzz`` and ``dist`` (before a release, docs/releasing.md)."""
 
 from __future__ import annotations
 
@@ -215,6 +215,17 @@ def bench(session: nox.Session) -> None:
     else:
         session.log("node/npm not found: the Node faye-websocket peer will be skipped")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def compression(session: nox.Session) -> None:
+    """The compression benchmark (docs/compression.md): the codec matrix
+    (~10 minutes), the incompressible-data sample, and the servers against
+    websockets with permessage-deflate (~5 minutes a round).
+    ``nox -s compression -- servers --rounds 3`` runs one part."""
+    session.install("-e", ".[bench]")
+    for what in ([session.posargs] if session.posargs else [["codec"], ["skip"], ["servers"]]):
+        session.run("python", "-m", "bench", "compression", *what)
 
 
 FUZZ_TARGETS = {"handshake": 4096, "frames": 4096, "hixie": 4096,

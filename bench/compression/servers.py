@@ -17,6 +17,12 @@ RSS growth over its start divided by the number of connections:
    reads the echoes, each checked by SHA-256 in order; ``--abort`` of the
    clients drop their TCP connection mid-run. The peak is ``VmHWM``.
 4. ``after``: everyone left; RSS after 2 s.
+
+For experiments, ours reads JSON from the environment:
+``BENCH_DEFLATE_OPTIONS`` (keywords of ``PerMessageDeflate``),
+``BENCH_WS_OPTIONS`` (of ``WebSocket``) and ``BENCH_PATCH`` (``{"module.NAME":
+value}`` set before serving); ``BENCH_PROFILE=FILE`` and
+``BENCH_TRACEMALLOC=FILE`` profile the server (see :func:`_exit_on_eof`).
 """
 
 from __future__ import annotations

@@ -281,3 +281,32 @@ async def test_closing_ends_a_waiting_receive_and_drain(anyio_backend: str, how:
                 assert not await transport.drain()
                 with pytest.raises(TransportLost):
                     await transport.receive()
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_receive_checkpoints_before_it_reads(anyio_backend: str) -> None:
+    """With data always there, receive() still yields every other call (for
+    fairness, and to be cancellable), and does so before reading: a
+    cancelled receive has taken nothing."""
+    size = 100_000
+    with anyio.fail_after(TIMEOUT):
+        client, accepted = await tcp_pair()
+        async with client, accepted:
+            await accepted.send(pattern(size, 4))
+            await accepted.send_eof()
+            transport = transport_for(client)
+            assert isinstance(transport, SocketTransport)
+            await anyio.sleep(0.05 * SECOND)  # all of it in the kernel's buffer
+            received = bytearray()
+            calls = 0
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                while True:
+                    calls += 1
+                    data = await transport.receive()
+                    assert data is not None
+                    received += data
+            assert scope.cancelled_caught and calls <= 2
+            while (data := await transport.receive()) is not None:
+                received += data
+            assert received == pattern(size, 4)

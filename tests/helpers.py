@@ -1,6 +1,6 @@
-"""What many test modules share: running a server, counting file
-descriptors, recording events, reading a peer to its end, and the one
-time unit every bound on a wait is a multiple of."""
+"""What many test modules share: running a server, a loopback TCP pair,
+counting file descriptors, recording events, reading a peer to its end,
+and the one time unit every bound on a wait is a multiple of."""
 
 from __future__ import annotations
 
@@ -57,6 +57,17 @@ async def raw_server(handle: Callable[[anyio.abc.SocketStream], Awaitable[None]]
         tg.start_soon(listener.serve, handle, tg)
         yield listener.extra(anyio.abc.SocketAttribute.local_port)
         tg.cancel_scope.cancel()
+
+
+async def tcp_pair() -> tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]:
+    """A connected loopback pair: (client, accepted)."""
+    multi = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    listener = multi.listeners[0]
+    assert isinstance(listener, anyio.abc.SocketListener)
+    async with listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        client = await anyio.connect_tcp("127.0.0.1", port)
+        return client, await listener.accept()
 
 
 async def stop_process(process: anyio.abc.Process) -> None:

@@ -9,6 +9,7 @@ import pytest
 from faye_websocket import WebSocket
 from faye_websocket._runtime.transport import (
     AsyncioTransport,
+    SocketTransport,
     StreamTransport,
     TransportLost,
     transport_for,
@@ -16,21 +17,10 @@ from faye_websocket._runtime.transport import (
 from faye_websocket.http import Request, Server
 from faye_websocket.testing import memory_stream_pair
 
-from .helpers import running
+from .helpers import running, tcp_pair
 from .wsclient import client_frame, raw_connect
 
 pytestmark = pytest.mark.anyio
-
-
-async def tcp_pair() -> tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]:
-    """A connected loopback pair: (client, accepted)."""
-    multi = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    listener = multi.listeners[0]
-    assert isinstance(listener, anyio.abc.SocketListener)
-    async with listener:
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        client = await anyio.connect_tcp("127.0.0.1", port)
-        return client, await listener.accept()
 
 
 async def test_direct_writes_on_asyncio_tcp_only(anyio_backend: str) -> None:
@@ -43,6 +33,8 @@ async def test_direct_writes_on_asyncio_tcp_only(anyio_backend: str) -> None:
             transport = transport_for(client)
             direct = isinstance(transport, AsyncioTransport)
             assert direct == (anyio_backend == "asyncio")
+            # Elsewhere (trio), the socket itself.
+            assert isinstance(transport, SocketTransport) == (anyio_backend != "asyncio")
             if isinstance(transport, AsyncioTransport):
                 transport.write([b"hel", b"lo"])
                 assert await transport.drain()
@@ -65,9 +57,10 @@ async def test_transport_interface(kind: str) -> None:
         async with a, b:
             transport, peer = transport_for(a), transport_for(b)
             transport.write([b"one ", b"x" * 20000, b" two"])
-            # A stream sends on drain(); asyncio's transport writes at once.
-            assert transport.buffered == (0 if isinstance(transport, AsyncioTransport)
-                                          else 20008)
+            # A stream sends on drain(); asyncio's transport and a socket
+            # write at once.
+            assert transport.buffered == (
+                0 if isinstance(transport, (AsyncioTransport, SocketTransport)) else 20008)
             assert await transport.drain()
             received = b""
             while len(received) < 20008:

@@ -20,11 +20,14 @@ when the connection breaks becomes :class:`TransportLost` from
 the runtime above never mistakes an application's ``OSError`` for a lost
 connection.
 
-Three implementations: :class:`AsyncioTransport` writes to and reads from
+Four implementations: :class:`AsyncioTransport` writes to and reads from
 the asyncio transport under anyio's asyncio TCP stream, without a scheduler
-round trip per call; :class:`StreamTransport` serves every other anyio
-byte stream (trio, TLS, proxied connections, memory streams);
-:class:`AsgiTransport` is message-level: inside an ASGI application the
+round trip per call; :class:`SocketTransport` writes to and reads from the
+non-blocking socket under anyio's TCP and UNIX streams on the other
+backends (trio), holding nothing the kernel has taken or handed over;
+:class:`StreamTransport` serves every other anyio byte stream (TLS,
+proxied connections, memory streams); :class:`AsgiTransport` is
+message-level: inside an ASGI application the
 server speaks the wire protocol, and the transport exchanges whole ASGI
 messages with a core that produces and takes them
 (:class:`~faye_websocket._core.asgi.AsgiProtocol`). The interface is
@@ -36,20 +39,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
+from itertools import islice
 from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from .._core.asgi import AsgiMessage, Scope, peer_of_scope
 from .._core.frames import coalesce
 from .._emitter import peer_of
 from .streams import TRANSPORT_ERRORS, close_stream
 
-__all__ = ["AsgiTransport", "AsyncioTransport", "StreamTransport", "Transport",
-           "TransportLost", "transport_for"]
+__all__ = ["AsgiTransport", "AsyncioTransport", "SocketTransport", "StreamTransport",
+           "Transport", "TransportLost", "transport_for"]
 
 #: Bytes asked of a stream per read: enough for a burst of small frames to
 #: be parsed in one go and a large message in few reads; no more, as every
@@ -60,6 +67,13 @@ READ_SIZE = 1 << 16
 #: reader asks again, so a busy server holds at most one more read
 #: (READ_SIZE) per connection, not everything its peer sent meanwhile.
 READ_AHEAD = 1 << 16
+#: Buffers handed to one ``sendmsg()`` at most: the system's IOV_MAX (1024
+#: on Linux and the BSDs; POSIX promises 16), no more than 1024.
+try:
+    _IOV_MAX = max(16, min(os.sysconf("SC_IOV_MAX"), 1024))
+except (AttributeError, OSError, ValueError):  # no sysconf (Windows), or no limit
+    _IOV_MAX = 16
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 
 
 class TransportLost(Exception):
@@ -120,11 +134,12 @@ class Transport(Protocol[Data]):
 
 def transport_for(stream: anyio.abc.AnyByteStream) -> Transport[bytes]:
     """The fastest transport for ``stream``."""
-    return AsyncioTransport.for_stream(stream) or StreamTransport(stream)
+    return (AsyncioTransport.for_stream(stream) or SocketTransport.for_stream(stream)
+            or StreamTransport(stream))
 
 
 class _StreamEnd:
-    """The ending methods shared by both transports."""
+    """The ending methods shared by the transports over an anyio stream."""
 
     __slots__ = ()
     _stream: anyio.abc.AnyByteStream
@@ -336,6 +351,211 @@ class AsyncioTransport(_StreamEnd):
     def pause_reading(self) -> None:
         if self._transport.is_reading():
             self._transport.pause_reading()
+
+
+class SocketTransport(_StreamEnd):
+    """The non-blocking socket under one of anyio's TCP or UNIX socket
+    streams on a backend other than asyncio (trio), read and written
+    directly, as :class:`AsyncioTransport` does on asyncio: anyio's
+    ``send()`` and ``receive()`` each add a scheduler pass after the system
+    call, across which the writer task would hold the batch it sends and
+    the reader the chunk it read (about 20 KiB per connection of a busy
+    server on trio, where asyncio holds nothing).
+
+    :meth:`write` sends at once what the kernel takes (one ``send``, or
+    one ``sendmsg`` for several chunks) and queues the rest, as views of
+    the chunks (no copy), behind which later writes wait; :meth:`drain`
+    waits until the socket is writable and sends more, one task at a time
+    (trio lets one task wait for a socket's writability). Frames are taken
+    off the queue only by the kernel, so a drain cancelled while it waits
+    leaves them whole and queued, and the transport usable (unlike
+    :class:`StreamTransport`). While anything waits, :attr:`buffered`
+    counts every byte written since the queue was last empty, as the other
+    transports count a blocked write whole: the kernel took some of it, the
+    peer has not. :meth:`receive` reads at most
+    :data:`READ_SIZE` and waits only when nothing is there; it holds no data
+    across a scheduler pass: when the previous receive did not wait, this
+    one's checkpoint comes before its read.
+
+    The stream is only ended through anyio (:meth:`send_eof`,
+    :meth:`aclose`, :meth:`abort`), which closes the socket; the socket
+    is not used after that (a closed socket's calls fail with ``EBADF``:
+    the transport is broken). :meth:`for_stream` returns ``None`` for
+    anything else (TLS, proxied connections, memory streams, asyncio),
+    which then gets another transport.
+    """
+
+    __slots__ = ("_broken", "_lock", "_out", "_sock", "_stream", "_waited", "_written")
+
+    def __init__(self, stream: anyio.abc.AnyByteStream, sock: socket.socket) -> None:
+        self._stream = stream
+        self._sock = sock
+        # What the kernel has not taken yet, in order: whole chunks, and the
+        # rest of the first as a view.
+        self._out: collections.deque[bytes | memoryview] = collections.deque()
+        # Bytes written since the queue was last empty: while anything
+        # waits, they count whole in ``buffered``, though the kernel took
+        # some (the peer has not), as AsyncioTransport counts them.
+        self._written = 0
+        self._broken = False
+        # Whether the last receive waited for the socket (so it yielded).
+        self._waited = True
+        self._lock: anyio.Lock | None = None
+
+    @classmethod
+    def for_stream(cls, stream: anyio.abc.AnyByteStream) -> SocketTransport | None:
+        if not isinstance(stream, anyio.abc.SocketStream):
+            return None
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        if not isinstance(sock, socket.socket) or sock.gettimeout() != 0.0:
+            return None  # not a socket, or a blocking one
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return cls(stream, sock)  # not on asyncio
+        # On asyncio, the event loop's own transport reads the socket (and
+        # AsyncioTransport writes through it).
+        return None
+
+    async def receive(self) -> bytes | None:
+        sock = self._sock
+        if not self._waited:
+            # The last receive returned without waiting: this one is the
+            # checkpoint, before the read, so nothing read is held across it.
+            await anyio.lowlevel.checkpoint()
+        self._waited = False
+        while True:
+            try:
+                data = sock.recv(READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:  # reset, or closed here (EBADF)
+                raise TransportLost from exc
+            else:
+                return data or None
+            try:
+                await anyio.wait_readable(sock)  # (recv would have seen it closed)
+            except (anyio.ClosedResourceError, OSError) as exc:
+                # Closed by another task: trio wakes the waiters.
+                raise TransportLost from exc
+            self._waited = True
+
+    def pause_reading(self) -> None:
+        pass  # nothing is read ahead
+
+    def write(self, chunks: list[bytes]) -> None:
+        if not chunks or self._broken:
+            return
+        out = self._out
+        size = sum(map(len, chunks))
+        if out:
+            out.extend(chunks)
+            self._written += size
+        else:
+            out.extend(chunks)
+            self._written = size
+            self._send()
+
+    @property
+    def buffered(self) -> int:
+        return self._written if self._out else 0
+
+    @property
+    def writable(self) -> bool:
+        return not self._out
+
+    async def drain(self) -> bool:
+        if not self._out:
+            return not self._broken
+        if self._lock is None:
+            # fast_acquire: an uncontended acquire does not yield.
+            self._lock = anyio.Lock(fast_acquire=True)
+        async with self._lock:
+            while self._out:  # emptied by a send, or when the transport breaks
+                if self._sock.fileno() < 0:
+                    self._break()  # closed while this task waited for the lock
+                    break
+                try:
+                    await anyio.wait_writable(self._sock)
+                except (anyio.ClosedResourceError, OSError):
+                    self._break()  # closed by another task
+                else:
+                    self._send()
+        return not self._broken
+
+    def _send(self) -> None:
+        """Send what is queued until the kernel stops taking it."""
+        out, sock = self._out, self._sock
+        try:
+            while out:
+                if len(out) == 1:
+                    offered = len(out[0])
+                    sent = sock.send(out[0])
+                else:
+                    buffers = list(islice(out, _IOV_MAX))
+                    offered = sum(map(len, buffers))
+                    sent = _sendmsg(sock, buffers)
+                self._sent(sent)
+                if sent < offered:
+                    return  # the kernel's buffer is full
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:  # reset, or closed here (EBADF)
+            self._break()
+
+    def _sent(self, size: int) -> None:
+        """Take ``size`` bytes the kernel took off the front of the queue
+        (and any empty chunk there)."""
+        out = self._out
+        while out:
+            head = out[0]
+            if size < len(head):
+                if size:
+                    out[0] = memoryview(head)[size:]
+                return
+            size -= len(head)
+            out.popleft()
+
+    def _break(self) -> None:
+        self._broken = True
+        self._out.clear()
+
+    async def send_eof(self) -> None:
+        # What is queued goes before the end of the stream.
+        if await self.drain():
+            await super().send_eof()
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        self._break()
+
+    async def abort(self) -> None:
+        await super().abort()
+        self._break()
+
+
+def _sendmsg(sock: socket.socket, buffers: list[bytes | memoryview]) -> int:
+    """Send ``buffers`` in one system call where there is ``sendmsg``
+    (POSIX); elsewhere one by one, until the kernel takes less than one.
+
+    Raises:
+        BlockingIOError: the kernel took nothing.
+        OSError: the connection is gone.
+    """
+    if _HAS_SENDMSG:
+        return sock.sendmsg(buffers)
+    sent = 0
+    for buffer in buffers:
+        try:
+            size = sock.send(buffer)
+        except (BlockingIOError, InterruptedError):
+            if sent:
+                return sent
+            raise
+        sent += size
+        if size < len(buffer):
+            break
+    return sent
 
 
 class AsgiTransport:

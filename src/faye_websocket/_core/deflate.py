@@ -375,8 +375,8 @@ class DeflateSession(_WsprotoExtension):
 
     def compress(self, data: bytes) -> bytes | None:
         """A whole message's payload compressed, or ``None`` to send it as
-        it is (:attr:`skip_next`, or shorter than the threshold while no
-        compressor exists)."""
+        it is (:attr:`skip_next`, shorter than the threshold while no
+        compressor exists, or sampled as incompressible)."""
         if self.skip_next:
             self.skip_next = False
             return None
@@ -436,9 +436,10 @@ class DeflateSession(_WsprotoExtension):
         """A whole message's payload compressed afresh (RFC 7692 section 7.2.1,
         the tail stripped), without touching this connection's compressor:
         the same bytes any connection with an equal :attr:`shared_key` would
-        send. ``None``: shorter than the threshold, sent as it is (as
-        :meth:`compress` does without context takeover, where no compressor
-        outlives a message). Only valid without context takeover."""
+        send. ``None``: shorter than the threshold or sampled as
+        incompressible, sent as it is (as :meth:`compress` does without
+        context takeover, where no compressor outlives a message). Only valid
+        without context takeover."""
         if len(payload) < self._threshold or (
                 self._sample and len(payload) >= self._sample and looks_incompressible(payload)):
             return None

@@ -380,7 +380,7 @@ class DeflateSession(_WsprotoExtension):
         if self.skip_next:
             self.skip_next = False
             return None
-        if self._sample and len(data) >= self._sample and looks_incompressible(data):
+        if self._looks_incompressible(data):
             return None
         compressor = self._compressor
         if compressor is None:
@@ -395,6 +395,10 @@ class DeflateSession(_WsprotoExtension):
         if self._outbound_reset:
             self._compressor = None
         return out + tail if out else tail
+
+    def _looks_incompressible(self, data: bytes) -> bool:
+        """``skip_incompressible``: long enough to sample, and random-looking."""
+        return bool(self._sample) and len(data) >= self._sample and looks_incompressible(data)
 
     def _new_compressor(self) -> zlib._Compress:
         compressor = self._compressor = zlib.compressobj(
@@ -440,8 +444,7 @@ class DeflateSession(_WsprotoExtension):
         incompressible, sent as it is (as :meth:`compress` does without
         context takeover, where no compressor outlives a message). Only valid
         without context takeover."""
-        if len(payload) < self._threshold or (
-                self._sample and len(payload) >= self._sample and looks_incompressible(payload)):
+        if len(payload) < self._threshold or self._looks_incompressible(payload):
             return None
         compressor = zlib.compressobj(*self._zlib_args)
         out = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)

@@ -19,9 +19,8 @@ RSS growth over its start divided by the number of connections:
 4. ``after``: everyone left; RSS after 2 s.
 
 For experiments, ours reads JSON from the environment:
-``BENCH_DEFLATE_OPTIONS`` (keywords of ``PerMessageDeflate``),
-``BENCH_WS_OPTIONS`` (of ``WebSocket``) and ``BENCH_PATCH`` (``{"module.NAME":
-value}`` set before serving); ``BENCH_PROFILE=FILE`` and
+``BENCH_DEFLATE_OPTIONS`` (keywords of ``PerMessageDeflate``)
+and ``BENCH_WS_OPTIONS`` (of ``WebSocket``); ``BENCH_PROFILE=FILE`` and
 ``BENCH_TRACEMALLOC=FILE`` profile the server (see :func:`_exit_on_eof`).
 """
 
@@ -67,9 +66,6 @@ def _serve_ours(backend: str, max_queue: int, zlib_defaults: bool = False) -> No
     from faye_websocket.http import Request, Server
     deflate_options = json.loads(os.environ.get("BENCH_DEFLATE_OPTIONS", "{}"))
     ws_options = json.loads(os.environ.get("BENCH_WS_OPTIONS", "{}"))
-    for name, value in json.loads(os.environ.get("BENCH_PATCH", "{}")).items():
-        module, _, attr = name.rpartition(".")
-        setattr(__import__(module, fromlist=["x"]), attr, value)
     extensions = [PerMessageDeflate(**ZLIB_DEFAULTS) if zlib_defaults
                   else PerMessageDeflate(**deflate_options)]
 

@@ -133,6 +133,14 @@ def ws_request() -> Request:
         "Sec-WebSocket-Extensions": "permessage-deflate"})
 
 
+async def read_head(stream: anyio.abc.ObjectReceiveStream[bytes]) -> bytes:
+    """The server's 101 response head, read off the client's end."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await stream.receive()
+    return head
+
+
 def compressed_frame(message: str) -> bytes:
     compressor = zlib.compressobj(6, zlib.DEFLATED, -13)
     payload = compressor.compress(message.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH)
@@ -151,10 +159,7 @@ async def test_a_flood_the_application_does_not_read_is_held_compressed() -> Non
     client_end, server_end = memory_stream_pair()
     async with client_end, WebSocket(ws_request(), server_end,
                                      extensions=[PerMessageDeflate()]) as ws:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += await client_end.receive()
-        assert b"permessage-deflate" in head
+        assert b"permessage-deflate" in await read_head(client_end)
         tracemalloc.start()
         try:
             before = tracemalloc.get_traced_memory()[0]
@@ -212,9 +217,7 @@ async def test_queued_astral_text_takes_its_utf8_size() -> None:
     client_end, server_end = memory_stream_pair()
     async with client_end, WebSocket(ws_request(), server_end,
                                      extensions=[PerMessageDeflate()]) as ws:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += await client_end.receive()
+        await read_head(client_end)
         with anyio.fail_after(10):
             await client_end.send(wire)
             await anyio.wait_all_tasks_blocked()
@@ -244,9 +247,7 @@ async def test_message_listeners_get_compact_text_decoded() -> None:
     async with client_end, WebSocket(ws_request(), server_end,
                                      extensions=[PerMessageDeflate()]) as ws:
         ws.on("message", on_message)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += await client_end.receive()
+        await read_head(client_end)
         with anyio.fail_after(10):
             await client_end.send(b"".join(compressed_frame(message) for message in sent))
             await done.wait()
